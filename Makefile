@@ -1,0 +1,38 @@
+# Everything a fresh machine needs is installed by these targets.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := bubblewrap libfluidsynth3 fluidsynth
+DATASET_OUT ?= out
+
+.PHONY: install apt soundfonts test dataset fixture bench clean
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(BIN)/activate:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: apt $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest -q
+
+dataset: install
+	$(BIN)/msmd-prep render examples --out $(DATASET_OUT)
+
+fixture: install
+	$(BIN)/msmd-prep render tests/fixtures --out $(DATASET_OUT)/fixtures
+
+clean:
+	rm -rf $(DATASET_OUT) .pytest_cache
