@@ -1,0 +1,266 @@
+"""Read what LilyPond exported: note heads, played notes and tempi.
+
+``lilypond/msmd.ily`` writes ``msmd-export.tsv`` while LilyPond engraves the
+score.  This module parses it into plain records and turns the played notes
+into a :class:`~msmd_prep.performance.Performance` in seconds.  All musical
+times are exact :class:`fractions.Fraction` numbers of whole notes.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .errors import InputError
+from .performance import NoteEvent, Performance, sort_events
+
+#: LilyPond's own MIDI tempo where a score names none: quarter = 60.
+LILYPOND_DEFAULT_WPM = Fraction(15)
+
+
+@dataclass(frozen=True)
+class HeadRecord:
+    """A printed note head as LilyPond engraved it (``H`` record)."""
+
+    id: int
+    staff: int
+    voice: int
+    pitch: int
+    moment: Fraction
+    grace: Fraction
+    source: str
+
+
+@dataclass(frozen=True)
+class PlayedNote:
+    """A note of the unfolded performance (``E`` record), in whole notes."""
+
+    score: int
+    id: int
+    pitch: int
+    moment: Fraction
+    grace: Fraction
+    duration: Fraction
+    context: int
+    velocity: int
+    tied: bool
+
+
+@dataclass
+class Export:
+    """Everything one LilyPond run exported."""
+
+    heads: dict[int, HeadRecord] = field(default_factory=dict)
+    head_systems: dict[int, str] = field(default_factory=dict)
+    scores: dict[int, bool] = field(default_factory=dict)
+    tempi: dict[int, list[tuple[Fraction, Fraction]]] = field(default_factory=dict)
+    notes: list[PlayedNote] = field(default_factory=list)
+    boxes: list[tuple[int, str, float, float, float, float]] = field(default_factory=list)
+
+
+def parse_export(text: str) -> Export:
+    """Parse the text of ``msmd-export.tsv``.
+
+    Raises
+    ------
+    InputError
+        A line is not a record of the documented form.
+    """
+    ex = Export()
+    for number, line in enumerate(text.splitlines(), 1):
+        f = line.split("\t")
+        try:
+            kind = f[0]
+            if kind == "H":
+                hid = int(f[1])
+                ex.heads[hid] = HeadRecord(hid, int(f[2]), int(f[3]), int(f[4]), Fraction(f[5]),
+                                           Fraction(f[6]), f"{f[7]}:{f[8]}:{f[9]}")
+            elif kind == "S":
+                ex.head_systems[int(f[1])] = f[2]
+            elif kind == "C":
+                ex.scores[int(f[1])] = f[2] == "1"
+            elif kind == "T":
+                ex.tempi.setdefault(int(f[1]), []).append((Fraction(f[2]), Fraction(f[3])))
+            elif kind == "B":
+                link = f[2].removeprefix("msmd:")
+                ex.boxes.append((int(f[1]), link, float(f[3]), float(f[4]), float(f[5]),
+                                 float(f[6])))
+            elif kind == "E":
+                ex.notes.append(PlayedNote(int(f[1]), int(f[2]), int(f[3]), Fraction(f[4]),
+                                           Fraction(f[5]), Fraction(f[6]), int(f[7]), int(f[8]),
+                                           f[9] == "1"))
+            else:
+                raise ValueError(kind)
+        except (IndexError, ValueError) as e:
+            raise InputError(f"msmd-export.tsv line {number}: bad record {line!r}") from e
+    return ex
+
+
+class TempoMap:
+    """Musical time (whole notes) to seconds under piecewise constant tempi.
+
+    Parameters
+    ----------
+    changes : list of (Fraction, Fraction)
+        ``(moment, wholes_per_minute)`` pairs; a tempo holds from its moment on.
+    """
+
+    def __init__(self, changes: list[tuple[Fraction, Fraction]]) -> None:
+        changes = sorted(changes)
+        if not changes or changes[0][0] > 0:
+            changes.insert(0, (Fraction(0), changes[0][1] if changes else LILYPOND_DEFAULT_WPM))
+        self.moments = [m for m, _ in changes]
+        self.wpm = [w for _, w in changes]
+        self.start_s = [Fraction(0)]
+        for i in range(1, len(changes)):
+            span = self.moments[i] - self.moments[i - 1]
+            self.start_s.append(self.start_s[-1] + span * 60 / self.wpm[i - 1])
+
+    def tempo_at(self, moment: Fraction) -> Fraction:
+        """Wholes per minute in force at ``moment``."""
+        return self.wpm[max(0, bisect_right(self.moments, moment) - 1)]
+
+    def seconds(self, moment: Fraction) -> Fraction:
+        """Seconds from the start of the score to ``moment`` (whole notes)."""
+        i = max(0, bisect_right(self.moments, moment) - 1)
+        return self.start_s[i] + (moment - self.moments[i]) * 60 / self.wpm[i]
+
+
+def score_tempo(ex: Export, score: int, default_wpm: Fraction) -> tuple[TempoMap, str]:
+    """The tempo map of ``score`` and where it came from.
+
+    A printed score whose only tempo is LilyPond's default (quarter = 60 from
+    the start) takes the tempo of a MIDI-only score of the same file, as
+    Mutopia files often put ``\\tempo`` in a separate ``\\midi`` score, else
+    ``default_wpm``.
+    """
+    changes = ex.tempi.get(score, [])
+    if changes and changes != [(Fraction(0), LILYPOND_DEFAULT_WPM)]:
+        return TempoMap(changes), "score"
+    for other, printed in sorted(ex.scores.items()):
+        other_changes = ex.tempi.get(other, [])
+        if not printed and other_changes and other_changes[0][1] != LILYPOND_DEFAULT_WPM:
+            return TempoMap(other_changes), "midi-score"
+    return TempoMap([(Fraction(0), default_wpm)]), "default"
+
+
+@dataclass
+class PerformanceResult:
+    """The performance of the printed scores and how every head is played.
+
+    Attributes
+    ----------
+    performance : Performance
+        Note events at tempo factor 1.0, ties merged.
+    onsets : dict of int to list of float
+        Head id -> onset times in seconds (one per time the head sounds).
+    tie_continuations : set of int
+        Heads that are only ever tie continuations.
+    tempo_source : list of str
+        Per printed score: ``score``, ``midi-score`` or ``default``.
+    unprinted_notes : int
+        Played notes with no printed head (chord names, MIDI-only scores).
+    """
+
+    performance: Performance
+    onsets: dict[int, list[float]]
+    tie_continuations: set[int]
+    tempo_source: list[str]
+    unprinted_notes: int
+
+
+def build_performance(ex: Export, *, default_qpm: float = 60.0,
+                      gap_s: float = 1.0) -> PerformanceResult:
+    """Turn the exported played notes into a performance in seconds.
+
+    Printed scores are played one after the other, ``gap_s`` seconds apart.
+    A tie continuation (same pitch, same voice, starting where the tied note
+    ends) lengthens the note it continues and has no onset of its own.  A
+    grace note sounds before its main note, taking its time from the note
+    before it, as in LilyPond's MIDI output.
+
+    Parameters
+    ----------
+    ex : Export
+        The parsed export.
+    default_qpm : float
+        Quarter notes per minute for scores that name no tempo.
+    gap_s : float
+        Silence between two printed scores of one file, seconds.
+    """
+    default_wpm = Fraction(default_qpm).limit_denominator(10**6) / 4
+    printed = [s for s, p in sorted(ex.scores.items()) if p]
+    events: list[NoteEvent] = []
+    onsets: dict[int, list[float]] = {}
+    played_ids: set[int] = set()
+    sources = []
+    unprinted = 0
+    offset = Fraction(0)
+    for score in printed:
+        tempo, source = score_tempo(ex, score, default_wpm)
+        sources.append(source)
+        notes = [n for n in ex.notes if n.score == score]
+        unprinted += sum(1 for n in notes if n.id not in ex.heads)
+        notes = [n for n in notes if n.id in ex.heads]
+        merged = merge_ties(notes)
+        end = Fraction(0)
+        for note, stop in merged:
+            start_s = _onset_seconds(tempo, note)
+            stop_s = tempo.seconds(stop) if note.grace == 0 else start_s + _grace_length(tempo, note)
+            end = max(end, stop_s)
+            onset = float(offset + start_s)
+            events.append(NoteEvent(onset, float(stop_s - start_s), note.pitch,
+                                    note.velocity, f"h{note.id}"))
+            onsets.setdefault(note.id, []).append(onset)
+        played_ids.update(n.id for n in notes)
+        if notes:
+            offset += end + Fraction(gap_s).limit_denominator(10**6)
+    ties = played_ids - set(onsets)
+    return PerformanceResult(Performance(sort_events(events)), onsets, ties, sources, unprinted)
+
+
+def _onset_seconds(tempo: TempoMap, note: PlayedNote) -> Fraction:
+    return tempo.seconds(note.moment) + note.grace * 60 / tempo.tempo_at(note.moment)
+
+
+def _grace_length(tempo: TempoMap, note: PlayedNote) -> Fraction:
+    """A grace note lasts its written length, but never past its main note."""
+    return min(note.duration, -note.grace) * 60 / tempo.tempo_at(note.moment)
+
+
+def merge_ties(notes: list[PlayedNote]) -> list[tuple[PlayedNote, Fraction]]:
+    """Merge tied notes: each sounding note with the moment it stops.
+
+    Notes are matched per voice (context) and pitch: a note continues a tie
+    when it starts exactly where the tied note ends.  Grace notes take no
+    part in ties.
+
+    Returns
+    -------
+    list of (PlayedNote, Fraction)
+        The notes that start a sound, with the end of that sound in whole
+        notes, in time order.
+    """
+    ends: dict[int, Fraction] = {}
+    pending: dict[tuple[int, int], tuple[int, Fraction]] = {}
+    starts: list[PlayedNote] = []
+    order = sorted(range(len(notes)), key=lambda i: (notes[i].moment, notes[i].grace, i))
+    for i in order:
+        note = notes[i]
+        stop = note.moment + note.duration
+        key = (note.context, note.pitch)
+        if note.grace != 0:
+            starts.append(note)
+            ends[len(starts) - 1] = stop
+            continue
+        tie = pending.pop(key, None)
+        if tie is not None and tie[1] == note.moment:
+            index = tie[0]
+            ends[index] = stop
+        else:
+            starts.append(note)
+            index = len(starts) - 1
+            ends[index] = stop
+        if note.tied:
+            pending[key] = (index, stop)
+    return [(n, ends[i]) for i, n in enumerate(starts)]

@@ -1,0 +1,437 @@
+"""The render stage: LilyPond scores to page images with every note head.
+
+For each score, :func:`render_score` writes one piece folder (see
+``docs/FORMAT.md``): page PNGs, ``noteheads.csv``, ``systems.csv``, the
+performance (``performance.csv`` and ``.mid``), ``score.pdf`` and
+``piece.json``.  The alignment comes from LilyPond itself: every head's id,
+pitch and musical time are exported by ``lilypond/msmd.ily`` and its box by a
+PDF link on the head, so nothing is guessed.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import __version__
+from .errors import ConfigError, InputError, MsmdPrepError
+from .export import Export, build_performance, parse_export
+from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
+from .normalize import INCLUDE_RE, normalize_source
+from .pages import Box, boxes_to_pixels, load_gray, page_images
+from .performance import write_performance_csv, write_performance_midi
+
+SCORE_SUFFIXES = (".ly",)
+NOTEHEAD_COLUMNS = ("notehead_id", "page", "x0", "y0", "x1", "y1", "system", "staff", "voice",
+                    "pitch", "grace", "tied", "onsets_s", "moment", "source")
+SYSTEM_COLUMNS = ("system", "page", "x0", "y0", "x1", "y1", "n_staves")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Options of the render stage.
+
+    Attributes
+    ----------
+    dpi : float
+        Resolution of the page images, pixels per inch (MSMD: about 100).
+    timeout_s : float
+        Wall-clock limit of one LilyPond run, seconds.
+    default_qpm : float
+        Quarter notes per minute for scores that name no tempo (LilyPond's
+        own MIDI default is 60).
+    gap_s : float
+        Silence between two movements (``\\score`` blocks) of one file, seconds.
+    sandbox : bool
+        Run LilyPond under bubblewrap; turn off only for trusted scores.
+    upgrade : bool
+        Run ``convert-ly`` on the normalized copy.
+    """
+
+    dpi: float = 150.0
+    timeout_s: float = 300.0
+    default_qpm: float = 60.0
+    gap_s: float = 1.0
+    sandbox: bool = True
+    upgrade: bool = True
+
+    def __post_init__(self) -> None:
+        if not 20 <= self.dpi <= 1200:
+            raise ConfigError(f"dpi must be in 20..1200, got {self.dpi!r}")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"timeout_s must be > 0, got {self.timeout_s!r}")
+        if not 1 <= self.default_qpm <= 1000:
+            raise ConfigError(f"default_qpm must be in 1..1000, got {self.default_qpm!r}")
+        if not self.gap_s >= 0:
+            raise ConfigError(f"gap_s must be >= 0, got {self.gap_s!r}")
+
+
+@dataclass(frozen=True)
+class NoteHead:
+    """A printed note head with its box and the times it sounds.
+
+    Attributes
+    ----------
+    id : str
+        ``h<N>``, unique within the piece; performance events name it.
+    page : int
+        Page number, from 1.
+    x0, y0, x1, y1 : float
+        Box in page pixels (origin top left).
+    system : int
+        Staff system index in reading order, from 0.
+    staff, voice : int
+        Staff and voice numbers within the movement, in order of appearance.
+    pitch : int
+        MIDI pitch (as sounding in the score's own key; ottava not applied
+        to the pitch, since it only changes the printing).
+    grace : bool
+        The head is a grace note.
+    tied : bool
+        A tie continuation: it sounds on, with no onset of its own.
+    onsets_s : tuple of float
+        Onsets at tempo factor 1.0 in seconds, one per time it is played.
+    moment : str
+        Musical time of the head in the printed score, whole notes.
+    source : str
+        ``file:line:column`` of the note in the normalized source.
+    """
+
+    id: str
+    page: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    system: int
+    staff: int
+    voice: int
+    pitch: int
+    grace: bool
+    tied: bool
+    onsets_s: tuple[float, ...]
+    moment: str
+    source: str
+
+
+@dataclass(frozen=True)
+class System:
+    """A staff system: its page and the box around its staves, pixels."""
+
+    index: int
+    page: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    n_staves: int
+
+
+@dataclass
+class RenderResult:
+    """What became of one score: its piece folder, or the error."""
+
+    source: Path
+    piece_dir: Path
+    error: str = ""
+    skipped: bool = False
+    stats: dict = field(default_factory=dict)
+
+
+def find_scores(paths: list[Path]) -> list[Path]:
+    """The scores named by ``paths``: files as given, folders searched.
+
+    In a folder, every ``.ly`` file is a score except those that another
+    ``.ly`` file of the folder includes (parts of multi-file pieces).
+    """
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix in SCORE_SUFFIXES and p.is_file())
+            included = set()
+            for f in files:
+                text = f.read_bytes().decode("utf-8", "replace")
+                included.update((f.parent / name).resolve() for name in INCLUDE_RE.findall(text))
+            found += [f for f in files if f.resolve() not in included]
+        else:
+            found.append(path)
+    return found
+
+
+def piece_ids(scores: list[Path]) -> dict[Path, str]:
+    """A folder name for every score: its stem, made unique with its parents."""
+    ids: dict[Path, str] = {}
+    taken: set[str] = set()
+    for score in scores:
+        parts = score.resolve().with_suffix("").parts
+        for depth in range(1, len(parts) + 1):
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(parts[-depth:]))
+            if name not in taken:
+                break
+        taken.add(name)
+        ids[score] = name
+    return ids
+
+
+def sha256_files(paths: list[Path]) -> str:
+    """SHA-256 over the contents of ``paths`` in the given order."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def config_hash(cfg: RenderConfig) -> str:
+    """Hash of the options that change the output, with the exporter's code."""
+    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    h.update(EXPORT_ILY.read_bytes())
+    h.update(__version__.encode())
+    return h.hexdigest()[:16]
+
+
+def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: float):
+    """Join the export with the PDF boxes into heads, systems and performance.
+
+    Returns
+    -------
+    heads : list of NoteHead
+        Printed heads with a box on a page, in page and reading order.
+    systems : list of System
+        Staff systems in reading order.
+    perf : PerformanceResult
+        The performance (see :func:`msmd_prep.export.build_performance`).
+    """
+    perf = build_performance(ex, default_qpm=default_qpm, gap_s=gap_s)
+    staff_boxes: dict[tuple[int, str], list[Link]] = {}
+    head_boxes: dict[int, list[Link]] = {}
+    for link in links:
+        kind, _, rest = link.link.partition(":")
+        if kind == "l":
+            _, _, sys_key = rest.partition(":")
+            staff_boxes.setdefault((link.page, sys_key), []).append(link)
+        elif kind == "h":
+            head_boxes.setdefault(int(rest), []).append(link)
+    order = sorted(staff_boxes, key=lambda k: (k[0], min(b.y0 for b in staff_boxes[k]),
+                                               min(b.x0 for b in staff_boxes[k])))
+    systems, index_of = [], {}
+    for i, key in enumerate(order):
+        boxes = staff_boxes[key]
+        systems.append(System(i, key[0], min(b.x0 for b in boxes), min(b.y0 for b in boxes),
+                              max(b.x1 for b in boxes), max(b.y1 for b in boxes), len(boxes)))
+        index_of[key] = i
+    heads = []
+    for hid, boxes in head_boxes.items():
+        rec = ex.heads.get(hid)
+        if rec is None:
+            raise InputError(f"PDF names note head {hid}, which LilyPond did not export")
+        if len(boxes) != 1:
+            raise InputError(f"note head {hid} was drawn {len(boxes)} times")
+        b = boxes[0]
+        system = index_of.get((b.page, ex.head_systems.get(hid, "")))
+        if system is None:
+            raise InputError(f"note head {hid} on page {b.page} lies in no staff system")
+        heads.append(NoteHead(
+            f"h{hid}", b.page, b.x0, b.y0, b.x1, b.y1, system, rec.staff, rec.voice, rec.pitch,
+            rec.grace != 0, hid in perf.tie_continuations,
+            tuple(perf.onsets.get(hid, ())), str(rec.moment + rec.grace), rec.source))
+    heads.sort(key=lambda h: (h.system, h.x0, h.y0))
+    return heads, systems, perf
+
+
+def write_heads_csv(heads: list[NoteHead], path: Path) -> None:
+    """Write ``noteheads.csv`` (columns :data:`NOTEHEAD_COLUMNS`)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(NOTEHEAD_COLUMNS)
+        for h in heads:
+            w.writerow([h.id, h.page, f"{h.x0:.2f}", f"{h.y0:.2f}", f"{h.x1:.2f}", f"{h.y1:.2f}",
+                        h.system, h.staff, h.voice, h.pitch, int(h.grace), int(h.tied),
+                        " ".join(f"{t:.6f}" for t in h.onsets_s), h.moment, h.source])
+
+
+def read_heads_csv(path: Path) -> list[NoteHead]:
+    """Read ``noteheads.csv`` back into :class:`NoteHead` objects."""
+    with open(path, newline="") as f:
+        return [NoteHead(r["notehead_id"], int(r["page"]), float(r["x0"]), float(r["y0"]),
+                         float(r["x1"]), float(r["y1"]), int(r["system"]), int(r["staff"]),
+                         int(r["voice"]), int(r["pitch"]), r["grace"] == "1", r["tied"] == "1",
+                         tuple(float(t) for t in r["onsets_s"].split()), r["moment"],
+                         r["source"]) for r in csv.DictReader(f)]
+
+
+def write_systems_csv(systems: list[System], path: Path) -> None:
+    """Write ``systems.csv`` (columns :data:`SYSTEM_COLUMNS`)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(SYSTEM_COLUMNS)
+        for s in systems:
+            w.writerow([s.index, s.page, f"{s.x0:.2f}", f"{s.y0:.2f}", f"{s.x1:.2f}",
+                        f"{s.y1:.2f}", s.n_staves])
+
+
+def _book_stems(build: Path, stem: str) -> list[str]:
+    """Output names of the books of one run in order: ``stem``, ``stem-1`` ..."""
+    def key(p: Path) -> int:
+        m = re.fullmatch(re.escape(stem) + r"(?:-(\d+))?", p.stem)
+        return int(m.group(1) or 0) if m else -1
+    return [p.stem for p in sorted(build.glob("*.pdf"), key=key) if key(p) >= 0]
+
+
+def render_score(source: Path, piece_dir: Path, cfg: RenderConfig) -> RenderResult:
+    """Render one score into ``piece_dir``.
+
+    The folder is built under a temporary name beside ``piece_dir`` and
+    renamed when complete, so a killed run never leaves a half piece.  A
+    piece whose inputs and options are unchanged is skipped.
+
+    Raises
+    ------
+    MsmdPrepError
+        The score cannot be rendered; the message names the cause.
+    """
+    source = Path(source)
+    if not source.is_file():
+        raise InputError(f"{source}: no such file")
+    t0 = time.perf_counter()
+    chash = config_hash(cfg)
+    done = _finished_piece(piece_dir, chash)
+    if done is not None and done.get("inputs_sha256") == _inputs_hash(done, source):
+        return RenderResult(source, piece_dir, skipped=True, stats=done.get("counts", {}))
+    piece_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{piece_dir.name}.", dir=piece_dir.parent))
+    try:
+        info = _render_into(source, tmp, cfg)
+        info["config_hash"] = chash
+        info["render_seconds"] = round(time.perf_counter() - t0, 3)
+        _write_json(tmp / "piece.json", info)
+        _replace_dir(tmp, piece_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return RenderResult(source, piece_dir, stats=info["counts"])
+
+
+def _render_into(source: Path, out: Path, cfg: RenderConfig) -> dict:
+    build = out / "build"
+    norm = normalize_source(source, build, upgrade=cfg.upgrade)
+    args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
+            "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
+    proc = run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+    (build / "lilypond.log").write_text(proc.stderr)
+    export_file = build / "msmd-export.tsv"
+    if not export_file.is_file():
+        raise InputError(f"{source}: LilyPond wrote no export (is it a score?)")
+    ex = parse_export(export_file.read_text())
+    stems = _book_stems(build, norm.main.stem)
+    pngs = page_images(build, stems)
+    if not ex.heads or not ex.boxes:
+        raise InputError(f"{source}: the score has no printed notes")
+    if len(pngs) < max(b[0] for b in ex.boxes):
+        raise InputError(f"{source}: LilyPond wrote {len(pngs)} page images for "
+                         f"{max(b[0] for b in ex.boxes)} pages")
+    heads, systems, perf = build_tables(ex, boxes_to_pixels(ex.boxes, cfg.dpi),
+                                        default_qpm=cfg.default_qpm, gap_s=cfg.gap_s)
+    if not heads:
+        raise InputError(f"{source}: no note head was drawn")
+    (out / "pages").mkdir()
+    for i, png in enumerate(pngs, 1):
+        if not cv2.imwrite(str(out / "pages" / f"page-{i:03d}.png"), load_gray(png)):
+            raise MsmdPrepError(f"cannot write page {i} image into {out}")
+    write_heads_csv(heads, out / "noteheads.csv")
+    write_systems_csv(systems, out / "systems.csv")
+    write_performance_csv(perf.performance, out / "performance.csv")
+    write_performance_midi(perf.performance, out / "performance.mid")
+    for i, stem in enumerate(stems):
+        shutil.copyfile(build / f"{stem}.pdf", out / ("score.pdf" if i == 0 else f"score-{i}.pdf"))
+    inputs = list(norm.files)
+    return {
+        "status": "ok",
+        "source": str(source.resolve()),
+        "inputs": [str(p) for p in inputs],
+        "inputs_sha256": sha256_files(inputs),
+        "declared_version": norm.version,
+        "lilypond_version": lilypond_version(),
+        "msmd_prep_version": __version__,
+        "config": asdict(cfg),
+        "tempo_source": perf.tempo_source,
+        "counts": {
+            "pages": len(pngs),
+            "systems": len(systems),
+            "noteheads": len(heads),
+            "noteheads_not_drawn": len(set(ex.heads) - {int(h.id[1:]) for h in heads}),
+            "tie_continuations": sum(h.tied for h in heads),
+            "events": len(perf.performance.events),
+            "unprinted_notes": perf.unprinted_notes,
+            "scores": sum(ex.scores.values()),
+            "duration_s": round(perf.performance.duration_s, 3),
+        },
+    }
+
+
+def _inputs_hash(info: dict, source: Path) -> str | None:
+    """SHA-256 of the inputs a finished piece recorded, read afresh."""
+    paths = [Path(p) for p in info.get("inputs", [])]
+    if not paths or Path(info.get("source", "")) != source.resolve():
+        return None
+    try:
+        return sha256_files(paths)
+    except OSError:
+        return None
+
+
+def _finished_piece(piece_dir: Path, chash: str) -> dict | None:
+    try:
+        info = json.loads((piece_dir / "piece.json").read_text())
+    except (OSError, ValueError):
+        return None
+    ok = info.get("status") == "ok" and info.get("config_hash") == chash
+    return info if ok else None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target``; later stages' outputs there are dropped."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def render_many(scores: list[Path], out: Path, cfg: RenderConfig,
+                progress: bool = False) -> list[RenderResult]:
+    """Render ``scores`` into ``out``; one failing score never stops the others.
+
+    A failed score gets a piece folder with ``piece.json`` whose status is
+    ``failed`` and whose ``error`` names the cause.
+    """
+    from tqdm import tqdm
+
+    ids = piece_ids(scores)
+    results = []
+    for score in tqdm(scores, desc="render", unit="score", disable=not progress):
+        piece_dir = out / ids[score]
+        try:
+            results.append(render_score(score, piece_dir, cfg))
+        except MsmdPrepError as e:
+            results.append(RenderResult(score, piece_dir, error=str(e)))
+            piece_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(piece_dir / "piece.json", {
+                "status": "failed", "stage": "render", "source": str(score.resolve()),
+                "error": str(e), "msmd_prep_version": __version__})
+    return results

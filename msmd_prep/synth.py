@@ -1,0 +1,331 @@
+"""The synth stage: play a performance with FluidSynth into mono audio.
+
+FluidSynth runs in-process through pyfluidsynth, one loaded synth per
+SoundFont, reused for every piece and tempo (loading an sf3 takes seconds).
+
+How the audio is made, and why:
+
+* FluidSynth renders at ``synth_rate_hz`` (44.1 kHz), and the mono mix
+  (mean of left and right) is resampled to ``sample_rate_hz`` (22.05 kHz)
+  with a polyphase filter.  Rendering at 22.05 kHz directly would let
+  FluidSynth's sample interpolation fold the samples' content above
+  11 kHz into the band, and would double the timing quantum below.
+* FluidSynth computes audio in blocks of 64 samples and applies a note-on
+  or note-off at the start of a block.  Every event is therefore placed on
+  the nearest block boundary, and the onset table records those placed
+  times: they are where the notes sound in the audio, within 32 samples
+  (0.73 ms at 44.1 kHz) of the performance's times.
+* Reverb and chorus are off and the float output is used (the 16-bit output
+  is dithered with a per-synth running index).  A synth is reset after each
+  performance, so the audio depends only on the performance, the SoundFont
+  and the config, not on what the synth played before.
+* Release tail: after the last note-off the synth renders on, in blocks of
+  2048 samples, until no voice sounds or a block's peak falls below
+  ``tail_threshold_dbfs``, but for at most ``max_tail_s``.
+* Notes of the same pitch that overlap share the key: a second onset
+  re-strikes it, and the key is released when the last of them ends.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.metadata
+import math
+from collections.abc import Callable, Sequence
+from ctypes import byref, c_int, c_void_p
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import scipy.signal
+import soundfile
+from tqdm import tqdm
+
+from .errors import ConfigError, InputError, MsmdPrepError, ToolError
+from .performance import NoteEvent, Performance, read_performance_csv
+from .soundfonts import SoundFont
+from .workdir import (PERFORMANCES_DIR, PieceResult, read_json, rendered_pieces, sha256_file,
+                      sha256_json, write_atomic, write_json_atomic)
+
+BLOCK_SAMPLES = 64
+TAIL_BLOCK_SAMPLES = 2048
+MAX_DRAIN_BLOCKS = 1000
+CHANNEL = 0
+VELOCITY_POLICIES = ("score", "fixed")
+AUDIO_NAME = "audio.flac"
+ONSETS_NAME = "onsets.csv"
+PERFORMANCE_JSON = "performance.json"
+FLUIDSYNTH_SETTINGS = {
+    "synth.reverb.active": 0,
+    "synth.chorus.active": 0,
+    "synth.cpu-cores": 1,
+}
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How performances are played.
+
+    Attributes
+    ----------
+    sample_rate_hz : int
+        Sample rate of the written audio.
+    synth_rate_hz : int
+        Sample rate FluidSynth renders at, >= ``sample_rate_hz``.
+    velocity_policy : {"score", "fixed"}
+        ``"score"`` plays each note's velocity from the performance (the
+        score's dynamics); ``"fixed"`` plays every note at ``fixed_velocity``.
+    fixed_velocity : int
+        MIDI velocity 1..127 for the ``"fixed"`` policy (MSMD used 64).
+    gain : float
+        FluidSynth's master gain (``synth.gain``), 0 < gain <= 10.
+    tail_threshold_dbfs : float
+        The release tail ends at the first 2048-sample block whose peak is
+        below this level, dB relative to full scale, < 0.
+    max_tail_s : float
+        Longest release tail after the last note-off, seconds, >= 0.
+    """
+
+    sample_rate_hz: int = 22050
+    synth_rate_hz: int = 44100
+    velocity_policy: str = "score"
+    fixed_velocity: int = 64
+    gain: float = 0.2
+    tail_threshold_dbfs: float = -80.0
+    max_tail_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 8000 <= self.sample_rate_hz <= self.synth_rate_hz <= 96000:
+            raise ConfigError(
+                f"need 8000 <= sample_rate_hz <= synth_rate_hz <= 96000, got "
+                f"sample_rate_hz={self.sample_rate_hz!r}, synth_rate_hz={self.synth_rate_hz!r}")
+        if self.velocity_policy not in VELOCITY_POLICIES:
+            raise ConfigError(f"velocity_policy must be one of {VELOCITY_POLICIES}, "
+                              f"got {self.velocity_policy!r}")
+        if not 1 <= self.fixed_velocity <= 127:
+            raise ConfigError(f"fixed_velocity must be in 1..127, got {self.fixed_velocity!r}")
+        if not 0 < self.gain <= 10:
+            raise ConfigError(f"gain must be in (0, 10], got {self.gain!r}")
+        if not self.tail_threshold_dbfs < 0:
+            raise ConfigError(f"tail_threshold_dbfs must be < 0, got {self.tail_threshold_dbfs!r}")
+        if not 0 <= self.max_tail_s <= 60:
+            raise ConfigError(f"max_tail_s must be in [0, 60], got {self.max_tail_s!r}")
+
+    def velocity(self, event: NoteEvent) -> int:
+        """The MIDI velocity ``event`` is played with under this policy."""
+        return event.velocity if self.velocity_policy == "score" else self.fixed_velocity
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """Audio of one performance and where its notes start in it.
+
+    Attributes
+    ----------
+    audio : np.ndarray [shape=(n_samples,), dtype=float32]
+        Mono audio, full scale +-1.
+    sample_rate_hz : int
+        Sample rate of ``audio``.
+    onsets : tuple of (str, float)
+        ``(notehead_id, onset_s)`` per note event, in performance order;
+        seconds from the start of ``audio``.
+    tail_s : float
+        Length of the release tail after the last note-off, seconds.
+    """
+
+    audio: np.ndarray
+    sample_rate_hz: int
+    onsets: tuple[tuple[str, float], ...]
+    tail_s: float
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the audio in seconds."""
+        return len(self.audio) / self.sample_rate_hz
+
+
+@functools.cache
+def _fluidsynth() -> tuple[ModuleType, Callable[..., int]]:
+    """pyfluidsynth, imported on first use, and ``fluid_synth_write_float``.
+
+    pyfluidsynth only wraps the 16-bit output, whose dither makes the samples
+    depend on everything the synth played before; the float output does not.
+    """
+    import fluidsynth
+
+    write_float = fluidsynth.cfunc(
+        "fluid_synth_write_float", c_int, ("synth", c_void_p, 1), ("len", c_int, 1),
+        ("lout", c_void_p, 1), ("loff", c_int, 1), ("lincr", c_int, 1),
+        ("rout", c_void_p, 1), ("roff", c_int, 1), ("rincr", c_int, 1))
+    return fluidsynth, write_float
+
+
+def fluidsynth_version() -> str:
+    """Version of the libfluidsynth that pyfluidsynth loaded, ``"major.minor.micro"``."""
+    fluidsynth, _ = _fluidsynth()
+    parts = [c_int(), c_int(), c_int()]
+    fluidsynth.fluid_version(*(byref(p) for p in parts))
+    return ".".join(str(p.value) for p in parts)
+
+
+class Synthesizer:
+    """A FluidSynth instance with one SoundFont loaded, reused across performances.
+
+    Parameters
+    ----------
+    soundfont : SoundFont
+        The SoundFont to load; its bank and preset are played on channel 0.
+    config : SynthConfig
+        Sample rates, velocity policy, gain and release tail.
+
+    Raises
+    ------
+    ConfigError
+        FluidSynth cannot load the SoundFont or it lacks the bank/preset.
+
+    Notes
+    -----
+    Use it as a context manager, or call :meth:`close`, to free the synth.
+    """
+
+    def __init__(self, soundfont: SoundFont, config: SynthConfig = SynthConfig()) -> None:
+        fluidsynth, self._write_float = _fluidsynth()
+        self.soundfont = soundfont
+        self.config = config
+        self._fs = fluidsynth.Synth(gain=config.gain, samplerate=config.synth_rate_hz,
+                                    **FLUIDSYNTH_SETTINGS)
+        self._sfid = self._fs.sfload(str(soundfont.path))
+        if self._sfid < 0:
+            self._fs.delete()
+            raise ConfigError(f"FluidSynth cannot load SoundFont {soundfont.path}")
+        if self._fs.program_select(CHANNEL, self._sfid, soundfont.bank, soundfont.preset) < 0:
+            self._fs.delete()
+            raise ConfigError(f"SoundFont {soundfont.path} has no bank {soundfont.bank} "
+                              f"preset {soundfont.preset}")
+        # A fresh synth plays its first notes slightly differently from a reset
+        # one; starting from a reset makes every performance start alike.
+        self._reset()
+        self.settings = {k: self._fs.get_setting(k) for k in
+                         (*FLUIDSYNTH_SETTINGS, "synth.gain", "synth.sample-rate",
+                          "synth.polyphony")}
+
+    def __enter__(self) -> "Synthesizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free the FluidSynth instance; the object is unusable afterwards."""
+        if self._fs is not None:
+            self._fs.delete()
+            self._fs = None
+
+    def render(self, performance: Performance) -> Rendering:
+        """Play ``performance`` and return its audio and onset table.
+
+        Parameters
+        ----------
+        performance : Performance
+            Note events with times in seconds (already at the wanted tempo).
+
+        Returns
+        -------
+        rendering : Rendering
+
+        Raises
+        ------
+        InputError
+            The performance has no notes, or its audio would clip (peak >= 1).
+        """
+        if not performance.events:
+            raise InputError("the performance has no notes")
+        try:
+            stereo, placed_on, tail_samples = self._play(performance)
+        finally:
+            self._reset()
+        cfg = self.config
+        ratio = Fraction(cfg.sample_rate_hz, cfg.synth_rate_hz)
+        mono = stereo.mean(axis=1)
+        audio = mono if ratio == 1 else scipy.signal.resample_poly(
+            mono, ratio.numerator, ratio.denominator)
+        audio = audio.astype(np.float32)
+        peak = float(np.max(np.abs(audio)))
+        if peak >= 1.0:
+            raise InputError(f"the audio would clip (peak {peak:.2f} at gain {cfg.gain}); "
+                             "lower the gain")
+        onsets = tuple((e.notehead_id, int(s) / cfg.synth_rate_hz)
+                       for e, s in zip(performance.events, placed_on))
+        return Rendering(audio, cfg.sample_rate_hz, onsets, tail_samples / cfg.synth_rate_hz)
+
+    def _play(self, performance: Performance) -> tuple[np.ndarray, np.ndarray, int]:
+        """Run the synth; return stereo float32 audio, placed onsets and tail length (samples)."""
+        rate = self.config.synth_rate_hz
+        onset_s = np.array([e.onset_s for e in performance.events])
+        offset_s = onset_s + np.array([e.duration_s for e in performance.events])
+        on = np.rint(onset_s * rate / BLOCK_SAMPLES).astype(np.int64) * BLOCK_SAMPLES
+        off = np.rint(offset_s * rate / BLOCK_SAMPLES).astype(np.int64) * BLOCK_SAMPLES
+        off = np.maximum(off, on + BLOCK_SAMPLES)
+        if on.min() < 0:
+            raise InputError(f"a note starts before time 0 ({onset_s.min():.3f} s)")
+        # At equal times note-offs go first, so that a repeated note is not
+        # released right after it is struck again.
+        events = sorted([(int(t), 1, e.pitch, self.config.velocity(e))
+                         for t, e in zip(on, performance.events)]
+                        + [(int(t), 0, e.pitch, 0) for t, e in zip(off, performance.events)])
+        last_off = int(off.max())
+        max_tail = math.ceil(self.config.max_tail_s * rate / BLOCK_SAMPLES) * BLOCK_SAMPLES
+        out = np.zeros((last_off + max_tail, 2), dtype=np.float32)
+        pos = 0
+        held = np.zeros(128, dtype=np.int64)
+        for t, is_on, pitch, velocity in events:
+            pos = self._write(out, pos, t)
+            if is_on:
+                self._fs.noteon(CHANNEL, pitch, velocity)
+                held[pitch] += 1
+            else:
+                held[pitch] -= 1
+                if held[pitch] == 0:
+                    self._fs.noteoff(CHANNEL, pitch)
+        threshold = 10.0 ** (self.config.tail_threshold_dbfs / 20.0)
+        end = len(out)
+        while pos < end:
+            start = pos
+            pos = self._write(out, pos, min(pos + TAIL_BLOCK_SAMPLES, end))
+            if (self._fs.get_active_voice_count() == 0
+                    or np.max(np.abs(out[start:pos])) < threshold):
+                break
+        return out[:pos], on, pos - last_off
+
+    def _write(self, out: np.ndarray, start: int, stop: int) -> int:
+        """Render samples ``start:stop`` into ``out`` (C-contiguous stereo); return ``stop``."""
+        if stop > start:
+            base = out.ctypes.data
+            self._write_float(self._fs.synth, stop - start, base, 2 * start, 2,
+                              base, 2 * start + 1, 2)
+        return stop
+
+    def _reset(self) -> None:
+        """Silence every voice and reset the channels, ready for the next performance.
+
+        FluidSynth stops voices at its next rendered block, and a system reset
+        in the same block undoes the stop, so the synth renders (and drops)
+        blocks until it is silent before the reset and again after it.
+        """
+        self._fs.all_sounds_off(CHANNEL)
+        self._drain()
+        self._fs.system_reset()
+        self._fs.program_select(CHANNEL, self._sfid, self.soundfont.bank, self.soundfont.preset)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Render and drop blocks until no voice sounds and a block is silent."""
+        scratch = np.zeros((BLOCK_SAMPLES, 2), dtype=np.float32)
+        for _ in range(MAX_DRAIN_BLOCKS):
+            self._write(scratch, 0, BLOCK_SAMPLES)
+            if self._fs.get_active_voice_count() == 0 and not scratch.any():
+                return
+        raise ToolError("fluidsynth", [], None, "",
+                        cause=f"voices still sound {MAX_DRAIN_BLOCKS} blocks after all sounds off")
