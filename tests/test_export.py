@@ -1,0 +1,48 @@
+"""Pure functions of the export: tempo maps, tie merging, parsing."""
+from __future__ import annotations
+
+from fractions import Fraction as F
+
+import pytest
+
+from msmd_prep.errors import InputError
+from msmd_prep.export import PlayedNote, TempoMap, build_performance, merge_ties, parse_export
+
+
+def note(moment, pitch=60, duration=F(1, 4), context=1, tied=False, grace=F(0), nid=1):
+    return PlayedNote(0, nid, pitch, F(moment), F(grace), F(duration), context, 90, tied)
+
+
+def test_tempo_map_integrates_piecewise():
+    tempo = TempoMap([(F(0), F(15)), (F(1), F(30))])  # quarter = 60, then 120
+    assert tempo.seconds(F(1)) == 4
+    assert tempo.seconds(F(3, 2)) == 5
+    assert tempo.tempo_at(F(1, 2)) == 15
+
+
+def test_tie_merges_only_same_voice_same_pitch_adjacent():
+    notes = [note(0, tied=True, nid=1), note(F(1, 4), nid=2),
+             note(0, pitch=64, tied=True, nid=3), note(F(1, 2), pitch=64, nid=4),
+             note(0, pitch=67, tied=True, context=2, nid=5),
+             note(F(1, 4), pitch=67, context=3, nid=6)]
+    starts = {n.id: end for n, end in merge_ties(notes)}
+    assert starts == {1: F(1, 2), 3: F(1, 4), 4: F(3, 4), 5: F(1, 4), 6: F(1, 2)}
+
+
+def test_tie_chain_spans_three_notes():
+    notes = [note(0, tied=True, nid=1), note(F(1, 4), tied=True, nid=2), note(F(1, 2), nid=3)]
+    assert [(n.id, end) for n, end in merge_ties(notes)] == [(1, F(3, 4))]
+
+
+def test_parse_rejects_malformed_lines():
+    with pytest.raises(InputError, match="line 2"):
+        parse_export("C\t0\t1\nE\t0\tx\n")
+
+
+def test_printed_scores_play_in_order_with_gap():
+    text = ("C\t0\t1\nT\t0\t0\t15\nE\t0\t1\t60\t0\t0\t1/4\t1\t90\t0\n"
+            "C\t1\t1\nT\t1\t0\t15\nE\t1\t2\t62\t0\t0\t1/4\t1\t90\t0\n"
+            "H\t1\t0\t0\t60\t0\t0\ta.ly\t1\t1\nH\t2\t0\t0\t62\t0\t0\ta.ly\t2\t1\n")
+    result = build_performance(parse_export(text), gap_s=2.0)
+    assert [(e.notehead_id, e.onset_s) for e in result.performance.events] == [
+        ("h1", 0.0), ("h2", 3.0)]
