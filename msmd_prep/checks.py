@@ -1,0 +1,89 @@
+"""Self-checks of a rendered piece: is every pair it will give trustworthy?
+
+The alignment is exact by construction, so these checks look for what
+construction cannot promise: a head box on blank paper (a transparent or
+moved grob), heads that sound together but stand apart on the page, and a
+performance whose notes do not match the heads.  Each check returns a
+:class:`Check`; a piece is ``aligned_well`` when all of them pass.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .pages import ink_fraction
+from .performance import Performance
+from .render import NoteHead
+
+#: A head box with less dark area than this is taken as blank paper.
+MIN_INK_FRACTION = 0.2
+#: Heads that sound together may stand this many head widths apart (seconds
+#: in chords are set beside each other, voices shift by a head width).
+COLUMN_TOLERANCE_HEADS = 2.5
+
+
+@dataclass(frozen=True)
+class Check:
+    """One self-check: its name, whether it passed, and the numbers behind it."""
+
+    name: str
+    passed: bool
+    checked: int
+    failed: int
+    detail: str = ""
+
+
+def check_ink(heads: list[NoteHead], pages: dict[int, np.ndarray],
+              min_fraction: float = MIN_INK_FRACTION) -> Check:
+    """Every head box covers ink on its page image.
+
+    Parameters
+    ----------
+    heads : list of NoteHead
+    pages : dict of int to np.ndarray [shape=(height, width), dtype=uint8]
+        Page number -> grayscale page image.
+    """
+    bad = [h.id for h in heads
+           if ink_fraction(pages[h.page], (h.x0, h.y0, h.x1, h.y1)) < min_fraction]
+    return Check("ink", not bad, len(heads), len(bad), " ".join(bad[:10]))
+
+
+def check_columns(heads: list[NoteHead],
+                  tolerance_heads: float = COLUMN_TOLERANCE_HEADS) -> Check:
+    """Heads of one system that share an onset stand in one column.
+
+    Grace notes are left out: they share no column with anything.
+    """
+    groups: dict[tuple[int, float], list[NoteHead]] = defaultdict(list)
+    for h in heads:
+        if not h.grace and h.onsets_s:
+            groups[(h.system, round(h.onsets_s[0], 6))].append(h)
+    bad = []
+    for (system, onset), group in groups.items():
+        centres = [(h.x0 + h.x1) / 2 for h in group]
+        width = float(np.median([h.x1 - h.x0 for h in group]))
+        if max(centres) - min(centres) > tolerance_heads * width:
+            bad.append(f"system {system} at {onset:g} s")
+    return Check("columns", not bad, len(groups), len(bad), "; ".join(bad[:5]))
+
+
+def check_performance(heads: list[NoteHead], performance: Performance) -> Check:
+    """The performance plays exactly the onsets the heads list, pitch for pitch."""
+    pitch = {h.id: h.pitch for h in heads}
+    expected = sorted((h.id, round(t, 6)) for h in heads for t in h.onsets_s)
+    drawn = [e for e in performance.events if e.notehead_id in pitch]
+    played = sorted((e.notehead_id, round(e.onset_s, 6)) for e in drawn)
+    wrong_pitch = sum(1 for e in drawn if pitch[e.notehead_id] != e.pitch)
+    missing = len(set(expected) ^ set(played))
+    failed = missing + wrong_pitch
+    return Check("performance", failed == 0, len(expected), failed,
+                 f"{missing} onsets differ, {wrong_pitch} pitches differ" if failed else "")
+
+
+def summarize(checks: list[Check]) -> dict:
+    """``piece.json`` form: ``{"aligned_well": bool, "checks": {name: {...}}}``."""
+    return {"aligned_well": all(c.passed for c in checks),
+            "checks": {c.name: {k: v for k, v in asdict(c).items() if k != "name"}
+                       for c in checks}}

@@ -1,0 +1,44 @@
+"""Self-checks pass on the fixtures and catch what they are for."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from msmd_prep.checks import check_columns, check_ink, check_performance, summarize
+from msmd_prep.pages import load_gray
+from msmd_prep.performance import Performance, read_performance_csv
+from msmd_prep.render import read_heads_csv
+
+
+def _load(piece):
+    heads = read_heads_csv(piece / "noteheads.csv")
+    pages = {p: load_gray(piece / "pages" / f"page-{p:03d}.png") for p in {h.page for h in heads}}
+    return heads, pages, read_performance_csv(piece / "performance.csv")
+
+
+@pytest.mark.parametrize("name", ["piano_chords", "voices", "cross_staff", "grace", "ties",
+                                  "volta", "multipage"])
+def test_checks_pass_on_fixtures(rendered, name):
+    heads, pages, perf = _load(rendered[name])
+    result = summarize([check_ink(heads, pages), check_columns(heads),
+                        check_performance(heads, perf)])
+    assert result["aligned_well"], result
+
+
+def test_ink_check_catches_a_box_on_blank_paper(rendered):
+    heads, pages, _ = _load(rendered["melody"])
+    moved = [replace(heads[0], y0=heads[0].y0 + 300, y1=heads[0].y1 + 300)] + heads[1:]
+    check = check_ink(moved, pages)
+    assert not check.passed and check.failed == 1 and heads[0].id in check.detail
+
+
+def test_column_check_catches_a_displaced_chord_note(rendered):
+    heads, _, _ = _load(rendered["piano_chords"])
+    moved = [replace(heads[0], x0=heads[0].x0 + 100, x1=heads[0].x1 + 100)] + heads[1:]
+    assert not check_columns(moved).passed
+
+
+def test_performance_check_catches_a_lost_note(rendered):
+    heads, _, perf = _load(rendered["volta"])
+    assert not check_performance(heads, Performance(perf.events[1:])).passed
