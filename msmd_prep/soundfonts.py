@@ -117,11 +117,15 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ManifestEntry]:
         raw = doc["soundfonts"]
         entries = {name: ManifestEntry(
             name=name, file=e["file"], bank=int(e["bank"]), preset=int(e["preset"]),
-            licence=e["licence"], sha256=e["sha256"].lower(),
+            licence=e["licence"], sha256=str(e["sha256"]).lower(),
             python_package=e.get("python_package"), paths=tuple(e.get("paths", ())),
             get=e["get"]) for name, e in raw.items()}
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"SoundFont manifest {path} is unreadable: {e!r}") from e
+    for entry in entries.values():
+        if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
+            raise ConfigError(f"SoundFont manifest {path}: sha256 of {entry.name!r} must be "
+                              f"64 hex digits in quotes, got {entry.sha256!r}")
     if default not in entries:
         raise ConfigError(f"SoundFont manifest {path}: default {default!r} is not listed")
     return {default: entries[default]} | entries

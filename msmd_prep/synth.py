@@ -15,10 +15,12 @@ How the audio is made, and why:
   the nearest block boundary, and the onset table records those placed
   times: they are where the notes sound in the audio, within 32 samples
   (0.73 ms at 44.1 kHz) of the performance's times.
-* Reverb and chorus are off and the float output is used (the 16-bit output
-  is dithered with a per-synth running index).  A synth is reset after each
-  performance, so the audio depends only on the performance, the SoundFont
-  and the config, not on what the synth played before.
+* The audio depends only on the performance, the SoundFont and the config,
+  not on what the synth played before: reverb and chorus (which carry state
+  from one piece to the next) are off; the float output is used (the 16-bit
+  output is dithered with a per-synth running index); every voice is sounded
+  once when the synth is built (a voice's very first note starts slightly
+  differently); and the synth is silenced and reset after each performance.
 * Release tail: after the last note-off the synth renders on, in blocks of
   2048 samples, until no voice sounds or a block's peak falls below
   ``tail_threshold_dbfs``, but for at most ``max_tail_s``.
@@ -43,6 +45,7 @@ import scipy.signal
 import soundfile
 from tqdm import tqdm
 
+from . import __version__
 from .errors import ConfigError, InputError, MsmdPrepError, ToolError
 from .performance import NoteEvent, Performance, read_performance_csv
 from .soundfonts import SoundFont
@@ -204,9 +207,7 @@ class Synthesizer:
             self._fs.delete()
             raise ConfigError(f"SoundFont {soundfont.path} has no bank {soundfont.bank} "
                               f"preset {soundfont.preset}")
-        # A fresh synth plays its first notes slightly differently from a reset
-        # one; starting from a reset makes every performance start alike.
-        self._reset()
+        self._prime()
         self.settings = {k: self._fs.get_setting(k) for k in
                          (*FLUIDSYNTH_SETTINGS, "synth.gain", "synth.sample-rate",
                           "synth.polyphony")}
@@ -307,6 +308,25 @@ class Synthesizer:
                               base, 2 * start + 1, 2)
         return stop
 
+    def _prime(self) -> None:
+        """Sound every voice of the synth once, then reset.
+
+        A voice object that has never sounded starts its first note slightly
+        differently (about 100 samples) from one that has; priming them all
+        makes a performance sound the same whatever the synth played before.
+        """
+        polyphony = self._fs.get_setting("synth.polyphony")
+        for channel in range(16):
+            for key in range(128):
+                if self._fs.get_active_voice_count() >= polyphony:
+                    break
+                self._fs.noteon(channel, key, 127)
+        scratch = np.zeros((BLOCK_SAMPLES, 2), dtype=np.float32)
+        self._write(scratch, 0, BLOCK_SAMPLES)
+        for channel in range(16):
+            self._fs.all_sounds_off(channel)
+        self._reset()
+
     def _reset(self) -> None:
         """Silence every voice and reset the channels, ready for the next performance.
 
@@ -329,3 +349,203 @@ class Synthesizer:
                 return
         raise ToolError("fluidsynth", [], None, "",
                         cause=f"voices still sound {MAX_DRAIN_BLOCKS} blocks after all sounds off")
+
+
+def performance_id(soundfont_name: str, tempo_factor: float) -> str:
+    """Folder name of a performance: ``<soundfont-name>_t<tempo:.2f>``, e.g. ``timgm6mb_t1.00``."""
+    return f"{soundfont_name}_t{tempo_factor:.2f}"
+
+
+def synth_settings(soundfont: SoundFont, tempo_factor: float, config: SynthConfig) -> dict:
+    """Everything that decides the audio of one performance besides its notes.
+
+    Its hash is the performance's config hash.  The SoundFont enters by
+    checksum, bank and preset, not by path, so a moved file does not redo work.
+    """
+    return {"tempo_factor": tempo_factor,
+            "soundfont": {"sha256": soundfont.sha256, "bank": soundfont.bank,
+                          "preset": soundfont.preset},
+            "synth": asdict(config),
+            "block_samples": BLOCK_SAMPLES}
+
+
+def synth_is_complete(perf_dir: Path, input_hash: str, config_hash: str) -> bool:
+    """Whether ``perf_dir`` holds a finished synthesis of these inputs and settings.
+
+    The audio counts as present when the file exists or when the spectrogram
+    stage recorded that it removed it (``"audio_removed": true``).
+    """
+    meta = read_json(perf_dir / PERFORMANCE_JSON)
+    return (meta is not None and meta.get("status") == "complete"
+            and meta.get("input_hash") == input_hash and meta.get("config_hash") == config_hash
+            and (perf_dir / ONSETS_NAME).is_file()
+            and ((perf_dir / AUDIO_NAME).is_file() or meta.get("audio_removed") is True))
+
+
+def is_up_to_date(piece: Path, soundfont: SoundFont, tempo_factor: float,
+                  config: SynthConfig) -> bool:
+    """Whether the performance of ``piece`` with these settings is already synthesized."""
+    perf_dir = piece / PERFORMANCES_DIR / performance_id(soundfont.name, tempo_factor)
+    return synth_is_complete(perf_dir, sha256_file(piece / "performance.csv"),
+                             sha256_json(synth_settings(soundfont, tempo_factor, config)))
+
+
+def write_onsets_csv(onsets: Sequence[tuple[str, float]], path: Path) -> None:
+    """Write the onset table: columns ``notehead_id,onset_s``, one row per onset."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(("notehead_id", "onset_s"))
+            w.writerows((head, f"{t:.6f}") for head, t in onsets)
+    write_atomic(path, write)
+
+
+def read_onsets_csv(path: Path) -> list[tuple[str, float]]:
+    """Read an onset table written by :func:`write_onsets_csv`."""
+    with open(path, newline="") as f:
+        return [(r["notehead_id"], float(r["onset_s"])) for r in csv.DictReader(f)]
+
+
+def _versions() -> dict:
+    def dist(name: str) -> str:
+        return importlib.metadata.version(name)
+    return {"msmd-prep": __version__, "libfluidsynth": fluidsynth_version(),
+            "pyfluidsynth": dist("pyfluidsynth"), "numpy": np.__version__,
+            "scipy": scipy.__version__, "soundfile": soundfile.__version__,
+            "libsndfile": soundfile.__libsndfile_version__}
+
+
+def synthesize_performance(synth: Synthesizer, piece: Path, tempo_factor: float) -> bool:
+    """Synthesize one performance of ``piece`` unless it is already up to date.
+
+    Writes ``audio.flac``, ``onsets.csv`` and, last, ``performance.json``
+    into ``piece/performances/<perf_id>/``.
+
+    Parameters
+    ----------
+    synth : Synthesizer
+        The loaded SoundFont and synth config.
+    piece : Path
+        A rendered piece folder (with ``performance.csv``).
+    tempo_factor : float > 0
+        Speed factor: 1.2 plays 20 % faster, every time is divided by 1.2.
+
+    Returns
+    -------
+    done : bool
+        ``True`` if it was synthesized, ``False`` if it was up to date.
+
+    Raises
+    ------
+    InputError
+        ``performance.csv`` is unusable, or the audio would clip.
+    """
+    if is_up_to_date(piece, synth.soundfont, tempo_factor, synth.config):
+        return False
+    csv_path = piece / "performance.csv"
+    input_hash = sha256_file(csv_path)
+    settings = synth_settings(synth.soundfont, tempo_factor, synth.config)
+    config_hash = sha256_json(settings)
+    perf_id = performance_id(synth.soundfont.name, tempo_factor)
+    out = piece / PERFORMANCES_DIR / perf_id
+    try:
+        performance = read_performance_csv(csv_path).at_tempo(tempo_factor)
+    except (ValueError, KeyError) as e:
+        raise InputError(f"{csv_path}: unreadable performance ({e!r})") from e
+    except InputError as e:
+        raise InputError(f"{csv_path}: {e}") from e
+    try:
+        rendering = synth.render(performance)
+    except InputError as e:
+        raise InputError(f"{csv_path} at tempo {tempo_factor}: {e}") from e
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / AUDIO_NAME, lambda tmp: soundfile.write(
+        tmp, rendering.audio, rendering.sample_rate_hz, subtype="PCM_16", format="FLAC"))
+    write_onsets_csv(rendering.onsets, out / ONSETS_NAME)
+    cfg = synth.config
+    write_json_atomic(out / PERFORMANCE_JSON, {
+        "stage": "synth", "status": "complete", "perf_id": perf_id,
+        "input_hash": input_hash, "config_hash": config_hash,
+        "input": {"performance_csv": "../../performance.csv", "sha256": input_hash},
+        "tempo_factor": tempo_factor,
+        "soundfont": synth.soundfont.provenance(),
+        "velocity_policy": cfg.velocity_policy,
+        "fixed_velocity": cfg.fixed_velocity if cfg.velocity_policy == "fixed" else None,
+        "sample_rate_hz": cfg.sample_rate_hz, "synth_rate_hz": cfg.synth_rate_hz,
+        "channels": 1, "audio_format": "FLAC PCM_16",
+        "event_quantum_s": BLOCK_SAMPLES / cfg.synth_rate_hz,
+        "release_tail": {"threshold_dbfs": cfg.tail_threshold_dbfs,
+                         "max_s": cfg.max_tail_s, "block_samples": TAIL_BLOCK_SAMPLES,
+                         "rendered_s": rendering.tail_s},
+        "fluidsynth_settings": synth.settings | {"interpolation": "4th order (default)"},
+        "n_samples": len(rendering.audio), "duration_s": rendering.duration_s,
+        "n_onsets": len(rendering.onsets),
+        "audio": AUDIO_NAME, "audio_removed": False,
+        "versions": _versions(),
+        "config": settings,
+    })
+    return True
+
+
+def synthesize_workdir(workdir: Path, *, tempo_factors: Sequence[float],
+                       soundfonts: Sequence[SoundFont], config: SynthConfig = SynthConfig(),
+                       progress: bool = False) -> list[PieceResult]:
+    """Synthesize every rendered piece of ``workdir`` at every tempo with every SoundFont.
+
+    Each SoundFont is loaded once and plays all pieces.  A piece that fails
+    (an :class:`~msmd_prep.errors.MsmdPrepError`) is reported and skipped for
+    the remaining tempos and SoundFonts; the other pieces go on.
+
+    Parameters
+    ----------
+    workdir : Path
+        Work folder with one sub-folder per piece.
+    tempo_factors : sequence of float > 0
+        Speed factors; their ids (two decimals) must differ.
+    soundfonts : sequence of SoundFont
+        From :func:`msmd_prep.soundfonts.resolve_soundfont`; names must differ.
+    config : SynthConfig
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    results : list of PieceResult
+        One per rendered piece, in name order.
+    """
+    if not tempo_factors or not soundfonts:
+        raise ConfigError("need at least one tempo factor and one SoundFont")
+    for factor in tempo_factors:
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+            raise ConfigError(f"tempo factor must be a finite number > 0, got {factor!r}")
+    ids = [performance_id(sf.name, t) for sf in soundfonts for t in tempo_factors]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"tempo factors or SoundFont names repeat a performance id: {ids}")
+    pieces = rendered_pieces(workdir)
+    done = dict.fromkeys(pieces, 0)
+    skipped = dict.fromkeys(pieces, 0)
+    errors: dict[Path, str] = {}
+    with tqdm(total=len(pieces) * len(soundfonts), desc="synth", unit="piece",
+              disable=not progress) as bar:
+        for soundfont in soundfonts:
+            todo = []
+            for piece in pieces:
+                for factor in map(float, tempo_factors):
+                    if is_up_to_date(piece, soundfont, factor, config):
+                        skipped[piece] += 1
+                    else:
+                        todo.append((piece, factor))
+            if not todo:
+                bar.update(len(pieces))
+                continue
+            # Loading is the slow part (seconds for an sf3): only when needed.
+            with Synthesizer(soundfont, config) as synth:
+                for piece in pieces:
+                    bar.update()
+                    try:
+                        for factor in (f for p, f in todo if p == piece and p not in errors):
+                            synthesize_performance(synth, piece, factor)
+                            done[piece] += 1
+                    except MsmdPrepError as e:
+                        errors[piece] = str(e)
+    return [PieceResult(p, done[p], skipped[p], errors.get(p)) for p in pieces]
