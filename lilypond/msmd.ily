@@ -107,8 +107,10 @@
      (make-engraver
       (acknowledgers
        ((note-head-interface engraver grob source)
+        ;; Tablature repeats the staff's notes as numbers: not note heads.
         (let* ((cause (ly:grob-property grob 'cause))
                (id (and (ly:stream-event? cause)
+                        (not (grob::has-interface grob 'tab-note-head-interface))
                         (ly:event-property cause 'msmd-id #f))))
           (if (and id (ly:pitch? (ly:event-property cause (quote pitch) #f)))
               (let* ((voice (ly:translator-context source))

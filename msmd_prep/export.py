@@ -8,7 +8,7 @@ times are exact :class:`fractions.Fraction` numbers of whole notes.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from .errors import InputError
@@ -215,6 +215,11 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0,
         played_ids.update(n.id for n in notes)
         if notes:
             offset += end + Fraction(gap_s).limit_denominator(10**6)
+    # A grace note before the first beat would sound before time zero.
+    lead = -min((e.onset_s for e in events), default=0.0)
+    if lead > 0:
+        events = [replace(e, onset_s=e.onset_s + lead) for e in events]
+        onsets = {i: [t + lead for t in ts] for i, ts in onsets.items()}
     ties = played_ids - set(onsets)
     return PerformanceResult(Performance(sort_events(events)), onsets, ties, sources, unprinted)
 

@@ -46,3 +46,13 @@ def test_printed_scores_play_in_order_with_gap():
     result = build_performance(parse_export(text), gap_s=2.0)
     assert [(e.notehead_id, e.onset_s) for e in result.performance.events] == [
         ("h1", 0.0), ("h2", 3.0)]
+
+
+def test_grace_note_before_the_first_beat_starts_the_performance():
+    text = ("C\t0\t1\nT\t0\t0\t15\n"
+            "E\t0\t1\t62\t0\t-1/8\t1/8\t1\t90\t0\nE\t0\t2\t60\t0\t0\t1/4\t1\t90\t0\n"
+            "H\t1\t0\t0\t62\t0\t-1/8\ta.ly\t1\t1\nH\t2\t0\t0\t60\t0\t0\ta.ly\t1\t5\n")
+    result = build_performance(parse_export(text))
+    assert [(e.notehead_id, e.onset_s) for e in result.performance.events] == [
+        ("h1", 0.0), ("h2", 0.5)]
+    assert result.onsets == {1: [0.0], 2: [0.5]}
