@@ -4,11 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := bubblewrap libfluidsynth3 fluidsynth
 DATASET_OUT ?= out
+SOUNDFONT_PACKAGES := fluid-soundfont-gm musescore-general-soundfont-small
+DATASET_TEMPOS ?= 0.8 1.0 1.2
+DATASET_SOUNDFONTS ?= timgm6mb
+DATASET_SPEC_PRESETS ?= default msmd
 
 .PHONY: install apt soundfonts test dataset fixture bench clean
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+soundfonts:
+	@missing=""; for p in $(SOUNDFONT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -30,9 +42,15 @@ test: install
 
 dataset: install
 	$(BIN)/msmd-prep render examples --out $(DATASET_OUT)
+	$(BIN)/msmd-prep synth $(DATASET_OUT) --tempo $(DATASET_TEMPOS) --soundfont $(DATASET_SOUNDFONTS)
+	$(BIN)/msmd-prep spectrogram $(DATASET_OUT) --preset $(DATASET_SPEC_PRESETS)
 
 fixture: install
 	$(BIN)/msmd-prep render tests/fixtures --out $(DATASET_OUT)/fixtures
+
+bench: install
+	$(BIN)/python benchmarks/bench_synth.py
+	$(BIN)/python benchmarks/bench_spectrogram.py
 
 clean:
 	rm -rf $(DATASET_OUT) .pytest_cache

@@ -249,7 +249,9 @@ class Synthesizer:
             self._reset()
         cfg = self.config
         ratio = Fraction(cfg.sample_rate_hz, cfg.synth_rate_hz)
-        mono = stereo.mean(axis=1)
+        mono = stereo[0]
+        mono += stereo[1]
+        mono *= 0.5
         audio = mono if ratio == 1 else scipy.signal.resample_poly(
             mono, ratio.numerator, ratio.denominator)
         audio = audio.astype(np.float32)
@@ -262,7 +264,10 @@ class Synthesizer:
         return Rendering(audio, cfg.sample_rate_hz, onsets, tail_samples / cfg.synth_rate_hz)
 
     def _play(self, performance: Performance) -> tuple[np.ndarray, np.ndarray, int]:
-        """Run the synth; return stereo float32 audio, placed onsets and tail length (samples)."""
+        """Run the synth; return left and right audio, placed onsets and tail length (samples).
+
+        The audio is float32 of shape (2, n_samples), each channel contiguous.
+        """
         rate = self.config.synth_rate_hz
         onset_s = np.array([e.onset_s for e in performance.events])
         offset_s = onset_s + np.array([e.duration_s for e in performance.events])
@@ -278,7 +283,7 @@ class Synthesizer:
                         + [(int(t), 0, e.pitch, 0) for t, e in zip(off, performance.events)])
         last_off = int(off.max())
         max_tail = math.ceil(self.config.max_tail_s * rate / BLOCK_SAMPLES) * BLOCK_SAMPLES
-        out = np.zeros((last_off + max_tail, 2), dtype=np.float32)
+        out = np.zeros((2, last_off + max_tail), dtype=np.float32)
         pos = 0
         held = np.zeros(128, dtype=np.int64)
         for t, is_on, pitch, velocity in events:
@@ -291,21 +296,21 @@ class Synthesizer:
                 if held[pitch] == 0:
                     self._fs.noteoff(CHANNEL, pitch)
         threshold = 10.0 ** (self.config.tail_threshold_dbfs / 20.0)
-        end = len(out)
+        end = out.shape[1]
         while pos < end:
             start = pos
             pos = self._write(out, pos, min(pos + TAIL_BLOCK_SAMPLES, end))
             if (self._fs.get_active_voice_count() == 0
-                    or np.max(np.abs(out[start:pos])) < threshold):
+                    or np.max(np.abs(out[:, start:pos])) < threshold):
                 break
-        return out[:pos], on, pos - last_off
+        return out[:, :pos], on, pos - last_off
 
     def _write(self, out: np.ndarray, start: int, stop: int) -> int:
-        """Render samples ``start:stop`` into ``out`` (C-contiguous stereo); return ``stop``."""
+        """Render samples ``start:stop`` into ``out`` (C-contiguous, shape (2, n)); return ``stop``."""
         if stop > start:
             base = out.ctypes.data
-            self._write_float(self._fs.synth, stop - start, base, 2 * start, 2,
-                              base, 2 * start + 1, 2)
+            self._write_float(self._fs.synth, stop - start, base, start, 1,
+                              base, out.shape[1] + start, 1)
         return stop
 
     def _prime(self) -> None:
@@ -321,7 +326,7 @@ class Synthesizer:
                 if self._fs.get_active_voice_count() >= polyphony:
                     break
                 self._fs.noteon(channel, key, 127)
-        scratch = np.zeros((BLOCK_SAMPLES, 2), dtype=np.float32)
+        scratch = np.zeros((2, BLOCK_SAMPLES), dtype=np.float32)
         self._write(scratch, 0, BLOCK_SAMPLES)
         for channel in range(16):
             self._fs.all_sounds_off(channel)
@@ -342,7 +347,7 @@ class Synthesizer:
 
     def _drain(self) -> None:
         """Render and drop blocks until no voice sounds and a block is silent."""
-        scratch = np.zeros((BLOCK_SAMPLES, 2), dtype=np.float32)
+        scratch = np.zeros((2, BLOCK_SAMPLES), dtype=np.float32)
         for _ in range(MAX_DRAIN_BLOCKS):
             self._write(scratch, 0, BLOCK_SAMPLES)
             if self._fs.get_active_voice_count() == 0 and not scratch.any():
