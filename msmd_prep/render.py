@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -25,13 +25,14 @@ import numpy as np
 
 from . import __version__
 from .errors import ConfigError, InputError, MsmdPrepError
+from . import formats as _formats
 from .export import Export, build_performance, parse_export
 from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .normalize import INCLUDE_RE, normalize_source
 from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .performance import write_performance_csv, write_performance_midi
 
-SCORE_SUFFIXES = (".ly",)
+SCORE_SUFFIXES = (".ly", *_formats.FORMATS)
 NOTEHEAD_COLUMNS = ("notehead_id", "page", "x0", "y0", "x1", "y1", "system", "staff", "voice",
                     "pitch", "grace", "tied", "onsets_s", "moment", "source")
 SYSTEM_COLUMNS = ("system", "page", "x0", "y0", "x1", "y1", "n_staves")
@@ -152,7 +153,9 @@ def find_scores(paths: list[Path]) -> list[Path]:
     """The scores named by ``paths``: files as given, folders searched.
 
     In a folder, every ``.ly`` file is a score except those that another
-    ``.ly`` file of the folder includes (parts of multi-file pieces).
+    ``.ly`` file of the folder includes (parts of multi-file pieces).  MIDI,
+    MusicXML and ABC files are scores too, unless a ``.ly`` file of the same
+    name lies beside them (see :func:`msmd_prep.formats.drop_lilypond_outputs`).
     """
     found: list[Path] = []
     for path in paths:
@@ -162,7 +165,8 @@ def find_scores(paths: list[Path]) -> list[Path]:
             for f in files:
                 text = f.read_bytes().decode("utf-8", "replace")
                 included.update((f.parent / name).resolve() for name in INCLUDE_RE.findall(text))
-            found += [f for f in files if f.resolve() not in included]
+            found += _formats.drop_lilypond_outputs(
+                [f for f in files if f.resolve() not in included])
         else:
             found.append(path)
     return found
@@ -287,8 +291,12 @@ def _book_stems(build: Path, stem: str) -> list[str]:
     return [p.stem for p in sorted(build.glob("*.pdf"), key=key) if key(p) >= 0]
 
 
-def render_score(source: Path, piece_dir: Path, cfg: RenderConfig) -> RenderResult:
+def render_score(source: Path, piece_dir: Path, cfg: RenderConfig, *,
+                 tune: str = "") -> RenderResult:
     """Render one score into ``piece_dir``.
+
+    MIDI, MusicXML and ABC inputs are converted to LilyPond first (see
+    :mod:`msmd_prep.formats`); ``tune`` picks one tune of an ABC book.
 
     The folder is built under a temporary name beside ``piece_dir`` and
     renamed when complete, so a killed run never leaves a half piece.  A
@@ -310,7 +318,7 @@ def render_score(source: Path, piece_dir: Path, cfg: RenderConfig) -> RenderResu
     piece_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{piece_dir.name}.", dir=piece_dir.parent))
     try:
-        info = _render_into(source, tmp, cfg)
+        info = _render_into(source, tmp, cfg, tune=tune)
         info["config_hash"] = chash
         info["render_seconds"] = round(time.perf_counter() - t0, 3)
         _write_json(tmp / "piece.json", info)
@@ -320,9 +328,13 @@ def render_score(source: Path, piece_dir: Path, cfg: RenderConfig) -> RenderResu
     return RenderResult(source, piece_dir, stats=info["counts"])
 
 
-def _render_into(source: Path, out: Path, cfg: RenderConfig) -> dict:
+def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") -> dict:
     build = out / "build"
-    norm = normalize_source(source, build, upgrade=cfg.upgrade)
+    conv = None
+    if _formats.input_format(source) is not None:
+        conv = _formats.convert_source(source, build / "converted", tune=tune,
+                                       timeout_s=cfg.timeout_s)
+    norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade)
     args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
             "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
     proc = run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
@@ -342,6 +354,11 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig) -> dict:
                                         default_qpm=cfg.default_qpm, gap_s=cfg.gap_s)
     if not heads:
         raise InputError(f"{source}: no note head was drawn")
+    report = {}
+    if conv is not None:
+        heads, performance, report = conv.finish(heads, perf.performance)
+        perf = replace(perf, performance=performance,
+                       tempo_source=["midi"] if conv.format == "midi" else perf.tempo_source)
     (out / "pages").mkdir()
     for i, png in enumerate(pngs, 1):
         if not cv2.imwrite(str(out / "pages" / f"page-{i:03d}.png"), load_gray(png)):
@@ -352,8 +369,8 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig) -> dict:
     write_performance_midi(perf.performance, out / "performance.mid")
     for i, stem in enumerate(stems):
         shutil.copyfile(build / f"{stem}.pdf", out / ("score.pdf" if i == 0 else f"score-{i}.pdf"))
-    inputs = list(norm.files)
-    return {
+    inputs = [source.resolve()] if conv else list(norm.files)
+    return report | {
         "status": "ok",
         "source": str(source.resolve()),
         "inputs": [str(p) for p in inputs],
@@ -424,10 +441,12 @@ def render_many(scores: list[Path], out: Path, cfg: RenderConfig,
 
     ids = piece_ids(scores)
     results = []
-    for score in tqdm(scores, desc="render", unit="score", disable=not progress):
-        piece_dir = out / ids[score]
+    jobs = [(score, tune) for score in scores
+            for tune in (_formats.abc_tune_ids(score) if score.suffix == ".abc" else [""])]
+    for score, tune in tqdm(jobs, desc="render", unit="score", disable=not progress):
+        piece_dir = out / (f"{ids[score]}__{tune}" if tune else ids[score])
         try:
-            results.append(render_score(score, piece_dir, cfg))
+            results.append(render_score(score, piece_dir, cfg, tune=tune))
         except MsmdPrepError as e:
             results.append(RenderResult(score, piece_dir, error=str(e)))
             piece_dir.mkdir(parents=True, exist_ok=True)
