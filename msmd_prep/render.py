@@ -26,6 +26,7 @@ import numpy as np
 from . import __version__
 from .errors import ConfigError, InputError, MsmdPrepError
 from . import formats as _formats
+from . import fixes as _fixes
 from .export import Export, build_performance, parse_export
 from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .normalize import INCLUDE_RE, normalize_source
@@ -57,6 +58,9 @@ class RenderConfig:
         Run LilyPond under bubblewrap; turn off only for trusted scores.
     upgrade : bool
         Run ``convert-ly`` on the normalized copy.
+    fixes : bool
+        Apply the text fixes of :mod:`msmd_prep.fixes` to the normalized copy
+        after ``convert-ly`` (old syntax that ``convert-ly`` misses).
     """
 
     dpi: float = 150.0
@@ -65,6 +69,7 @@ class RenderConfig:
     gap_s: float = 1.0
     sandbox: bool = True
     upgrade: bool = True
+    fixes: bool = True
 
     def __post_init__(self) -> None:
         if not 20 <= self.dpi <= 1200:
@@ -153,7 +158,8 @@ def find_scores(paths: list[Path]) -> list[Path]:
     """The scores named by ``paths``: files as given, folders searched.
 
     In a folder, every ``.ly`` file is a score except those that another
-    ``.ly`` file of the folder includes (parts of multi-file pieces).  MIDI,
+    ``.ly`` file of the folder includes (parts of multi-file pieces) and the
+    US letter copies of A4 scores (see :func:`drop_paper_variants`).  MIDI,
     MusicXML and ABC files are scores too, unless a ``.ly`` file of the same
     name lies beside them (see :func:`msmd_prep.formats.drop_lilypond_outputs`).
     """
@@ -165,11 +171,29 @@ def find_scores(paths: list[Path]) -> list[Path]:
             for f in files:
                 text = f.read_bytes().decode("utf-8", "replace")
                 included.update((f.parent / name).resolve() for name in INCLUDE_RE.findall(text))
-            found += _formats.drop_lilypond_outputs(
-                [f for f in files if f.resolve() not in included])
+            mains = [f for f in files if f.resolve() not in included]
+            found += drop_paper_variants(_formats.drop_lilypond_outputs(mains))
         else:
             found.append(path)
     return found
+
+
+_LETTER_RE = re.compile(r"(?<![A-Za-z0-9])(?:letter|let)(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def drop_paper_variants(scores: list[Path]) -> list[Path]:
+    """``scores`` without the US letter copies of A4 scores.
+
+    Mutopia's multi-file pieces often ship one main file per paper size
+    (``chp-10-05-a4.ly`` and ``chp-10-05-let.ly``, ``letter-X.ly`` and
+    ``a4-X.ly``) around the same music; a dataset wants the piece once.  A
+    file is dropped when its name with ``letter``/``let`` replaced by ``a4``
+    names another of ``scores``.
+    """
+    present = {p.resolve() for p in scores}
+    return [p for p in scores
+            if not (_LETTER_RE.search(p.name)
+                    and (p.parent / _LETTER_RE.sub("a4", p.name)).resolve() in present)]
 
 
 def piece_ids(scores: list[Path]) -> dict[Path, str]:
@@ -199,6 +223,7 @@ def config_hash(cfg: RenderConfig) -> str:
     """Hash of the options that change the output, with the exporter's code."""
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     h.update(EXPORT_ILY.read_bytes())
+    h.update(Path(_fixes.__file__).read_bytes())
     h.update(__version__.encode())
     return h.hexdigest()[:16]
 
@@ -334,7 +359,8 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     if _formats.input_format(source) is not None:
         conv = _formats.convert_source(source, build / "converted", tune=tune,
                                        timeout_s=cfg.timeout_s)
-    norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade)
+    norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade,
+                            fixes=_fixes.apply_fixes if cfg.fixes else None)
     args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
             "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
     proc = run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)

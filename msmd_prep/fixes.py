@@ -1,0 +1,159 @@
+"""Text fixes for old LilyPond sources that ``convert-ly`` leaves broken.
+
+Each fix is a :class:`Fix`: a name, the real-world problem it solves and a
+regular-expression rewrite.  :func:`apply_fixes` runs them all, in order, on
+the normalized copy of every file after ``convert-ly`` (see
+:func:`msmd_prep.normalize.normalize_source`); the user's files are never
+touched.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One named rewrite of LilyPond source text.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier, used in logs and tests.
+    problem : str
+        The real-world problem it fixes, with an example.
+    pattern : re.Pattern or None
+        What to find; ``None`` when ``replace`` rewrites the whole text.
+    replace : str or callable
+        Replacement, as for :meth:`re.Pattern.sub`; with no ``pattern``, a
+        function from the whole text to the fixed text.
+    """
+
+    name: str
+    problem: str
+    pattern: re.Pattern | None
+    replace: str | Callable
+
+    def __call__(self, text: str) -> str:
+        if self.pattern is None:
+            return self.replace(text)
+        return self.pattern.sub(self.replace, text)
+
+
+_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _close_of_block(text: str, start: int) -> int:
+    """Index of the ``}`` or ``>>`` that closes the block holding ``start``.
+
+    Skips strings and ``%`` / ``%{ %}`` comments; returns ``len(text)`` when
+    the block is not closed.
+    """
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("%{", i):
+            end = text.find("%}", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        if c == "%":
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if c == '"':
+            m = _STRING_RE.match(text, i)
+            i = i + 1 if m is None else m.end()
+            continue
+        if c == "{" or text.startswith("<<", i):
+            depth += 1
+            i += 1 if c == "{" else 2
+            continue
+        if c == "}" or text.startswith(">>", i):
+            if depth == 0:
+                return i
+            depth -= 1
+            i += 1 if c == "}" else 2
+            continue
+        i += 1
+    return n
+
+
+_CONTEXT_THEN_PROPERTY = re.compile(
+    r'(\\context\s+[A-Za-z]+\s*=\s*(?:"[^"]*"|[A-Za-z]+))(?=\s*\\(?:override|set|once|revert|unset)\b)')
+
+
+def wrap_context_property(text: str) -> str:
+    """Wrap the rest of the block after ``\\context Voice = "x"`` in braces
+    when a property command follows it.
+
+    Until 2.12, ``\\context Voice = "rechts" \\override ...`` was valid: the
+    context took the override as its music and the notes after it went into
+    that voice too.  Current LilyPond refuses a property command there
+    (``syntax error, unexpected \\override``).  ``{ ... }`` around the rest of
+    the enclosing block keeps the meaning.  Example (Chopin Op. 10/5)::
+
+        rechts = \\relative c'{ \\context Voice = "rechts" \\override X.y = 1 c d }
+        rechts = \\relative c'{ \\context Voice = "rechts" { \\override X.y = 1 c d } }
+    """
+    for m in reversed(list(_CONTEXT_THEN_PROPERTY.finditer(text))):
+        close = _close_of_block(text, m.end())
+        text = text[:m.end()] + " {" + text[m.end():close] + "} " + text[close:]
+    return text
+
+
+FIXES: tuple[Fix, ...] = (
+    Fix("deprecated-dynamics",
+        "convert-ly renames \\cresc, \\dim, \\endcresc, \\enddim to \\deprecated..., "
+        "which 2.25 defines as music, not post-events: 's^\\deprecatedcresc' fails with "
+        "'unexpected MUSIC_IDENTIFIER'.  The current names are post-events with the old "
+        "meaning, and a score's own definitions of them (Beethoven Op. 129: "
+        "'deprecatedcresc = \\markup {...}') keep shadowing the built-ins.",
+        re.compile(r"\\deprecated(cresc|dim|endcresc|enddim)\b"), r"\\\1"),
+    Fix("set-octavation",
+        "'#(set-octavation 1)' (LilyPond <= 2.10) was removed: 'Unbound variable: "
+        "set-octavation' (Schubert D 899/2).  It is '\\ottava #1' now.",
+        re.compile(r"#\s*\(\s*set-octavation\s+(-?\d+)\s*\)"), r"\\ottava #\1"),
+    Fix("auto-beam-setting",
+        "'#(override-auto-beam-setting '(end * * * *) 1 8 'Staff)' and its 'revert-' twin "
+        "(<= 2.12) were removed: 'Unbound variable: override-auto-beam-setting' (Chopin "
+        "Op. 10/5, Op. 28/4).  They only change beaming; dropped, the default beaming is "
+        "used.",
+        re.compile(r"#\s*\(\s*(?:override|revert)-auto-beam-setting\b[^()]*"
+                   r"(?:\([^()]*\)[^()]*)*\)"), "#(if #f #f)"),
+    Fix("scheme-number-bar-check",
+        "A Scheme number glued to a bar check, '\\ottava #0|', was read as the number by "
+        "old Guile, as the symbol '0|' by Guile 2 ('Unbound variable: #{0|}#', "
+        "Mendelssohn Op. 16/2).  A space separates them.",
+        re.compile(r"(#-?\d+(?:\.\d+)?)\|"), r"\1 |"),
+    Fix("articulation-type-symbol",
+        "Since 2.23.6 'articulation-type' must be a symbol; a score's own Scheme that builds "
+        "'(make-music 'ArticulationEvent 'articulation-type articulation)' from a string "
+        "(Rachmaninoff Op. 23/3: '\\addArticulation \"staccato\"') makes LilyPond crash.  "
+        "The value is turned into a symbol where it is a string.",
+        re.compile(r"'articulation-type\s+(\"[^\"]*\"|[A-Za-z][\w!?*<>=/+-]*)"),
+        lambda m: f"'articulation-type (let ((a {m.group(1)})) "
+                  f"(if (string? a) (string->symbol a) a))"),
+    Fix("apply-music-unfold-repeats",
+        "'\\applyMusic #unfold-repeats \\music' (<= 2.18) fails since unfold-repeats takes "
+        "a list of repeat types: 'Wrong number of arguments to unfold-repeats' (Beethoven "
+        "Op. 129).  '\\unfoldRepeats \\music' does the same.",
+        re.compile(r"\\applyMusic\s*#\s*unfold-repeats\b"), r"\\unfoldRepeats"),
+    Fix("unset-beat-structure",
+        "'\\unset Timing.beatStructure' after a custom '\\set Timing.beatStructure = 1,2,2,1' "
+        "made the beats follow the time signature again until 2.24; LilyPond 2.25.12 "
+        "crashes (SIGSEGV) when it autobeams after it (Rachmaninoff Op. 23/3).  The unset "
+        "is dropped: the custom beat grouping holds until the next '\\time'.",
+        re.compile(r"\\unset\s+(?:(?:Timing|Score)\s*\.\s*)?beatStructure\b"), ""),
+    Fix("context-then-property",
+        "'\\context Voice = \"x\" \\override ...' (<= 2.12) is a syntax error now (Chopin "
+        "Op. 10/5, 25/2, 28/4); see :func:`wrap_context_property`.",
+        None, wrap_context_property),
+)
+
+
+def apply_fixes(text: str, fixes: tuple[Fix, ...] = FIXES) -> str:
+    """Apply ``fixes`` in order to the text of one LilyPond file."""
+    for fix in fixes:
+        text = fix(text)
+    return text

@@ -1,0 +1,50 @@
+"""The text fixes of msmd_prep.fixes on small examples from real scores."""
+from __future__ import annotations
+
+import pytest
+
+from msmd_prep.fixes import FIXES, apply_fixes, wrap_context_property
+
+CASES = [
+    ("deprecated-dynamics", r"s^\deprecatedcresc s-\deprecateddim", r"s^\cresc s-\dim"),
+    ("deprecated-dynamics", r'deprecatedcresc = \markup "x"', r'deprecatedcresc = \markup "x"'),
+    ("set-octavation", "A = { #(set-octavation 1) c }", r"A = { \ottava #1 c }"),
+    ("auto-beam-setting", "{ #(override-auto-beam-setting '(end * * * *) 1 8 'Staff) c }",
+     "{ #(if #f #f) c }"),
+    ("scheme-number-bar-check", r"b) \ottava #0| c", r"b) \ottava #0 | c"),
+    ("articulation-type-symbol", "(make-music 'ArticulationEvent 'articulation-type \"tenuto\")",
+     "(make-music 'ArticulationEvent 'articulation-type "
+     "(let ((a \"tenuto\")) (if (string? a) (string->symbol a) a)))"),
+    ("apply-music-unfold-repeats", r"{ \applyMusic #unfold-repeats \theScore }",
+     r"{ \unfoldRepeats \theScore }"),
+    ("unset-beat-structure", r"\unset Timing.beatStructure c8", " c8"),
+]
+
+
+@pytest.mark.parametrize("name, before, after", CASES)
+def test_fix(name, before, after):
+    fix = next(f for f in FIXES if f.name == name)
+    assert fix(before) == after
+
+
+def test_names_unique_and_documented():
+    assert len({f.name for f in FIXES}) == len(FIXES)
+    assert all(len(f.problem) > 40 for f in FIXES)
+
+
+@pytest.mark.parametrize("before, after", [
+    ('r = \\relative { \\context Voice = "r" \\override A.b = #1 c d }',
+     'r = \\relative { \\context Voice = "r" { \\override A.b = #1 c d } }'),
+    # Braces in comments and strings do not count; << >> nest.
+    ('{ \\context Voice = "r" \\set x = #1 %{ } %}\n c^"}" << d >> } e',
+     '{ \\context Voice = "r" { \\set x = #1 %{ } %}\n c^"}" << d >> } } e'),
+    # A context followed by music is left alone.
+    ('{ \\context Voice = "r" c d }', '{ \\context Voice = "r" c d }'),
+])
+def test_wrap_context_property(before, after):
+    assert wrap_context_property(before) == after
+
+
+def test_current_syntax_unchanged():
+    text = "\\version \"2.24.0\"\n{ \\time 3/4 c'4\\cresc d e\\! | \\ottava #1 f2. }\n"
+    assert apply_fixes(text) == text
