@@ -25,8 +25,8 @@ import numpy as np
 
 from . import __version__
 from .errors import ConfigError, InputError, MsmdPrepError
-from . import formats as _formats
 from . import fixes as _fixes
+from . import formats as _formats
 from .export import Export, build_performance, parse_export
 from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .normalize import INCLUDE_RE, normalize_source
@@ -475,8 +475,20 @@ def render_many(scores: list[Path], out: Path, cfg: RenderConfig,
             results.append(render_score(score, piece_dir, cfg, tune=tune))
         except MsmdPrepError as e:
             results.append(RenderResult(score, piece_dir, error=str(e)))
-            piece_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(piece_dir / "piece.json", {
-                "status": "failed", "stage": "render", "source": str(score.resolve()),
-                "error": str(e), "msmd_prep_version": __version__})
+        except OSError as e:
+            results.append(RenderResult(score, piece_dir, error=f"cannot write output: {e}"))
+        else:
+            continue
+        _record_failure(piece_dir, score, results[-1].error)
     return results
+
+
+def _record_failure(piece_dir: Path, score: Path, error: str) -> None:
+    """Mark ``piece_dir`` as failed, where the folder can be written at all."""
+    try:
+        piece_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(piece_dir / "piece.json", {
+            "status": "failed", "stage": "render", "source": str(score.resolve()),
+            "error": error, "msmd_prep_version": __version__})
+    except OSError:
+        pass
