@@ -27,13 +27,15 @@ DURATION_S = 180.0
 RUNS = 7
 
 
-def median_time(fn, runs: int = RUNS) -> float:
-    times = []
+def interleaved_medians(fns: dict, runs: int = RUNS) -> dict[str, float]:
+    """Median wall time of each function, running them in turn so that load affects all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -51,9 +53,8 @@ def main() -> None:
     def ours() -> np.ndarray:
         return log_spectrogram(audio, cfg)
 
-    ours(), baseline()
-    t_lib = median_time(baseline)
-    t_ours = median_time(ours)
+    t = interleaved_medians({"librosa": baseline, "ours": ours})
+    t_lib, t_ours = t["librosa"], t["ours"]
     print(f"{DURATION_S:.0f} s of audio, {cfg.n_bins} bins, median of {RUNS} runs")
     print(f"librosa.stft + filterbank {t_lib * 1000:7.1f} ms ({baseline().shape[1]} frames)")
     print(f"msmd-prep log_spectrogram {t_ours * 1000:7.1f} ms ({ours().shape[1]} frames)")

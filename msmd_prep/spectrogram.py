@@ -50,7 +50,7 @@ from .workdir import (PieceResult, performance_dirs, read_json, rendered_pieces,
 
 FRAME_ORIGINS = ("start", "center")
 LOG_FUNCTIONS = ("log10", "ln")
-FRAMES_PER_CHUNK = 512
+FRAMES_PER_CHUNK = 1024
 ONSET_TOLERANCE_FRAMES = 1e-6
 
 
@@ -265,19 +265,26 @@ def log_spectrogram(audio: np.ndarray, config: SpectrogramConfig = SpectrogramCo
                              frame_rate_fps=config.frame_rate_fps)
     if config.frame_origin == "center":
         starts -= size // 2
-    # Pad so that every frame lies inside the buffer; ``pad`` shifts indices.
-    pad = size
+    # The hop is a fraction a/b of samples, so frames i, i+b, i+2b, ... start
+    # exactly a samples apart: each such phase is a strided view of the audio.
+    hop = Fraction(config.sample_rate_hz) / config.frame_rate_fraction
+    stride, period = hop.numerator, hop.denominator
+    pad = size  # zeros before and after, so that every frame lies in the buffer
     padded = np.zeros(pad + len(audio) + size + pad, dtype=np.float32)
     padded[pad:pad + len(audio)] = audio
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size)
     window = np.hanning(size).astype(np.float32)
     fb = config.filterbank()
-    offsets = np.arange(size)
     out = np.empty((count, fb.shape[1]), dtype=np.float32)
+    frames = np.empty((min(FRAMES_PER_CHUNK, count), size), dtype=np.float32)
     for lo in range(0, count, FRAMES_PER_CHUNK):
         hi = min(lo + FRAMES_PER_CHUNK, count)
-        frames = padded[(starts[lo:hi, None] + pad) + offsets]
-        frames *= window
-        mag = np.abs(scipy.fft.rfft(frames, axis=1, workers=-1)[:, :size // 2])
+        for phase in range(min(period, hi - lo)):
+            n = len(range(lo + phase, hi, period))
+            first = starts[lo + phase] + pad
+            np.multiply(windows[first:first + (n - 1) * stride + 1:stride], window,
+                        out=frames[phase:hi - lo:period])
+        mag = np.abs(scipy.fft.rfft(frames[:hi - lo], axis=1)[:, :size // 2])
         np.matmul(mag, fb, out=out[lo:hi])
     out = np.log1p(out, out=out)
     if config.log == "log10":
