@@ -7,7 +7,6 @@ DATASET_OUT ?= out
 SOUNDFONT_PACKAGES := fluid-soundfont-gm musescore-general-soundfont-small
 DATASET_TEMPOS ?= 0.8 1.0 1.2
 DATASET_SOUNDFONTS ?= timgm6mb
-DATASET_SPEC_PRESETS ?= default msmd
 
 .PHONY: install apt soundfonts test dataset fixture bench clean
 
@@ -41,9 +40,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 dataset: install
-	$(BIN)/msmd-prep render examples --out $(DATASET_OUT)
-	$(BIN)/msmd-prep synth $(DATASET_OUT) --tempo $(DATASET_TEMPOS) --soundfont $(DATASET_SOUNDFONTS)
-	$(BIN)/msmd-prep spectrogram $(DATASET_OUT) --preset $(DATASET_SPEC_PRESETS)
+	$(BIN)/msmd-prep dataset examples --out $(DATASET_OUT) --tempo $(DATASET_TEMPOS) --soundfont $(DATASET_SOUNDFONTS)
 
 fixture: install
 	$(BIN)/msmd-prep render tests/fixtures --out $(DATASET_OUT)/fixtures
@@ -51,6 +48,7 @@ fixture: install
 bench: install
 	$(BIN)/python benchmarks/bench_synth.py
 	$(BIN)/python benchmarks/bench_spectrogram.py
+	$(BIN)/python benchmarks/bench_reader.py
 
 clean:
 	rm -rf $(DATASET_OUT) .pytest_cache

@@ -139,3 +139,143 @@ def _report_stage(stage: str, workdir: Path, results: list) -> None:
     if not results:
         click.echo(f"{stage}: no rendered piece in {workdir}", err=True)
     sys.exit(1 if failures or not results else 0)
+
+
+@main.command()
+@click.argument("workdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--band-height", "band_height_px", default=200, show_default=True, type=int,
+              help="Height of the unrolled score's bands, pixels at --sheet-dpi.")
+@click.option("--sheet-dpi", default=100.0, show_default=True, type=float,
+              help="Resolution of the unrolled score, pixels per inch (MSMD: about 100).")
+@click.option("--spectrogram-preset", default="default", show_default=True,
+              help="The spectrogram whose frame rate gives onset_frame.")
+def align(workdir: Path, band_height_px: int, sheet_dpi: float, spectrogram_preset: str) -> None:
+    """Write the unrolled score and every performance's alignment.csv in WORKDIR."""
+    from .align import AlignConfig, align_workdir
+
+    try:
+        cfg = AlignConfig(band_height_px=band_height_px, sheet_dpi=sheet_dpi,
+                          spectrogram_preset=spectrogram_preset)
+    except MsmdPrepError as e:
+        raise click.BadParameter(str(e)) from e
+    _report_stage("align", workdir, align_workdir(workdir, config=cfg, progress=True))
+
+
+def _pack_options(command):  # type: ignore[no-untyped-def]
+    """The options of the pack stage, shared by ``pack`` and ``dataset``."""
+    from .pack import ANCHORS, PRESETS
+
+    options = [
+        click.option("--preset", "pack_preset", default="msmd", show_default=True,
+                     type=click.Choice(sorted(PRESETS)),
+                     help="Snippet format: 'msmd' (sheet 160x200, 92x42 spectrogram at 20 fps)"
+                          " or 'dorfer2016' (sheet 40x100, 136x100 at 31.25 fps)."),
+        click.option("--seed", default=0, show_default=True, type=int,
+                     help="Seeds the split and the augmentation."),
+        click.option("--splits", "split_file", default=None,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="YAML file {train: [...], valid: [...], test: [...]} of piece ids "
+                          "(default: split by --seed, 70/15/15)."),
+        click.option("--anchor", "spec_anchor", default="center", show_default=True,
+                     type=click.Choice(ANCHORS),
+                     help="Onset at the centre of the spectrogram excerpt, or at its end."),
+        click.option("--no-augment", is_flag=True,
+                     help="No sheet rescale, shift or onset jitter, in any split."),
+        click.option("--spec-dtype", default="float16", show_default=True,
+                     type=click.Choice(["float16", "float32"]),
+                     help="Type of the stored spectrogram excerpts."),
+        click.option("--shard-mb", "shard_max_mb", default=256.0, show_default=True,
+                     type=float, help="Size cap of a shard, MB."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _pack_config(pack_preset: str, seed: int, split_file: str | None, spec_anchor: str,
+                 no_augment: bool, spec_dtype: str, shard_max_mb: float):  # type: ignore[no-untyped-def]
+    from .pack import PackConfig
+
+    try:
+        return PackConfig(preset=pack_preset, seed=seed, split_file=split_file,
+                          spec_anchor=spec_anchor, spec_dtype=spec_dtype,
+                          shard_max_mb=shard_max_mb,
+                          augment_splits=() if no_augment else ("train",))
+    except MsmdPrepError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def _report_pack(result) -> None:  # type: ignore[no-untyped-def]
+    counts = ", ".join(f"{split} {n}" for split, n in result.counts.items())
+    splits = {s: sum(1 for p in result.pieces.values() if p == s) for s in result.counts}
+    pieces = ", ".join(f"{split} {n}" for split, n in splits.items())
+    click.echo(f"pack: {len(result.pieces)} pieces ({pieces}), samples: {counts}, "
+               f"out: {result.out}")
+
+
+@main.command()
+@click.argument("workdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Dataset folder (replaced if it holds an earlier dataset).")
+@_pack_options
+def pack(workdir: Path, out: Path, **options) -> None:  # type: ignore[no-untyped-def]
+    """Pack the aligned pieces of WORKDIR into snippet shards in OUT."""
+    from .pack import pack_workdir
+
+    cfg = _pack_config(**options)
+    try:
+        result = pack_workdir(workdir, out, cfg, progress=True)
+    except MsmdPrepError as e:
+        click.echo(f"FAILED {workdir} [pack]: {e}", err=True)
+        sys.exit(1)
+    _report_pack(result)
+    _report_failures([(p, "pack", cause) for p, cause in result.failures])
+    sys.exit(1 if result.failures else 0)
+
+
+def _params(command: click.Command, names: set[str]) -> list[click.Parameter]:
+    """The options ``names`` of another command, so that both keep one definition."""
+    return [p for p in command.params if p.name in names]
+
+
+@main.command(params=[*_params(render, {"dpi", "timeout_s", "default_qpm", "no_sandbox"}),
+                      *_params(synth, {"tempos", "soundfonts", "velocity", "gain"}),
+                      *_params(spectrogram, {"keep_audio"})])
+@click.argument("scores", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output folder: OUT/work (the stages' work folder) and OUT/dataset.")
+@_pack_options
+def dataset(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float, default_qpm: float,
+            no_sandbox: bool, tempos: tuple[float, ...], soundfonts: tuple[str, ...],
+            velocity: str, gain: float, keep_audio: bool, **options) -> None:  # type: ignore[no-untyped-def]
+    """Run render, synth, spectrogram, align and pack from SCORES to OUT/dataset."""
+    from .dataset import build_dataset
+    from .render import RenderConfig
+    from .soundfonts import resolve_soundfont
+    from .synth import SynthConfig
+
+    pack_cfg = _pack_config(**options)
+    try:
+        render_cfg = RenderConfig(dpi=dpi, timeout_s=timeout_s, default_qpm=default_qpm,
+                                  sandbox=not no_sandbox)
+        policy = {"velocity_policy": "score"} if velocity == "score" else {
+            "velocity_policy": "fixed", "fixed_velocity": int(velocity)}
+        synth_cfg = SynthConfig(gain=gain, **policy)
+        fonts = [resolve_soundfont(name) for name in soundfonts]
+    except ValueError as e:
+        raise click.BadParameter(f"--velocity must be 'score' or 1..127, got {velocity!r}") from e
+    except MsmdPrepError as e:
+        raise click.BadParameter(str(e)) from e
+    try:
+        result = build_dataset(list(scores), out, render_config=render_cfg,
+                               tempo_factors=tempos, soundfonts=fonts, synth_config=synth_cfg,
+                               pack_config=pack_cfg, keep_audio=keep_audio, progress=True)
+    except MsmdPrepError as e:
+        click.echo(f"FAILED {out} [dataset]: {e}", err=True)
+        sys.exit(1)
+    if result.pack is not None:
+        _report_pack(result.pack)
+    else:
+        click.echo(f"dataset: no piece got through; work folder: {result.work}", err=True)
+    _report_failures(result.failures)
+    sys.exit(1 if result.failures or result.pack is None else 0)

@@ -1,0 +1,210 @@
+"""The unrolled score: every staff system cut out as a band and laid left to right.
+
+MSMD trains on the score as one long line: each system is cut out as a band
+of fixed height centred on the system and the bands are concatenated.  Here
+the bands are resampled from the render resolution to a sheet scale chosen
+by the config, with OpenCV's area interpolation (the pages are never
+re-rendered).
+
+Coordinates are continuous pixel coordinates: pixel ``i`` spans ``[i, i+1)``,
+as for the boxes of ``noteheads.csv``.  A point ``(x, y)`` of a page maps to
+``(x_offset + (x - src_x0) * scale_x, (y - src_y0) * scale_y)`` in the
+unrolled image, where the band's source rectangle ``src_*`` is in page
+pixels (integers; it may reach outside the page, where the band is white).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import ConfigError, InputError
+from .render import System
+
+WHITE = 255
+
+
+@dataclass(frozen=True)
+class UnrollConfig:
+    """How systems are cut out and scaled.
+
+    Exactly one of ``sheet_dpi`` and ``system_height_px`` sets the scale.
+
+    Attributes
+    ----------
+    band_height_px : int
+        Height of every band, pixels of the unrolled image.
+    sheet_dpi : float or None
+        Resolution of the unrolled image, pixels per inch (MSMD: about 100,
+        its A4 pages were 835 px wide).  Every system gets the same scale.
+    system_height_px : float or None
+        Instead of a resolution: each system is scaled so that the box
+        around its staff lines is this many pixels high.
+    """
+
+    band_height_px: int = 200
+    sheet_dpi: float | None = 100.0
+    system_height_px: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.band_height_px, int) and self.band_height_px > 0):
+            raise ConfigError(f"band_height_px must be a positive integer, "
+                              f"got {self.band_height_px!r}")
+        if (self.sheet_dpi is None) == (self.system_height_px is None):
+            raise ConfigError("give exactly one of sheet_dpi and system_height_px, got "
+                              f"sheet_dpi={self.sheet_dpi!r}, "
+                              f"system_height_px={self.system_height_px!r}")
+        if self.sheet_dpi is not None and not 10 <= self.sheet_dpi <= 1200:
+            raise ConfigError(f"sheet_dpi must be in 10..1200, got {self.sheet_dpi!r}")
+        if self.system_height_px is not None and not self.system_height_px > 0:
+            raise ConfigError(f"system_height_px must be > 0, got {self.system_height_px!r}")
+
+
+@dataclass(frozen=True)
+class Band:
+    """Where one system lies on its page and in the unrolled image.
+
+    Attributes
+    ----------
+    system : int
+        System index (``systems.csv``).
+    page : int
+        Page number, from 1.
+    src_x0, src_y0, src_x1, src_y1 : int
+        The rectangle cut from the page, page pixels (may reach outside it).
+    x_offset : int
+        Column of the unrolled image where the band starts.
+    width : int
+        Width of the band in the unrolled image, pixels.
+    scale_x, scale_y : float
+        Unrolled pixels per page pixel (equal up to rounding of the sizes).
+    center_y : float
+        Row of the system's vertical centre in the unrolled image.
+    """
+
+    system: int
+    page: int
+    src_x0: int
+    src_y0: int
+    src_x1: int
+    src_y1: int
+    x_offset: int
+    width: int
+    scale_x: float
+    scale_y: float
+    center_y: float
+
+    def to_unrolled(self, x: np.ndarray | float, y: np.ndarray | float,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Map page pixels ``(x, y)`` of this band's system into the unrolled image."""
+        u = self.x_offset + (np.asarray(x, dtype=np.float64) - self.src_x0) * self.scale_x
+        v = (np.asarray(y, dtype=np.float64) - self.src_y0) * self.scale_y
+        return u, v
+
+
+@dataclass(frozen=True)
+class Unrolled:
+    """An unrolled score.
+
+    Attributes
+    ----------
+    image : np.ndarray [shape=(band_height_px, total_width), dtype=uint8]
+        White 255, ink dark.
+    bands : tuple of Band
+        One per system, in system order, left to right.
+    """
+
+    image: np.ndarray
+    bands: tuple[Band, ...]
+
+    def band(self, system: int) -> Band:
+        """The band of ``system``."""
+        for b in self.bands:
+            if b.system == system:
+                return b
+        raise InputError(f"system {system} is not in the unrolled score")
+
+    def layout(self) -> dict:
+        """The bands as JSON-ready data (``unrolled.json``)."""
+        return {"height_px": int(self.image.shape[0]), "width_px": int(self.image.shape[1]),
+                "systems": [{"system": b.system, "page": b.page,
+                             "source_rows": [b.src_y0, b.src_y1],
+                             "source_cols": [b.src_x0, b.src_x1],
+                             "x_offset": b.x_offset, "width": b.width,
+                             "scale_x": b.scale_x, "scale_y": b.scale_y,
+                             "center_y": b.center_y} for b in self.bands]}
+
+
+def read_systems_csv(path: Path) -> list[System]:
+    """Read ``systems.csv`` (written by the render stage) into :class:`System` objects."""
+    with open(path, newline="") as f:
+        return [System(int(r["system"]), int(r["page"]), float(r["x0"]), float(r["y0"]),
+                       float(r["x1"]), float(r["y1"]), int(r["n_staves"]))
+                for r in csv.DictReader(f)]
+
+
+def _crop(page: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """``page[y0:y1, x0:x1]`` with white where the rectangle leaves the page."""
+    out = np.full((y1 - y0, x1 - x0), WHITE, dtype=np.uint8)
+    h, w = page.shape
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if cx0 < cx1 and cy0 < cy1:
+        out[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = page[cy0:cy1, cx0:cx1]
+    return out
+
+
+def unroll(pages: Sequence[np.ndarray], systems: Sequence[System], *, dpi: float,
+           config: UnrollConfig) -> Unrolled:
+    """Cut every system out of its page and concatenate the bands left to right.
+
+    Parameters
+    ----------
+    pages : sequence of np.ndarray [shape=(height, width), dtype=uint8]
+        The page images, page 1 first, at ``dpi``.
+    systems : sequence of System
+        The systems (``systems.csv``), boxes in page pixels.
+    dpi : float
+        Resolution of ``pages``, pixels per inch.
+    config : UnrollConfig
+
+    Returns
+    -------
+    unrolled : Unrolled
+        ``image`` has ``config.band_height_px`` rows.  Each band spans the
+        system box's columns (widened to whole pixels) and
+        ``band_height_px / scale`` page rows centred on the box.
+    """
+    if not systems:
+        raise InputError("no staff system to unroll")
+    band_h = config.band_height_px
+    bands: list[Band] = []
+    images: list[np.ndarray] = []
+    offset = 0
+    for s in sorted(systems, key=lambda s: s.index):
+        if not 1 <= s.page <= len(pages):
+            raise InputError(f"system {s.index} is on page {s.page}, "
+                             f"but there are {len(pages)} pages")
+        if config.sheet_dpi is not None:
+            scale = config.sheet_dpi / dpi
+        else:
+            scale = config.system_height_px / (s.y1 - s.y0)
+        src_h = max(1, round(band_h / scale))
+        center = (s.y0 + s.y1) / 2
+        y0 = math.floor(center - src_h / 2 + 0.5)
+        x0, x1 = math.floor(s.x0), math.ceil(s.x1)
+        width = max(1, round((x1 - x0) * scale))
+        crop = _crop(pages[s.page - 1], x0, y0, x1, y0 + src_h)
+        images.append(cv2.resize(crop, (width, band_h), interpolation=cv2.INTER_AREA))
+        scale_y = band_h / src_h
+        bands.append(Band(system=s.index, page=s.page, src_x0=x0, src_y0=y0, src_x1=x1,
+                          src_y1=y0 + src_h, x_offset=offset, width=width,
+                          scale_x=width / (x1 - x0), scale_y=scale_y,
+                          center_y=(center - y0) * scale_y))
+        offset += width
+    return Unrolled(image=np.ascontiguousarray(np.concatenate(images, axis=1)),
+                    bands=tuple(bands))

@@ -1,0 +1,211 @@
+"""The pack stage: excerpt geometry, splits, the fixture dataset's shards and determinism."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from fixture_dataset import PIECES, SEED, fixture_dataset
+
+from msmd_prep.align import read_alignment_csv
+from msmd_prep.data import PieceDataset
+from msmd_prep.errors import ConfigError, InputError
+from msmd_prep.pack import (PRESETS, SPLITS, PackConfig, assign_splits, extract_sheet,
+                            extract_spec, pack_workdir, read_split_file, spec_start)
+
+
+@pytest.fixture(scope="session")
+def fixture_ds(tmp_path_factory):
+    return fixture_dataset(tmp_path_factory)
+
+
+def _shards(root, split):
+    index = json.loads((root / "index.json").read_text())
+    return [root / s["path"] for s in index["splits"][split]["shards"]]
+
+
+def _arrays(root):
+    out = {}
+    for split in SPLITS:
+        for path in _shards(root, split):
+            with h5py.File(path, "r") as f:
+                out[path.relative_to(root).as_posix()] = {k: f[k][:] for k in ("sheet", "spec",
+                                                                               "meta")}
+    return out
+
+
+def test_extract_sheet_puts_the_point_on_the_middle_column():
+    image = np.full((200, 1000), 255, np.uint8)
+    image[95:105, 500:502] = 0       # a mark centred on x = 501, y = 100
+    ex = extract_sheet(image, x=501.0, center_y=100.0, scale=1.0, shift_px=0,
+                       height_px=160, width_px=200)
+    cols = np.nonzero((ex < 128).any(axis=0))[0]
+    rows = np.nonzero((ex < 128).any(axis=1))[0]
+    assert cols.tolist() == [99, 100] and rows.tolist() == list(range(75, 85))
+    shifted = extract_sheet(image, x=501.0, center_y=100.0, scale=1.0, shift_px=5,
+                            height_px=160, width_px=200)
+    assert np.nonzero((shifted < 128).any(axis=1))[0].tolist() == list(range(80, 90))
+    assert (extract_sheet(image, x=5.0, center_y=100.0, scale=1.0, shift_px=0,
+                          height_px=160, width_px=200)[:, :90] == 255).all()
+
+
+@pytest.mark.parametrize("anchor,expected_col", [("center", 21), ("end", 40)])
+def test_spec_excerpt_places_the_onset(anchor, expected_col):
+    spec = np.arange(5 * 100, dtype=np.float32).reshape(5, 100) + 1
+    start = spec_start(50, n_frames=42, anchor=anchor, jitter_max_frames=1)
+    assert 50 - start == expected_col
+    np.testing.assert_array_equal(extract_spec(spec, start=start, n_frames=42),
+                                  spec[:, start:start + 42])
+    edge = extract_spec(spec, start=-3, n_frames=42)
+    assert (edge[:, :3] == 0).all() and (edge[:, 3:] == spec[:, :39]).all()
+    assert (extract_spec(spec, start=90, n_frames=42)[:, 10:] == 0).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 10, 57])
+def test_assign_splits(n):
+    names = [f"p{i:02d}" for i in range(n)]
+    splits = assign_splits(names, seed=3, fractions=(0.7, 0.15, 0.15))
+    assert splits == assign_splits(list(reversed(names)), seed=3, fractions=(0.7, 0.15, 0.15))
+    assert set(splits) == set(names)
+    counts = {s: list(splits.values()).count(s) for s in SPLITS}
+    assert counts["train"] >= 1
+    if n >= 3:
+        assert counts["valid"] >= 1 and counts["test"] >= 1
+
+
+def test_split_file(tmp_path):
+    path = tmp_path / "split.yaml"
+    path.write_text("train: [a, b]\nvalid: [c]\ntest: [d]\n")
+    assert read_split_file(path) == {"a": "train", "b": "train", "c": "valid", "d": "test"}
+    path.write_text("train: [a]\ntest: [a]\n")
+    with pytest.raises(ConfigError, match="'a'"):
+        read_split_file(path)
+    path.write_text("training: [a]\n")
+    with pytest.raises(ConfigError):
+        read_split_file(path)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"preset": "nosuch"}, {"seed": -1}, {"split_fractions": (0.5, 0.5, 0.5)},
+    {"spec_anchor": "middle"}, {"sheet_scale_range": (1.1, 0.9)}, {"shift_max_px": -1},
+    {"jitter_max_frames": 1.5}, {"augment_splits": ("training",)}, {"spec_dtype": "int8"},
+    {"shard_max_mb": 0}, {"chunk_samples": 0}])
+def test_pack_config_rejects(kwargs):
+    with pytest.raises(ConfigError):
+        PackConfig(**kwargs)
+
+
+def test_fixture_dataset_shapes_and_counts(fixture_ds):
+    root = fixture_ds.dataset
+    index = json.loads((root / "index.json").read_text())
+    preset = PRESETS["msmd"]
+    assert index["sheet_shape"] == [160, 200] and index["spec_shape"] == [92, 42]
+    rows = {p: len(read_alignment_csv(next((fixture_ds.work / p / "performances").iterdir())
+                                      / "alignment.csv")) for p in PIECES}
+    seen = []
+    for split in SPLITS:
+        entry = index["splits"][split]
+        assert entry["pieces"], split
+        seen += entry["pieces"]
+        assert entry["count"] == sum(rows[p] for p in entry["pieces"])
+        for path in _shards(root, split):
+            with h5py.File(path, "r") as f:
+                n = len(f["meta"])
+                assert f["sheet"].shape == (n, preset.sheet_height_px, preset.sheet_width_px)
+                assert f["sheet"].dtype == np.uint8 and f["spec"].dtype == np.float16
+                assert f["spec"].shape == (n, preset.spec_bins, preset.spec_frames)
+                assert f["sheet"].chunks[0] == 1
+                assert f.attrs["schema_version"] == 1 and f.attrs["split"] == split
+                prov = json.loads(f.attrs["provenance"])
+                assert prov["soundfonts"]["timgm6mb"] == (
+                    "82475b91a76de15cb28a104707d3247ba932e228bada3f47bba63c6b31aaf7a1")
+                assert set(np.char.decode(f["meta"]["piece"]).tolist()) <= set(entry["pieces"])
+    assert sorted(seen) == sorted(PIECES)
+    assert not list(root.parent.glob(".*tmp*")) and not list(root.rglob(".*.tmp"))
+
+
+def test_every_sample_has_its_head_and_onset(fixture_ds):
+    root = fixture_ds.dataset
+    pieces = PieceDataset(root)
+    full = {(p.piece, p.performance): p.spec for p in (pieces[i] for i in range(len(pieces)))}
+    head_ink, off_ink, n = [], [], 0
+    for split in SPLITS:
+        for path in _shards(root, split):
+            with h5py.File(path, "r") as f:
+                sheets, specs, meta = f["sheet"][:], f["spec"][:], f["meta"][:]
+            for sheet, spec, m in zip(sheets, specs, meta):
+                n += 1
+                assert m["head_col"] == 100.0
+                assert 0 <= m["onset_col"] < 42
+                assert m["spec_start_frame"] + m["onset_col"] == m["onset_frame"]
+                whole = full[(m["piece"].decode(), m["performance"].decode())]
+                start = int(m["spec_start_frame"])
+                lo, hi = max(start, 0), min(start + 42, whole.shape[1])
+                np.testing.assert_array_equal(spec[:, lo - start:hi - start], whole[:, lo:hi])
+                r = m["head_row"]
+                if not 4 <= r < 156:
+                    continue
+                window = sheet[int(r) - 2:int(r) + 3, 97:103]
+                head_ink.append((window < 128).mean())
+                off_ink.append((sheet[int(r) - 2:int(r) + 3, 147:153] < 128).mean())
+    assert len(head_ink) > 0.9 * n and min(head_ink) >= 0.15
+    assert np.mean(head_ink) > 0.6 > np.mean(off_ink) + 0.2
+
+
+def test_augmentation_recorded_and_only_in_train(fixture_ds):
+    arrays = _arrays(fixture_ds.dataset)
+    for name, a in arrays.items():
+        m = a["meta"]
+        if name.startswith("train/"):
+            assert (0.95 <= m["sheet_scale"]).all() and (m["sheet_scale"] <= 1.05).all()
+            assert np.abs(m["sheet_shift_px"]).max() <= 5 and np.abs(m["sheet_shift_px"]).max() > 0
+            assert set(np.unique(m["onset_jitter_frames"])) <= {-1, 0, 1}
+        else:
+            assert (m["sheet_scale"] == 1).all() and not m["sheet_shift_px"].any()
+            assert not m["onset_jitter_frames"].any()
+
+
+def test_same_seed_same_bytes(fixture_ds):
+    first, again = _arrays(fixture_ds.dataset), _arrays(fixture_ds.again)
+    assert first.keys() == again.keys()
+    for name in first:
+        for key in ("sheet", "spec", "meta"):
+            assert first[name][key].tobytes() == again[name][key].tobytes(), (name, key)
+
+
+def test_other_seed_other_augmentation(fixture_ds, tmp_path):
+    split_file = tmp_path / "split.yaml"
+    index = json.loads((fixture_ds.dataset / "index.json").read_text())
+    split_file.write_text(json.dumps({s: index["splits"][s]["pieces"] for s in SPLITS}))
+    pack_workdir(fixture_ds.work, tmp_path / "ds", PackConfig(seed=SEED + 1,
+                                                              split_file=str(split_file)))
+    a = _arrays(fixture_ds.dataset)["train/shard-00000.h5"]
+    b = _arrays(tmp_path / "ds")["train/shard-00000.h5"]
+    assert a["sheet"].shape == b["sheet"].shape
+    assert a["sheet"].tobytes() != b["sheet"].tobytes()
+    np.testing.assert_array_equal(a["meta"]["onset_s"], b["meta"]["onset_s"])
+
+
+def test_shards_roll_over_at_the_size_cap(fixture_ds, tmp_path):
+    pack_workdir(fixture_ds.work, tmp_path / "ds", PackConfig(seed=SEED, shard_max_mb=2.0))
+    index = json.loads((tmp_path / "ds" / "index.json").read_text())
+    for split in SPLITS:
+        shards = index["splits"][split]["shards"]
+        assert all(s["count"] <= 2e6 // (160 * 200 + 92 * 42 * 2) for s in shards)
+        assert sum(s["count"] for s in shards) == index["splits"][split]["count"]
+    assert max(len(index["splits"][s]["shards"]) for s in SPLITS) > 1
+    assert list(_arrays(fixture_ds.dataset)) != list(_arrays(tmp_path / "ds"))
+
+
+def test_missing_spectrogram_preset_names_the_command(fixture_ds, tmp_path):
+    with pytest.raises(InputError, match="msmd-prep spectrogram WORKDIR --preset default"):
+        pack_workdir(fixture_ds.work, tmp_path / "ds", PackConfig(preset="dorfer2016"))
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_dataset(fixture_ds, tmp_path):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "precious.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not an msmd-prep dataset"):
+        pack_workdir(fixture_ds.work, tmp_path / "ds", PackConfig())
+    assert (tmp_path / "ds" / "precious.txt").read_text() == "keep me"
