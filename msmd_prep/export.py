@@ -160,6 +160,8 @@ class PerformanceResult:
         Per printed score: ``score``, ``midi-score`` or ``default``.
     unprinted_notes : int
         Played notes with no printed head (chord names, MIDI-only scores).
+    merged_heads : int
+        Heads whose notes a merged twin plays (see :func:`merged_head_aliases`).
     """
 
     performance: Performance
@@ -167,10 +169,35 @@ class PerformanceResult:
     tie_continuations: set[int]
     tempo_source: list[str]
     unprinted_notes: int
+    merged_heads: int = 0
 
 
-def build_performance(ex: Export, *, default_qpm: float = 60.0,
-                      gap_s: float = 1.0) -> PerformanceResult:
+def merged_head_aliases(ex: Export, drawn: set[int]) -> dict[int, int]:
+    """Heads LilyPond merged into another one: undrawn id -> drawn id.
+
+    Where two voices strike the same pitch at the same time, LilyPond may
+    print one head for both (a note collision merge).  The undrawn head's
+    notes are then played by the printed head: same movement (layout), staff,
+    moment and pitch.  Undrawn heads with no such twin (hidden notes) are left
+    out.
+    """
+    def key(i: int) -> tuple:
+        h = ex.heads[i]
+        layout = ex.head_systems.get(i, "").partition(":")[0]
+        return (layout, h.staff, h.moment, h.grace, h.pitch)
+
+    printed = {}
+    for i in sorted(drawn & set(ex.heads)):
+        printed.setdefault(key(i), i)
+    aliases = {}
+    for i in ex.heads:
+        if i not in drawn and key(i) in printed:
+            aliases[i] = printed[key(i)]
+    return aliases
+
+
+def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1.0,
+                      aliases: dict[int, int] | None = None) -> PerformanceResult:
     """Turn the exported played notes into a performance in seconds.
 
     Printed scores are played one after the other, ``gap_s`` seconds apart.
@@ -187,10 +214,15 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0,
         Quarter notes per minute for scores that name no tempo.
     gap_s : float
         Silence between two printed scores of one file, seconds.
+    aliases : dict of int to int, optional
+        Heads whose notes another head plays (:func:`merged_head_aliases`);
+        two notes of one head at one onset become one, the longer.
     """
+    aliases = aliases or {}
     default_wpm = Fraction(default_qpm).limit_denominator(10**6) / 4
     printed = [s for s, p in sorted(ex.scores.items()) if p]
     events: list[NoteEvent] = []
+    event_at: dict[tuple[int, float], int] = {}
     onsets: dict[int, list[float]] = {}
     played_ids: set[int] = set()
     sources = []
@@ -209,10 +241,17 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0,
             stop_s = tempo.seconds(stop) if note.grace == 0 else start_s + _grace_length(tempo, note)
             end = max(end, stop_s)
             onset = float(offset + start_s)
-            events.append(NoteEvent(onset, float(stop_s - start_s), note.pitch,
-                                    note.velocity, f"h{note.id}"))
-            onsets.setdefault(note.id, []).append(onset)
-        played_ids.update(n.id for n in notes)
+            head = aliases.get(note.id, note.id)
+            event = NoteEvent(onset, float(stop_s - start_s), note.pitch, note.velocity,
+                              f"h{head}")
+            if (head, onset) in event_at:
+                i = event_at[(head, onset)]
+                events[i] = max(events[i], event, key=lambda e: e.duration_s)
+                continue
+            event_at[(head, onset)] = len(events)
+            events.append(event)
+            onsets.setdefault(head, []).append(onset)
+        played_ids.update(aliases.get(n.id, n.id) for n in notes)
         if notes:
             offset += end + Fraction(gap_s).limit_denominator(10**6)
     # A grace note before the first beat would sound before time zero.
@@ -221,7 +260,8 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0,
         events = [replace(e, onset_s=e.onset_s + lead) for e in events]
         onsets = {i: [t + lead for t in ts] for i, ts in onsets.items()}
     ties = played_ids - set(onsets)
-    return PerformanceResult(Performance(sort_events(events)), onsets, ties, sources, unprinted)
+    return PerformanceResult(Performance(sort_events(events)), onsets, ties, sources, unprinted,
+                             len(aliases))
 
 
 def _onset_seconds(tempo: TempoMap, note: PlayedNote) -> Fraction:

@@ -25,6 +25,12 @@ from .errors import ConfigError, ToolError
 EXPORT_ILY = Path(__file__).resolve().parent.parent / "lilypond" / "msmd.ily"
 
 _MEMORY_LIMIT_BYTES = 8 * 1024**3
+#: LilyPond 2.25.12 now and then dies of a signal on a score it renders fine
+#: the next time (seen: SIGSEGV, SIGFPE on Chopin Op. 28/8); such a run is
+#: tried again.  bwrap reports a child's signal N as exit 128 + N.
+CRASH_RETRIES = 1
+_CRASH_CODES = {-s for s in (signal.SIGSEGV, signal.SIGFPE, signal.SIGBUS, signal.SIGABRT)} | {
+    128 + s for s in (signal.SIGSEGV, signal.SIGFPE, signal.SIGBUS, signal.SIGABRT)}
 
 
 def lilypond_root() -> Path:
@@ -125,18 +131,23 @@ def run_lilypond(args: list[str], *, cwd: Path, timeout_s: float, sandbox: bool 
         prefix = _sandbox_prefix(tuple(sorted({Path(EXPORT_ILY.parent), *readonly})))
         cmd = [*prefix, "--bind", str(cwd), str(cwd), "--chdir", str(cwd), "--clearenv",
                *[a for k, v in env.items() for a in ("--setenv", k, v)], *cmd]
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True, preexec_fn=_limit_memory)
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise ToolError("lilypond", cmd, None, _tail(err),
-                        cause=f"lilypond hit the time limit of {timeout_s:g} s") from None
+    for attempt in range(CRASH_RETRIES + 1):
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="replace",
+                                start_new_session=True, preexec_fn=_limit_memory)
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise ToolError("lilypond", cmd, None, _tail(err),
+                            cause=f"lilypond hit the time limit of {timeout_s:g} s") from None
+        if proc.returncode not in _CRASH_CODES:
+            break
     if proc.returncode != 0:
-        raise ToolError("lilypond", cmd, proc.returncode, _error_lines(err))
+        crashed = f" (crashed {CRASH_RETRIES + 1} times)" if proc.returncode in _CRASH_CODES else ""
+        raise ToolError("lilypond", cmd, proc.returncode, _error_lines(err),
+                        cause=f"lilypond failed (exit {proc.returncode}){crashed}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 

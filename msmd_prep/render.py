@@ -27,7 +27,7 @@ from . import __version__
 from .errors import ConfigError, InputError, MsmdPrepError
 from . import fixes as _fixes
 from . import formats as _formats
-from .export import Export, build_performance, parse_export
+from .export import Export, build_performance, merged_head_aliases, parse_export
 from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .normalize import INCLUDE_RE, normalize_source
 from .pages import Box, boxes_to_pixels, load_gray, page_images
@@ -229,7 +229,7 @@ def config_hash(cfg: RenderConfig) -> str:
 
 
 def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: float):
-    """Join the export with the PDF boxes into heads, systems and performance.
+    """Join the export with the page boxes into heads, systems and performance.
 
     Returns
     -------
@@ -240,9 +240,8 @@ def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: flo
     perf : PerformanceResult
         The performance (see :func:`msmd_prep.export.build_performance`).
     """
-    perf = build_performance(ex, default_qpm=default_qpm, gap_s=gap_s)
-    staff_boxes: dict[tuple[int, str], list[Link]] = {}
-    head_boxes: dict[int, list[Link]] = {}
+    staff_boxes: dict[tuple[int, str], list[Box]] = {}
+    head_boxes: dict[int, list[Box]] = {}
     for link in links:
         kind, _, rest = link.link.partition(":")
         if kind == "l":
@@ -250,6 +249,8 @@ def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: flo
             staff_boxes.setdefault((link.page, sys_key), []).append(link)
         elif kind == "h":
             head_boxes.setdefault(int(rest), []).append(link)
+    perf = build_performance(ex, default_qpm=default_qpm, gap_s=gap_s,
+                             aliases=merged_head_aliases(ex, set(head_boxes)))
     order = sorted(staff_boxes, key=lambda k: (k[0], min(b.y0 for b in staff_boxes[k]),
                                                min(b.x0 for b in staff_boxes[k])))
     systems, index_of = [], {}
@@ -411,6 +412,7 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
             "systems": len(systems),
             "noteheads": len(heads),
             "noteheads_not_drawn": len(set(ex.heads) - {int(h.id[1:]) for h in heads}),
+            "noteheads_merged": perf.merged_heads,
             "tie_continuations": sum(h.tied for h in heads),
             "events": len(perf.performance.events),
             "unprinted_notes": perf.unprinted_notes,

@@ -56,3 +56,21 @@ def test_grace_note_before_the_first_beat_starts_the_performance():
     assert [(e.notehead_id, e.onset_s) for e in result.performance.events] == [
         ("h1", 0.0), ("h2", 0.5)]
     assert result.onsets == {1: [0.0], 2: [0.5]}
+
+
+def test_merged_head_plays_for_its_undrawn_twin():
+    from msmd_prep.export import merged_head_aliases
+
+    text = ("C\t0\t1\nT\t0\t0\t15\n"
+            "E\t0\t1\t61\t0\t0\t1/32\t1\t90\t0\nE\t0\t2\t61\t0\t0\t3/16\t2\t90\t0\n"
+            "E\t0\t3\t64\t0\t0\t1/4\t2\t90\t0\n"
+            "H\t1\t0\t0\t61\t0\t0\ta.ly\t1\t1\nH\t2\t0\t1\t61\t0\t0\ta.ly\t2\t1\n"
+            "H\t3\t0\t1\t64\t0\t0\ta.ly\t3\t1\n"
+            "S\t1\t0:0\nS\t2\t0:0\nS\t3\t0:0\n")
+    ex = parse_export(text)
+    aliases = merged_head_aliases(ex, drawn={2, 3})
+    assert aliases == {1: 2}
+    result = build_performance(ex, aliases=aliases)
+    assert [(e.notehead_id, e.duration_s) for e in result.performance.events] == [
+        ("h2", 0.75), ("h3", 1.0)]
+    assert result.onsets == {2: [0.0], 3: [0.0]} and result.merged_heads == 1
