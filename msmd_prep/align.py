@@ -22,10 +22,11 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__
+from .checks import Check, check_onset_energy, pitch_bands, summarize
 from .errors import AlignmentError, ConfigError, InputError, MsmdPrepError
 from .pages import load_gray
 from .render import NoteHead, read_heads_csv
-from .spectrogram import time_to_frames
+from .spectrogram import SpectrogramConfig, fft_frequencies, time_to_frames
 from .synth import ONSETS_NAME, read_onsets_csv
 from .unroll import Unrolled, UnrollConfig, read_systems_csv, unroll
 from .workdir import (PieceResult, performance_dirs, read_json, rendered_pieces, sha256_file,
@@ -203,6 +204,17 @@ def spectrogram_frame_rate(perf_dir: Path, preset: str) -> float:
     return float(meta["config"]["frame_rate_fps"])
 
 
+def onset_energy_check(perf_dir: Path, preset: str, rows: Sequence[AlignmentRow]) -> Check:
+    """:func:`~msmd_prep.checks.check_onset_energy` on one performance's spectrogram."""
+    meta = read_json(perf_dir / f"spec-{preset}.json") or {}
+    cfg = SpectrogramConfig.from_mapping(meta.get("config", {}))
+    spec = np.load(perf_dir / f"spec-{preset}.npy")
+    bands = pitch_bands(np.array([r.pitch for r in rows]), cfg.filterbank(),
+                        fft_frequencies(sample_rate_hz=cfg.sample_rate_hz,
+                                        frame_size_samples=cfg.frame_size_samples))
+    return check_onset_energy(bands, np.array([r.onset_frame for r in rows], int), spec)
+
+
 def _input_hashes(piece: Path) -> dict:
     return {name: sha256_file(piece / name)
             for name in ("noteheads.csv", "systems.csv", "piece.json")}
@@ -274,7 +286,8 @@ def align_piece(piece: Path, config: AlignConfig = AlignConfig()) -> tuple[int, 
             raise AlignmentError(f"{perf_dir / ONSETS_NAME}: onsets of heads not in "
                                  f"noteheads.csv: {missing[:5]}")
         write_alignment_csv(rows, perf_dir / ALIGNMENT_NAME)
-        write_json_atomic(perf_dir / ALIGNMENT_JSON, {
+        energy = onset_energy_check(perf_dir, config.spectrogram_preset, rows)
+        write_json_atomic(perf_dir / ALIGNMENT_JSON, summarize([energy]) | {
             "stage": "align", "status": "complete", "input_hashes": perf_inputs,
             "config_hash": config_hash, "config": asdict(config),
             "spectrogram_preset": config.spectrogram_preset, "frame_rate_fps": fps,

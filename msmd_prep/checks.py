@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .pages import ink_fraction
 from .performance import Performance
-from .render import NoteHead
+
+if TYPE_CHECKING:
+    from .render import NoteHead
 
 #: A head box with less dark area than this is taken as blank paper.
 MIN_INK_FRACTION = 0.2
@@ -87,3 +90,62 @@ def summarize(checks: list[Check]) -> dict:
     return {"aligned_well": all(c.passed for c in checks),
             "checks": {c.name: {k: v for k, v in asdict(c).items() if k != "name"}
                        for c in checks}}
+
+
+#: An onset "shows energy at its pitch" when one of its first harmonics,
+#: within the onset frame and the two after it, reaches this share of the
+#: spectrogram's 99th percentile.
+MIN_ONSET_ENERGY = 0.3
+#: Share of onsets that must show energy (chords mask some harmonics).
+MIN_ONSETS_WITH_ENERGY = 0.9
+HARMONICS = (1, 2, 3)
+
+
+def pitch_bands(pitches: np.ndarray, filterbank: np.ndarray,
+                fft_frequencies_hz: np.ndarray) -> np.ndarray:
+    """The band of each harmonic of each pitch, -1 where it is out of range.
+
+    Parameters
+    ----------
+    pitches : np.ndarray [shape=(n,)]
+        MIDI pitches.
+    filterbank : np.ndarray [shape=(n_fft_bins, n_bands)]
+    fft_frequencies_hz : np.ndarray [shape=(n_fft_bins,)]
+
+    Returns
+    -------
+    np.ndarray [shape=(n, len(HARMONICS)), dtype=int]
+    """
+    f0 = 440.0 * 2.0 ** ((np.asarray(pitches, float) - 69) / 12)
+    freqs = f0[:, None] * np.array(HARMONICS)[None, :]
+    bins = np.abs(fft_frequencies_hz[None, None, :] - freqs[..., None]).argmin(axis=-1)
+    weights = filterbank[bins]
+    return np.where(weights.max(axis=-1) > 0, weights.argmax(axis=-1), -1)
+
+
+def check_onset_energy(bands: np.ndarray, frames: np.ndarray, spec: np.ndarray, *,
+                       min_energy: float = MIN_ONSET_ENERGY,
+                       min_share: float = MIN_ONSETS_WITH_ENERGY) -> Check:
+    """Every onset shows energy at its pitch in the spectrogram.
+
+    Parameters
+    ----------
+    bands : np.ndarray [shape=(n, n_harmonics)]
+        Bands of each onset's harmonics (:func:`pitch_bands`), -1 out of range.
+    frames : np.ndarray [shape=(n,)]
+        Onset frames.
+    spec : np.ndarray [shape=(n_bands, n_frames)]
+        The performance's spectrogram.
+    """
+    ref = float(np.percentile(spec, 99)) if spec.size else 0.0
+    in_range = (bands >= 0).any(axis=1)
+    bands, frames = bands[in_range], np.asarray(frames)[in_range]
+    if not len(frames) or ref <= 0:
+        return Check("energy", ref > 0 or not len(frames), int(len(frames)), 0)
+    window = np.stack([np.clip(frames + d, 0, spec.shape[1] - 1) for d in range(3)], axis=1)
+    energy = np.where(bands[:, :, None] >= 0,
+                      spec[np.maximum(bands, 0)[:, :, None], window[:, None, :]], 0.0)
+    quiet = energy.max(axis=(1, 2)) < min_energy * ref
+    share = 1.0 - quiet.mean()
+    return Check("energy", bool(share >= min_share), len(frames), int(quiet.sum()),
+                 f"{share:.1%} of onsets show energy at their pitch")

@@ -186,6 +186,8 @@ def _pack_options(command):  # type: ignore[no-untyped-def]
                      help="Type of the stored spectrogram excerpts."),
         click.option("--shard-mb", "shard_max_mb", default=256.0, show_default=True,
                      type=float, help="Size cap of a shard, MB."),
+        click.option("--include-flagged", is_flag=True,
+                     help="Also pack pieces whose self-checks failed (aligned_well false)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -193,13 +195,14 @@ def _pack_options(command):  # type: ignore[no-untyped-def]
 
 
 def _pack_config(pack_preset: str, seed: int, split_file: str | None, spec_anchor: str,
-                 no_augment: bool, spec_dtype: str, shard_max_mb: float):  # type: ignore[no-untyped-def]
+                 no_augment: bool, spec_dtype: str, shard_max_mb: float,
+                 include_flagged: bool):  # type: ignore[no-untyped-def]
     from .pack import PackConfig
 
     try:
         return PackConfig(preset=pack_preset, seed=seed, split_file=split_file,
                           spec_anchor=spec_anchor, spec_dtype=spec_dtype,
-                          shard_max_mb=shard_max_mb,
+                          shard_max_mb=shard_max_mb, include_flagged=include_flagged,
                           augment_splits=() if no_augment else ("train",))
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
@@ -211,6 +214,9 @@ def _report_pack(result) -> None:  # type: ignore[no-untyped-def]
     pieces = ", ".join(f"{split} {n}" for split, n in splits.items())
     click.echo(f"pack: {len(result.pieces)} pieces ({pieces}), samples: {counts}, "
                f"out: {result.out}")
+    for piece, checks in result.flagged.items():
+        click.echo(f"FLAGGED {piece}: failed self-checks ({checks})"
+                   + ("" if piece in result.pieces else "; left out"), err=True)
 
 
 @main.command()
@@ -243,15 +249,20 @@ def _params(command: click.Command, names: set[str]) -> list[click.Parameter]:
                       *_params(spectrogram, {"keep_audio"})])
 @click.argument("scores", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
-              help="Output folder: OUT/work (the stages' work folder) and OUT/dataset.")
+              help="Output folder: OUT/work (the stages' work folder), OUT/dataset and "
+                   "OUT/failures.json.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Pieces processed at once, in local processes.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run the pieces on this Dask scheduler (workers need OUT at the same path).")
 @_pack_options
 def dataset(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float, default_qpm: float,
             no_sandbox: bool, tempos: tuple[float, ...], soundfonts: tuple[str, ...],
-            velocity: str, gain: float, keep_audio: bool, **options) -> None:  # type: ignore[no-untyped-def]
+            velocity: str, gain: float, keep_audio: bool, jobs: int, scheduler: str | None,
+            **options) -> None:  # type: ignore[no-untyped-def]
     """Run render, synth, spectrogram, align and pack from SCORES to OUT/dataset."""
-    from .dataset import build_dataset
+    from .dataset import build_dataset, summary_rows
     from .render import RenderConfig
-    from .soundfonts import resolve_soundfont
     from .synth import SynthConfig
 
     pack_cfg = _pack_config(**options)
@@ -261,21 +272,18 @@ def dataset(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float, def
         policy = {"velocity_policy": "score"} if velocity == "score" else {
             "velocity_policy": "fixed", "fixed_velocity": int(velocity)}
         synth_cfg = SynthConfig(gain=gain, **policy)
-        fonts = [resolve_soundfont(name) for name in soundfonts]
     except ValueError as e:
         raise click.BadParameter(f"--velocity must be 'score' or 1..127, got {velocity!r}") from e
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
-    try:
-        result = build_dataset(list(scores), out, render_config=render_cfg,
-                               tempo_factors=tempos, soundfonts=fonts, synth_config=synth_cfg,
-                               pack_config=pack_cfg, keep_audio=keep_audio, progress=True)
-    except MsmdPrepError as e:
-        click.echo(f"FAILED {out} [dataset]: {e}", err=True)
-        sys.exit(1)
+    result = build_dataset(list(scores), out, render_config=render_cfg, tempo_factors=tempos,
+                           soundfonts=soundfonts, synth_config=synth_cfg, pack_config=pack_cfg,
+                           keep_audio=keep_audio, jobs=jobs, scheduler=scheduler,
+                           progress=True)
     if result.pack is not None:
         _report_pack(result.pack)
-    else:
-        click.echo(f"dataset: no piece got through; work folder: {result.work}", err=True)
+    width = max(len(label) for label, _ in summary_rows(result))
+    for label, value in summary_rows(result):
+        click.echo(f"{label:<{width}}  {value}")
     _report_failures(result.failures)
     sys.exit(1 if result.failures or result.pack is None else 0)

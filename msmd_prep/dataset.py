@@ -1,30 +1,136 @@
 """The main job: scores to a packed dataset, every stage in turn.
 
-``build_dataset`` runs render, synth, spectrogram, align and pack over one
-output folder ``OUT``: the work folder is ``OUT/work`` (one folder per
-piece, as every stage writes it) and the dataset ``OUT/dataset``.  Each stage
-skips what is already up to date, so a rerun after adding scores or
-changing a late stage's options redoes only what changed.  A piece that
-fails a stage is reported once, with the first stage it failed, and left
-out of the later ones; the others go on.
+``build_dataset`` works in one output folder ``OUT``: the work folder is
+``OUT/work`` (one folder per piece, as every stage writes it) and the dataset
+``OUT/dataset``.  Each piece goes through render, synth, spectrogram and
+align as one task (:func:`process_piece`), so pieces run in parallel
+(``jobs``) or on a Dask cluster (``scheduler``) and finish in any order; pack
+then reads the work folder in name order, so the shards do not depend on how
+the pieces ran.  Every stage skips what is already up to date, so a rerun
+after a crash or a kill redoes only what was not finished.  A piece that
+fails a stage is reported once, with that stage, in ``OUT/failures.json``
+and on the terminal; the others go on.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from .align import AlignConfig, align_workdir
+from .align import AlignConfig, align_piece
+from .errors import MsmdPrepError
 from .pack import PackConfig, PackResult, pack_workdir
-from .render import RenderConfig, find_scores, render_many
-from .soundfonts import SoundFont
+from .parallel import map_pieces
+from .render import RenderConfig, RenderJob, find_scores, render_job, render_jobs
+from .soundfonts import SoundFont, resolve_soundfont
 from .spectrogram import PRESETS as SPECTROGRAM_PRESETS
-from .spectrogram import spectrogram_workdir
-from .synth import SynthConfig, synthesize_workdir
-from .workdir import rendered_pieces
+from .spectrogram import spectrogram_performance
+from .synth import PERFORMANCE_JSON, Synthesizer, SynthConfig, synthesize_performance
+from .workdir import performance_dirs, write_json_atomic
 
 WORK_DIR = "work"
 DATASET_DIR = "dataset"
+FAILURES_NAME = "failures.json"
+STAGES = ("render", "synth", "spectrogram", "align", "pack")
+
+
+@dataclass(frozen=True)
+class PieceConfig:
+    """What :func:`process_piece` needs: every stage's options but pack's."""
+
+    render: RenderConfig
+    tempo_factors: tuple[float, ...]
+    soundfonts: tuple[SoundFont, ...]
+    synth: SynthConfig
+    spectrogram_preset: str
+    keep_audio: bool = False
+
+
+@dataclass
+class PieceReport:
+    """What became of one piece in the main job.
+
+    Attributes
+    ----------
+    source : str
+        The input score.
+    piece : str
+        The piece folder.
+    stage, error : str
+        The stage that failed and why; empty when the piece got through.
+    seconds : dict of str to float
+        Wall time per stage.
+    counts : dict
+        The render stage's counts (pages, heads ...).
+    aligned_well : bool
+        All self-checks passed.
+    """
+
+    source: str
+    piece: str
+    stage: str = ""
+    error: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    aligned_well: bool = True
+
+
+_SYNTHS: dict[tuple, Synthesizer] = {}
+
+
+def _synthesizer(soundfont: SoundFont, config: SynthConfig) -> Synthesizer:
+    """A loaded synth per SoundFont and config, kept for the life of the process.
+
+    Loading an sf3 takes seconds; every piece a worker process plays reuses it.
+    """
+    key = (str(soundfont.path), soundfont.sha256, config)
+    if key not in _SYNTHS:
+        _SYNTHS[key] = Synthesizer(soundfont, config)
+    return _SYNTHS[key]
+
+
+def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
+    """Render, synthesize, compute spectrograms and align one piece.
+
+    Never raises for a bad piece: the report names the stage and the cause.
+    """
+    report = PieceReport(str(job.source), str(job.piece_dir))
+    stage = "render"
+    try:
+        t0 = time.perf_counter()
+        result = render_job(job, config.render)
+        report.seconds["render"] = time.perf_counter() - t0
+        if result.error:
+            report.stage, report.error = "render", result.error
+            return report
+        report.counts = result.stats
+        piece = job.piece_dir
+        stage = "synth"
+        t0 = time.perf_counter()
+        for soundfont in config.soundfonts:
+            synth = _synthesizer(soundfont, config.synth)
+            for factor in config.tempo_factors:
+                synthesize_performance(synth, piece, float(factor))
+        report.seconds["synth"] = time.perf_counter() - t0
+        stage = "spectrogram"
+        t0 = time.perf_counter()
+        preset = config.spectrogram_preset
+        for perf_dir in performance_dirs(piece):
+            if (perf_dir / PERFORMANCE_JSON).is_file():
+                spectrogram_performance(perf_dir, {preset: SPECTROGRAM_PRESETS[preset]},
+                                        keep_audio=config.keep_audio)
+        report.seconds["spectrogram"] = time.perf_counter() - t0
+        stage = "align"
+        t0 = time.perf_counter()
+        align_piece(piece, AlignConfig(spectrogram_preset=preset))
+        report.seconds["align"] = time.perf_counter() - t0
+    except MsmdPrepError as e:
+        report.stage, report.error = stage, str(e)
+    except OSError as e:
+        report.stage, report.error = stage, f"cannot read or write: {e}"
+    return report
 
 
 @dataclass
@@ -38,76 +144,108 @@ class DatasetResult:
     pack : PackResult or None
         The packed dataset (``OUT/dataset``); ``None`` when no piece got that far.
     failures : list of (str, str, str)
-        ``(piece or score, stage, cause)``, one per failed piece.
+        ``(file, stage, cause)``, one per failed piece or unusable option.
+    reports : list of PieceReport
+        One per piece, in input order.
+    seconds : dict of str to float
+        Wall time per stage, summed over pieces (pack: its own wall time).
     """
 
     work: Path
     pack: PackResult | None = None
     failures: list[tuple[str, str, str]] = field(default_factory=list)
+    reports: list[PieceReport] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderConfig,
-                  tempo_factors: Sequence[float], soundfonts: Sequence[SoundFont],
+                  tempo_factors: Sequence[float], soundfonts: Sequence[str | SoundFont],
                   synth_config: SynthConfig, pack_config: PackConfig,
-                  keep_audio: bool = False, progress: bool = False) -> DatasetResult:
+                  keep_audio: bool = False, jobs: int = 1, scheduler: str | None = None,
+                  progress: bool = False) -> DatasetResult:
     """Run every stage from ``scores`` to the dataset ``out/dataset``.
 
     Parameters
     ----------
     scores : sequence of Path
-        ``.ly`` files or folders of them (see :func:`msmd_prep.render.find_scores`).
+        Score files or folders of them (see :func:`msmd_prep.render.find_scores`).
     out : Path
-        Output folder; gets ``work/`` and ``dataset/``.
+        Output folder; gets ``work/``, ``dataset/`` and ``failures.json``.
     render_config : RenderConfig
     tempo_factors : sequence of float
         Tempo factors of the performances.
-    soundfonts : sequence of SoundFont
-        SoundFonts of the performances.
+    soundfonts : sequence of str or SoundFont
+        SoundFont names (see ``soundfonts/manifest.yaml``) or paths; one that
+        cannot be found is reported as a failure and the others are used.
     synth_config : SynthConfig
     pack_config : PackConfig
         Its preset also decides the one spectrogram computed, and the
         alignment's ``onset_frame`` refers to that spectrogram.
     keep_audio : bool
         Keep the synthesized audio after its spectrogram is made.
+    jobs : int
+        Pieces processed at once, in local worker processes.
+    scheduler : str, optional
+        Dask scheduler address (``tcp://host:port``); workers need ``out`` at
+        the same path.
     progress : bool
         Show progress bars on stderr.
-
-    Returns
-    -------
-    result : DatasetResult
     """
-    work = Path(out) / WORK_DIR
+    out = Path(out)
+    work = out / WORK_DIR
     result = DatasetResult(work=work)
-    failed: set[str] = set()
-
-    def note(piece: Path, stage: str, cause: str) -> None:
-        if piece.name not in failed:
-            failed.add(piece.name)
-            result.failures.append((str(piece), stage, cause))
-
-    for r in render_many(find_scores(list(scores)), work, render_config, progress=progress):
+    fonts = []
+    for sf in soundfonts:
+        try:
+            fonts.append(sf if isinstance(sf, SoundFont) else resolve_soundfont(sf))
+        except MsmdPrepError as e:
+            result.failures.append((f"soundfont {sf}", "synth", str(e)))
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        result.failures.append((str(out), "render", f"cannot write output: {e}"))
+        return result
+    if fonts:
+        config = PieceConfig(render_config, tuple(tempo_factors), tuple(fonts), synth_config,
+                             pack_config.preset_obj.spectrogram_preset, keep_audio)
+        result.reports = map_pieces(partial(process_piece, config=config),
+                                    render_jobs(find_scores(list(scores)), work), jobs=jobs,
+                                    scheduler=scheduler, desc="pieces", progress=progress)
+    for r in result.reports:
         if r.error:
-            note(r.piece_dir, "render", r.error)
-    spec_name = pack_config.preset_obj.spectrogram_preset
-    stages = (
-        ("synth", lambda: synthesize_workdir(work, tempo_factors=tempo_factors,
-                                             soundfonts=soundfonts, config=synth_config,
-                                             progress=progress)),
-        ("spectrogram", lambda: spectrogram_workdir(
-            work, presets={spec_name: SPECTROGRAM_PRESETS[spec_name]}, keep_audio=keep_audio,
-            progress=progress)),
-        ("align", lambda: align_workdir(work, config=AlignConfig(spectrogram_preset=spec_name),
-                                        progress=progress)),
-    )
-    if not work.is_dir():
-        return result
-    for stage, run in stages:
-        for r in run():
-            if r.error:
-                note(r.piece, stage, r.error)
-    if not any(p.name not in failed for p in rendered_pieces(work)):
-        return result
-    result.pack = pack_workdir(work, Path(out) / DATASET_DIR, pack_config, progress=progress)
-    for piece, cause in result.pack.failures:
-        note(Path(piece), "pack", cause)
+            result.failures.append((r.source, r.stage, r.error))
+        for stage, s in r.seconds.items():
+            result.seconds[stage] = result.seconds.get(stage, 0.0) + s
+    if any(not r.error for r in result.reports):
+        t0 = time.perf_counter()
+        try:
+            result.pack = pack_workdir(work, out / DATASET_DIR, pack_config, progress=progress)
+        except MsmdPrepError as e:
+            result.failures.append((str(work), "pack", str(e)))
+        else:
+            result.failures += [(p, "pack", cause) for p, cause in result.pack.failures]
+        result.seconds["pack"] = time.perf_counter() - t0
+    write_json_atomic(out / FAILURES_NAME, [
+        {"file": f, "stage": stage, "cause": cause} for f, stage, cause in result.failures])
     return result
+
+
+def summary_rows(result: DatasetResult) -> list[tuple[str, str]]:
+    """The end-of-run summary as (label, value) rows."""
+    reports = result.reports
+    ok = [r for r in reports if not r.error]
+    flagged = result.pack.flagged if result.pack else {}
+    counts = [r.counts for r in ok]
+    performances = sum(len(performance_dirs(Path(r.piece))) for r in ok)
+    rows = [
+        ("pieces", f"{len(ok) - len(flagged)} ok, {len(flagged)} flagged, "
+                   f"{len(reports) - len(ok)} failed"),
+        ("pages", str(sum(c.get("pages", 0) for c in counts))),
+        ("note heads", str(sum(c.get("noteheads", 0) for c in counts))),
+        ("performances", str(performances)),
+    ]
+    if result.pack is not None:
+        rows.append(("samples", ", ".join(f"{s} {n}" for s, n in result.pack.counts.items())))
+    rows.append(("time per stage", ", ".join(
+        f"{s} {result.seconds[s]:.1f} s" for s in STAGES if s in result.seconds)))
+    return rows

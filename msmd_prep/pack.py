@@ -45,7 +45,7 @@ import yaml
 from tqdm import tqdm
 
 from . import __version__
-from .align import ALIGNMENT_NAME, read_alignment_csv, unroll_piece
+from .align import ALIGNMENT_JSON, ALIGNMENT_NAME, read_alignment_csv, unroll_piece
 from .data import INDEX_NAME, SCHEMA_VERSION
 from .errors import ConfigError, InputError, MsmdPrepError
 from .spectrogram import time_to_frames
@@ -155,6 +155,9 @@ class PackConfig:
         Size cap of a shard, MB (10**6 bytes) of sample arrays.
     chunk_samples : int
         Samples per HDF5 chunk.
+    include_flagged : bool
+        Also pack pieces whose self-checks failed (``aligned_well`` false in
+        ``piece.json`` or in a performance's ``alignment.json``).
     """
 
     preset: str = "msmd"
@@ -169,6 +172,7 @@ class PackConfig:
     spec_dtype: str = "float16"
     shard_max_mb: float = 256.0
     chunk_samples: int = 1
+    include_flagged: bool = False
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -631,12 +635,28 @@ class PackResult:
         Split of each packed piece.
     failures : list of (str, str)
         ``(piece folder, cause)`` of pieces left out.
+    flagged : dict of str to str
+        Pieces whose self-checks failed, with the failed checks; left out
+        unless ``include_flagged``.
     """
 
     out: Path
     counts: dict[str, int] = field(default_factory=dict)
     pieces: dict[str, str] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    flagged: dict[str, str] = field(default_factory=dict)
+
+
+def failed_checks(piece: Path, perf_dirs: Sequence[Path]) -> str:
+    """The self-checks a piece failed, as text; empty when it is aligned well."""
+    failed = []
+    for path in [piece / "piece.json", *(d / ALIGNMENT_JSON for d in perf_dirs)]:
+        info = read_json(path) or {}
+        if info.get("aligned_well") is False:
+            names = [n for n, c in info.get("checks", {}).items() if not c.get("passed", True)]
+            where = path.parent.name if path.name == ALIGNMENT_JSON else "render"
+            failed.append(f"{where}: {', '.join(names) or 'checks'}")
+    return "; ".join(failed)
 
 
 def _load_spec(perf: PerformanceInput, preset: PackPreset, dtype: str) -> np.ndarray:
@@ -692,9 +712,16 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
     inputs: dict[str, tuple[Path, list[PerformanceInput]]] = {}
     for piece in rendered_pieces(workdir):
         try:
-            inputs[piece.name] = (piece, _performance_inputs(piece, preset))
+            perfs = _performance_inputs(piece, preset)
         except MsmdPrepError as e:
             result.failures.append((str(piece), str(e)))
+            continue
+        flags = failed_checks(piece, [p.perf_dir for p in perfs])
+        if flags:
+            result.flagged[piece.name] = flags
+            if not config.include_flagged:
+                continue
+        inputs[piece.name] = (piece, perfs)
     if not inputs:
         raise InputError(f"{workdir}: no piece to pack"
                          + (f" ({result.failures[0][1]})" if result.failures else ""))
@@ -774,6 +801,7 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
             "spec_dtype": config.spec_dtype, "meta_fields": [n for n, _ in META_FIELDS],
             "splits": index_splits, "pieces": piece_index,
             "failed_pieces": {Path(p).name: cause for p, cause in result.failures},
+            "flagged_pieces": result.flagged,
             "provenance": provenance})
         _replace_folder(tmp, out)
     finally:

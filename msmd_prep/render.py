@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -27,10 +28,12 @@ from . import __version__
 from .errors import ConfigError, InputError, MsmdPrepError
 from . import fixes as _fixes
 from . import formats as _formats
+from .checks import Check, check_columns, check_ink, check_performance, summarize
 from .export import Export, build_performance, merged_head_aliases, parse_export
 from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .normalize import INCLUDE_RE, normalize_source
 from .pages import Box, boxes_to_pixels, load_gray, page_images
+from .parallel import map_pieces
 from .performance import write_performance_csv, write_performance_midi
 
 SCORE_SUFFIXES = (".ly", *_formats.FORMATS)
@@ -386,9 +389,11 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
         heads, performance, report = conv.finish(heads, perf.performance)
         perf = replace(perf, performance=performance,
                        tempo_source=["midi"] if conv.format == "midi" else perf.tempo_source)
+    images = {i: load_gray(png) for i, png in enumerate(pngs, 1)}
+    report |= _self_checks(heads, images, perf.performance, report)
     (out / "pages").mkdir()
-    for i, png in enumerate(pngs, 1):
-        if not cv2.imwrite(str(out / "pages" / f"page-{i:03d}.png"), load_gray(png)):
+    for i, image in images.items():
+        if not cv2.imwrite(str(out / "pages" / f"page-{i:03d}.png"), image):
             raise MsmdPrepError(f"cannot write page {i} image into {out}")
     write_heads_csv(heads, out / "noteheads.csv")
     write_systems_csv(systems, out / "systems.csv")
@@ -420,6 +425,27 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
             "duration_s": round(perf.performance.duration_s, 3),
         },
     }
+
+
+def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performance,
+                 input_report: dict) -> dict:
+    """``aligned_well`` and ``checks`` for ``piece.json`` (see :mod:`msmd_prep.checks`).
+
+    A converted input's own comparison with the score (``input_report``, from
+    :mod:`msmd_prep.formats`) is one more check, ``input``; its numbers stay
+    in ``input_checks``.
+    """
+    checks = [check_ink(heads, images), check_columns(heads),
+              check_performance(heads, performance)]
+    extra = {}
+    if "checks" in input_report:
+        numbers = input_report["checks"]
+        checks.append(Check("input", bool(input_report["aligned_well"]),
+                            int(numbers.get("input_notes", 0)),
+                            0 if input_report["aligned_well"] else 1,
+                            json.dumps(numbers, sort_keys=True)))
+        extra["input_checks"] = numbers
+    return summarize(checks) | extra
 
 
 def _inputs_hash(info: dict, source: Path) -> str | None:
@@ -458,31 +484,56 @@ def _replace_dir(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def render_many(scores: list[Path], out: Path, cfg: RenderConfig,
-                progress: bool = False) -> list[RenderResult]:
+@dataclass(frozen=True)
+class RenderJob:
+    """One piece to render: its source, its folder, and the tune of an ABC book."""
+
+    source: Path
+    piece_dir: Path
+    tune: str = ""
+
+
+def render_jobs(scores: list[Path], out: Path) -> list[RenderJob]:
+    """The pieces of ``scores`` with their folders in ``out``: one per score,
+    one per tune of an ABC book (an unreadable book is one piece, which fails)."""
+    ids = piece_ids(scores)
+    jobs = []
+    for score in scores:
+        try:
+            tunes = _formats.abc_tune_ids(score) if score.suffix == ".abc" else [""]
+        except (MsmdPrepError, OSError):
+            tunes = [""]
+        jobs += [RenderJob(score, out / (f"{ids[score]}__{tune}" if tune else ids[score]), tune)
+                 for tune in tunes]
+    return jobs
+
+
+def render_job(job: RenderJob, cfg: RenderConfig) -> RenderResult:
+    """Render one job; a bad score gives a result with its error, never raises.
+
+    A failed score's folder gets a ``piece.json`` whose status is ``failed``
+    and whose ``error`` names the cause.
+    """
+    try:
+        return render_score(job.source, job.piece_dir, cfg, tune=job.tune)
+    except MsmdPrepError as e:
+        result = RenderResult(job.source, job.piece_dir, error=str(e))
+    except OSError as e:
+        result = RenderResult(job.source, job.piece_dir, error=f"cannot write output: {e}")
+    _record_failure(job.piece_dir, job.source, result.error)
+    return result
+
+
+def render_many(scores: list[Path], out: Path, cfg: RenderConfig, *, progress: bool = False,
+                jobs: int = 1, scheduler: str | None = None) -> list[RenderResult]:
     """Render ``scores`` into ``out``; one failing score never stops the others.
 
-    A failed score gets a piece folder with ``piece.json`` whose status is
-    ``failed`` and whose ``error`` names the cause.
+    ``jobs`` and ``scheduler`` spread the pieces as
+    :func:`msmd_prep.parallel.map_pieces` does; results keep the order of
+    :func:`render_jobs`.
     """
-    from tqdm import tqdm
-
-    ids = piece_ids(scores)
-    results = []
-    jobs = [(score, tune) for score in scores
-            for tune in (_formats.abc_tune_ids(score) if score.suffix == ".abc" else [""])]
-    for score, tune in tqdm(jobs, desc="render", unit="score", disable=not progress):
-        piece_dir = out / (f"{ids[score]}__{tune}" if tune else ids[score])
-        try:
-            results.append(render_score(score, piece_dir, cfg, tune=tune))
-        except MsmdPrepError as e:
-            results.append(RenderResult(score, piece_dir, error=str(e)))
-        except OSError as e:
-            results.append(RenderResult(score, piece_dir, error=f"cannot write output: {e}"))
-        else:
-            continue
-        _record_failure(piece_dir, score, results[-1].error)
-    return results
+    return map_pieces(partial(render_job, cfg=cfg), render_jobs(scores, out), jobs=jobs,
+                      scheduler=scheduler, desc="render", progress=progress)
 
 
 def _record_failure(piece_dir: Path, score: Path, error: str) -> None:

@@ -151,8 +151,8 @@ def test_midi_heads_and_onsets_come_from_the_midi_file(pieces):
     piece = next(p for p in pieces.values() if _info(p)["input_format"] == "midi")
     info = _info(piece)
     assert info["aligned_well"] is True
-    assert info["checks"]["input_notes"] == info["checks"]["score_notes"] == 23
-    assert info["checks"]["matched"] == 23
+    assert info["input_checks"]["input_notes"] == info["input_checks"]["score_notes"] == 23
+    assert info["input_checks"]["matched"] == 23
     assert info["counts"]["tie_continuations"] == 1
     assert info["tempo_source"] == ["midi"]
     ly = next((piece / "build" / "converted").glob("*.ly")).read_text()
@@ -182,8 +182,8 @@ def test_midi_heads_and_onsets_come_from_the_midi_file(pieces):
 def test_musicxml_checks_and_tempo(pieces):
     piece = next(p for p in pieces.values() if _info(p)["input_format"] == "musicxml")
     info = _info(piece)
-    assert info["aligned_well"] is True, info["checks"]
-    assert info["checks"]["input_notes"] == info["checks"]["score_notes"] == 8
+    assert info["aligned_well"] is True, info["input_checks"]
+    assert info["input_checks"]["input_notes"] == info["input_checks"]["score_notes"] == 8
     assert info["counts"]["tie_continuations"] == 1
     assert info["tempo_source"] == ["score"]
     heads = _sounding(piece)
@@ -200,7 +200,7 @@ def test_musicxml_checks_and_tempo(pieces):
 def test_abc_book_gives_one_piece_per_tune(pieces):
     first, second = _info(pieces["book__tune-1"]), _info(pieces["book__tune-3"])
     assert first["tune"] == "tune-1" and second["tune"] == "tune-3"
-    assert first["aligned_well"] and second["aligned_well"], (first["checks"], second["checks"])
+    assert first["aligned_well"] and second["aligned_well"], (first["input_checks"], second["input_checks"])
     heads = _sounding(pieces["book__tune-1"])
     assert [h.pitch for h in heads] == [62, 67, 71, 74, 69, 71, 72, 67, 71, 74, 76]
     assert first["counts"]["tie_continuations"] == 1
