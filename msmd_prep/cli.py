@@ -224,13 +224,38 @@ def _report_pack(result) -> None:  # type: ignore[no-untyped-def]
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Dataset folder (replaced if it holds an earlier dataset).")
 @_pack_options
-def pack(workdir: Path, out: Path, **options) -> None:  # type: ignore[no-untyped-def]
+@click.option("--task", default="snippets", show_default=True,
+              type=click.Choice(["snippets", "score-following"]),
+              help="'snippets': sheet/spectrogram pairs of --preset; 'score-following': "
+                   "staff-system images 40x390, 40-frame excerpts ending at the onset and "
+                   "bucket targets (--preset, --anchor and --no-augment do not apply).")
+@click.option("--spectrogram-preset", default=None,
+              help="Score following only: the spectrogram the excerpts come from "
+                   "[default: default, 136 bins at 31.25 fps].")
+def pack(workdir: Path, out: Path, task: str, spectrogram_preset: str | None,
+         **options) -> None:  # type: ignore[no-untyped-def]
     """Pack the aligned pieces of WORKDIR into snippet shards in OUT."""
     from .pack import pack_workdir
 
     cfg = _pack_config(**options)
+    if task == "score-following":
+        from .score_following import ScoreFollowingConfig, pack_score_following
+
+        try:
+            sf_cfg = ScoreFollowingConfig(
+                spectrogram_preset=spectrogram_preset or "default", seed=cfg.seed,
+                split_file=cfg.split_file, spec_dtype=cfg.spec_dtype,
+                shard_max_mb=cfg.shard_max_mb, include_flagged=cfg.include_flagged)
+        except MsmdPrepError as e:
+            raise click.BadParameter(str(e)) from e
+        run = lambda: pack_score_following(workdir, out, sf_cfg, progress=True)  # noqa: E731
+    elif spectrogram_preset is not None:
+        raise click.BadParameter("--spectrogram-preset is for --task score-following; the "
+                                 "snippet task takes the spectrogram of --preset")
+    else:
+        run = lambda: pack_workdir(workdir, out, cfg, progress=True)  # noqa: E731
     try:
-        result = pack_workdir(workdir, out, cfg, progress=True)
+        result = run()
     except MsmdPrepError as e:
         click.echo(f"FAILED {workdir} [pack]: {e}", err=True)
         sys.exit(1)
@@ -287,3 +312,58 @@ def dataset(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float, def
         click.echo(f"{label:<{width}}  {value}")
     _report_failures(result.failures)
     sys.exit(1 if result.failures or result.pack is None else 0)
+
+
+@main.command("inspect")
+@click.argument("piece_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--performance", default=None,
+              help="Performance id (e.g. timgm6mb_t1.00) [default: the first aligned one].")
+@click.option("--dataset", "dataset_dir", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Packed dataset for the sample strip [default: DIR/dataset when PIECE_DIR "
+                   "is DIR/work/PIECE, as `msmd-prep dataset` makes it].")
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path),
+              help="Output folder [default: PIECE_DIR/inspect].")
+@click.option("--labels", is_flag=True, help="Write each head's onset times under its box.")
+@click.option("--samples", "n_samples", default=8, show_default=True,
+              type=click.IntRange(min=1), help="Sample pairs in the strip.")
+def inspect_command(piece_dir: Path, performance: str | None, dataset_dir: Path | None,
+                    out: Path | None, labels: bool, n_samples: int) -> None:
+    """Draw PIECE_DIR: pages with head and system boxes, the unrolled score with its
+    onset-to-x map, packed sample pairs; PNGs and one self-contained index.html."""
+    from .inspect import inspect_piece
+
+    try:
+        result = inspect_piece(piece_dir, out, performance=performance, dataset=dataset_dir,
+                               labels=labels, n_samples=n_samples)
+    except MsmdPrepError as e:
+        click.echo(f"FAILED {piece_dir} [inspect]: {e}", err=True)
+        sys.exit(1)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"inspect: {len(result.pictures)} pictures"
+               + (f" of {result.performance}" if result.performance else "")
+               + f", report: {result.html}")
+
+
+@main.command()
+@click.argument("dataset_dir", metavar="DATASET",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path),
+              help="Output folder for stats.txt and histograms.png [default: DATASET/stats].")
+def stats(dataset_dir: Path, out: Path | None) -> None:
+    """Print the counts of DATASET (per split, piece, performance, tempo, SoundFont) and
+    draw histograms of samples per piece, onsets per second and pitch."""
+    from .stats import format_stats, write_stats
+
+    try:
+        result, _, png = write_stats(dataset_dir, out)
+    except MsmdPrepError as e:
+        click.echo(f"FAILED {dataset_dir} [stats]: {e}", err=True)
+        sys.exit(1)
+    click.echo(format_stats(result))
+    click.echo(f"\nhistograms: {png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -751,8 +751,10 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # A killed earlier run leaves its temporary dataset behind: not a dataset.
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     (tmp / PIECES_DIR).mkdir(parents=True)
     index_splits = {}
     piece_index = {}

@@ -345,6 +345,9 @@ def render_score(source: Path, piece_dir: Path, cfg: RenderConfig, *,
     if done is not None and done.get("inputs_sha256") == _inputs_hash(done, source):
         return RenderResult(source, piece_dir, skipped=True, stats=done.get("counts", {}))
     piece_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Builds of this piece that a killed run left behind; only one run renders a piece.
+    for stale in piece_dir.parent.glob(f".{piece_dir.name}.*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{piece_dir.name}.", dir=piece_dir.parent))
     try:
         info = _render_into(source, tmp, cfg, tune=tune)

@@ -50,7 +50,8 @@ def rendered_pieces(workdir: Path) -> list[Path]:
     for the later stages (render reports its own failures).
     """
     pieces = []
-    for d in sorted(p for p in Path(workdir).iterdir() if p.is_dir()):
+    # Hidden folders are the temporary builds of pieces (see render_score).
+    for d in sorted(p for p in Path(workdir).iterdir() if p.is_dir() and not p.name.startswith(".")):
         meta = read_json(d / "piece.json")
         if meta is not None and meta.get("status") == "ok" and (d / "performance.csv").is_file():
             pieces.append(d)
