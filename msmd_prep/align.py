@@ -25,10 +25,10 @@ from . import __version__
 from .checks import Check, check_onset_energy, pitch_bands, summarize
 from .errors import AlignmentError, ConfigError, InputError, MsmdPrepError
 from .pages import load_gray
-from .render import NoteHead, read_heads_csv
+from .render import NoteHead, read_heads_csv, read_systems_csv
 from .spectrogram import SpectrogramConfig, fft_frequencies, time_to_frames
 from .synth import ONSETS_NAME, read_onsets_csv
-from .unroll import Unrolled, UnrollConfig, read_systems_csv, unroll
+from .unroll import Unrolled, UnrollConfig, unroll
 from .workdir import (PieceResult, performance_dirs, read_json, rendered_pieces, sha256_file,
                       sha256_json, write_atomic, write_json_atomic)
 

@@ -312,6 +312,14 @@ def write_systems_csv(systems: list[System], path: Path) -> None:
                         f"{s.y1:.2f}", s.n_staves])
 
 
+def read_systems_csv(path: Path) -> list[System]:
+    """Read ``systems.csv`` back into :class:`System` objects."""
+    with open(path, newline="") as f:
+        return [System(int(r["system"]), int(r["page"]), float(r["x0"]), float(r["y0"]),
+                       float(r["x1"]), float(r["y1"]), int(r["n_staves"]))
+                for r in csv.DictReader(f)]
+
+
 def _book_stems(build: Path, stem: str) -> list[str]:
     """Output names of the books of one run in order: ``stem``, ``stem-1`` ..."""
     def key(p: Path) -> int:

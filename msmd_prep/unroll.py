@@ -14,7 +14,6 @@ pixels (integers; it may reach outside the page, where the band is white).
 """
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, InputError
-from .render import System
+from .render import System, read_systems_csv
 
 WHITE = 255
 
@@ -138,14 +137,6 @@ class Unrolled:
                              "x_offset": b.x_offset, "width": b.width,
                              "scale_x": b.scale_x, "scale_y": b.scale_y,
                              "center_y": b.center_y} for b in self.bands]}
-
-
-def read_systems_csv(path: Path) -> list[System]:
-    """Read ``systems.csv`` (written by the render stage) into :class:`System` objects."""
-    with open(path, newline="") as f:
-        return [System(int(r["system"]), int(r["page"]), float(r["x0"]), float(r["y0"]),
-                       float(r["x1"]), float(r["y1"]), int(r["n_staves"]))
-                for r in csv.DictReader(f)]
 
 
 def _crop(page: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
