@@ -2,8 +2,14 @@
 
 The stages are plain functions, callable from a notebook as from the CLI::
 
+    from pathlib import Path
     from msmd_prep import RenderConfig, render_score
     render_score(Path("piece.ly"), Path("work/piece"), RenderConfig(dpi=150))
+
+The other stages live in their modules: :mod:`msmd_prep.synth`,
+:mod:`msmd_prep.spectrogram`, :mod:`msmd_prep.align`, :mod:`msmd_prep.pack`,
+the readers in :mod:`msmd_prep.data`, and the whole job in
+:func:`msmd_prep.dataset.build_dataset`.
 """
 from importlib.metadata import PackageNotFoundError, version
 
@@ -15,7 +21,5 @@ except PackageNotFoundError:
 from .errors import AlignmentError, ConfigError, InputError, MsmdPrepError, ToolError  # noqa: E402
 from .render import RenderConfig, find_scores, render_many, render_score  # noqa: E402
 
-render = render_many
-
 __all__ = ["AlignmentError", "ConfigError", "InputError", "MsmdPrepError", "RenderConfig",
-           "ToolError", "find_scores", "render", "render_many", "render_score", "__version__"]
+           "ToolError", "find_scores", "render_many", "render_score", "__version__"]
