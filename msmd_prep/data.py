@@ -4,7 +4,8 @@
 (a map-style dataset for ``torch.utils.data.DataLoader``) or in batches
 (:meth:`SnippetDataset.iter_batches`).  :class:`PieceDataset` serves whole
 pieces (unrolled score, full spectrogram, onset <-> x mapping) for code that
-cuts its own snippets on the fly.
+cuts its own snippets on the fly.  :class:`ScoreFollowingDataset` serves the
+samples of a score-following dataset (staff image, spectrogram, target).
 
 Neither imports torch.  HDF5 files are opened lazily, once per process: a
 dataset object built in the main process and copied into DataLoader
@@ -121,13 +122,19 @@ class _SampleArray:
 
 
 class _Shard:
-    """One open shard: its sample arrays and its metadata, decoded once when opened."""
+    """One open shard: its sample arrays and its metadata, decoded once when opened.
 
-    def __init__(self, path: Path) -> None:
+    ``image`` names the image dataset (``sheet``, or ``staff`` in a
+    score-following shard); ``target`` is read when the shard has one.
+    """
+
+    def __init__(self, path: Path, image: str = "sheet") -> None:
         self.file = h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
         self.fd = os.open(path, os.O_RDONLY)
-        self.sheet = _SampleArray(self.file["sheet"], self.fd)
+        self.sheet = _SampleArray(self.file[image], self.fd)
         self.spec = _SampleArray(self.file["spec"], self.fd)
+        self.target = (_SampleArray(self.file["target"], self.fd)
+                       if "target" in self.file else None)
         self.meta = _decode_meta(self.file["meta"][:])
         names = tuple(self.meta)
         # One dict per sample, built once: a per-item lookup of every field
@@ -157,9 +164,17 @@ class SnippetDataset:
     the order of the shards: sorted by piece, performance and onset.
     """
 
+    #: The ``task`` of ``index.json`` this reader serves; the image dataset of its shards.
+    TASK = "snippets"
+    IMAGE = "sheet"
+
     def __init__(self, root: str | Path, split: str) -> None:
         self.root = Path(root)
         self.index = _read_index(self.root)
+        task = self.index.get("task", "snippets")
+        if task != self.TASK:
+            reader = "ScoreFollowingDataset" if task == "score-following" else "SnippetDataset"
+            raise InputError(f"{self.root}: a {task!r} dataset; read it with {reader}")
         if split not in self.index["splits"]:
             raise InputError(f"{self.root}: no split {split!r}; "
                              f"splits: {sorted(self.index['splits'])}")
@@ -168,7 +183,7 @@ class SnippetDataset:
         self._paths = [self.root / s["path"] for s in shards]
         self._counts = [int(s["count"]) for s in shards]
         self._starts = np.concatenate([[0], np.cumsum(self._counts)]).astype(np.int64).tolist()
-        self.sheet_shape = tuple(self.index["sheet_shape"])
+        self.sheet_shape = tuple(self.index[f"{self.IMAGE}_shape"])
         self.spec_shape = tuple(self.index["spec_shape"])
         self.spec_dtype = np.dtype(self.index["spec_dtype"])
         self._pid: int | None = None
@@ -187,7 +202,7 @@ class SnippetDataset:
             self._shards = [None] * len(self._paths)
         shard = self._shards[k]
         if shard is None:
-            shard = self._shards[k] = _Shard(self._paths[k])
+            shard = self._shards[k] = _Shard(self._paths[k], self.IMAGE)
         return shard
 
     def _locate(self, i: int) -> tuple[int, int]:
@@ -330,6 +345,78 @@ class PiecePerformance:
                          self.onsets["unrolled_x"].astype(np.float64)], axis=1)
 
 
+class ScoreFollowingDataset(SnippetDataset):
+    """The samples of one split of a score-following dataset (``pack --task score-following``).
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset folder (with ``index.json``).
+    split : {"train", "valid", "test"}
+
+    Notes
+    -----
+    ``dataset[i]`` returns ``(staff, spec, target, meta)``: the staff-system
+    image uint8 [shape=(H, W)], the spectrogram excerpt [shape=(F, T)] whose
+    last column is the onset frame, the soft bucket target float32
+    [shape=(B,)] (sums to 1) and a dict of the sample's metadata
+    (``head_x`` is the head's x in the staff image, ``bucket`` its bucket).
+    ``dataset[[i, j, ...]]`` returns a batch of the same, stacked.
+    :attr:`bucket_centres` turns a predicted bucket back into an x position:
+    ``x = dataset.bucket_centres[prediction.argmax()]``.
+    """
+
+    TASK = "score-following"
+    IMAGE = "staff"
+
+    def __init__(self, root: str | Path, split: str) -> None:
+        super().__init__(root, split)
+        self.n_buckets = int(self.index["n_buckets"])
+        #: Bucket centres [shape=(B,)], pixels of the staff image.
+        self.bucket_centres = np.asarray(self.index["bucket_centres_px"], dtype=np.float64)
+        #: Bucket boundaries [shape=(B + 1,)]: bucket ``b`` spans ``[edges[b], edges[b+1])``.
+        self.bucket_edges = np.asarray(self.index["bucket_edges_px"], dtype=np.float64)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        """``ds[i] -> (staff, spec, target, meta)``; ``ds[[i, j, ...]]`` -> a batch."""
+        if isinstance(i, (list, tuple, np.ndarray)):
+            indices = np.asarray(i, dtype=np.int64).reshape(-1)
+            staff, spec, meta = self._batch(indices)
+            target = np.empty((len(indices), self.n_buckets), dtype=np.float32)
+            n = len(self)
+            for pos, g in enumerate(np.where(indices < 0, indices + n, indices).tolist()):
+                k, j = self._locate(g)
+                self._shard(k).target.read_into(j, target[pos])
+            return staff, spec, target, meta
+        k, j = self._locate(operator.index(i))
+        shard = self._shard(k)
+        return (shard.sheet.read(j), shard.spec.read(j), shard.target.read(j),
+                dict(shard.rows[j]))
+
+    def iter_batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+                     drop_last: bool = False, window_batches: int = 16,
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, dict]]:
+        """Batches ``(staff, spec, target, meta)`` of the split.
+
+        With ``shuffle``, windows of ``window_batches * batch_size``
+        consecutive samples are visited in random order and permuted inside
+        (the block shuffle of :meth:`SnippetDataset.iter_batches`).
+        """
+        if not (isinstance(batch_size, int) and batch_size > 0):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        rng = np.random.default_rng(seed)
+        n, window = len(self), batch_size * window_batches
+        starts = np.arange(0, n, window)
+        for lo in (rng.permutation(starts) if shuffle else starts).tolist():
+            order = np.arange(lo, min(lo + window, n))
+            if shuffle:
+                order = rng.permutation(order)
+            for b in range(0, len(order), batch_size):
+                if drop_last and b + batch_size > len(order):
+                    break
+                yield self[order[b:b + batch_size]]
+
+
 class PieceDataset:
     """Whole pieces of a packed dataset, one item per (piece, performance).
 
@@ -344,6 +431,9 @@ class PieceDataset:
     def __init__(self, root: str | Path, split: str | None = None) -> None:
         self.root = Path(root)
         self.index = _read_index(self.root)
+        if self.index.get("task", "snippets") != "snippets":
+            raise InputError(f"{self.root}: a {self.index['task']!r} dataset has no whole "
+                             "pieces; read it with ScoreFollowingDataset")
         pieces = self.index["pieces"]
         self.items = [(name, perf) for name in sorted(pieces)
                       if split is None or pieces[name]["split"] == split

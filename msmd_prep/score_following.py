@@ -1,0 +1,561 @@
+"""Score-following data: staff-system images, audio that ends at an onset, bucket targets.
+
+The multimodal score-following network of Dorfer et al. (2016) sees a whole
+staff system and the last second or so of audio, and predicts where in the
+system the music is.  Its data, one sample per (note head, onset,
+performance) as for the snippet task:
+
+* the staff image: the head's staff system (its ``systems.csv`` box) cut from
+  its page and resized to ``image_height_px x image_width_px`` (default
+  40 x 390) so that the box around the staff lines is ``staff_height_px``
+  rows high (default 40: the box fills the image) and spans the full width;
+  rows above and below the box are added when ``image_height_px`` is larger;
+* the spectrogram excerpt: the ``spec_frames`` frames (default 40, 1.28 s at
+  31.25 fps) that end with the onset frame, which is the excerpt's last
+  column; zeros (silence) before the start of the audio;
+* the target: the image width cut into ``B`` equal buckets (default
+  ``B = round(390 / 10) = 39``); the bucket holding the head's x gets weight
+  1, the buckets ``k`` places away weight ``neighbour_weights[k - 1]``
+  (default 0.5 for the direct neighbours, 0 further), and the weights are
+  divided by their sum.  Inside the image that is 0.5 for the head's bucket
+  and 0.25 for each neighbour; in the first or last bucket 2/3 and 1/3;
+* ``head_x``: the head's centre in the resized image, continuous pixels
+  (pixel ``i`` spans ``[i, i+1)``); bucket ``b`` spans
+  ``[b W / B, (b+1) W / B)`` and its centre ``(b + 1/2) W / B`` turns a
+  predicted bucket back into an x position.
+
+:func:`pack_score_following` writes such a dataset (``msmd-prep pack --task
+score-following``); :class:`msmd_prep.data.ScoreFollowingDataset` reads it.
+There is no augmentation beyond the packed tempos and SoundFonts.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from .align import ALIGNMENT_NAME, page_paths, read_alignment_csv
+from .data import INDEX_NAME, SCHEMA_VERSION
+from .errors import ConfigError, InputError, MsmdPrepError
+from .pack import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput, _fixed_bytes,
+                   _replace_folder, _versions, assign_splits, extract_spec, failed_checks,
+                   read_split_file)
+from .pages import load_gray
+from .render import System, read_systems_csv
+from .spectrogram import time_to_frames
+from .synth import PERFORMANCE_JSON
+from .unroll import WHITE
+from .workdir import performance_dirs, read_json, rendered_pieces, sha256_file, write_json_atomic
+
+TASK = "score-following"
+META_FIELDS = (
+    ("piece", "S"), ("performance", "S"), ("notehead_id", "S"), ("soundfont", "S"),
+    ("tempo_factor", "<f4"), ("onset_s", "<f8"), ("onset_frame", "<i4"), ("pitch", "<i2"),
+    ("system", "<i2"), ("head_x", "<f4"), ("head_y", "<f4"), ("bucket", "<i2"),
+    ("spec_start_frame", "<i4"))
+META_DTYPE = np.dtype([(name, f"S{STRING_BYTES}" if kind == "S" else kind)
+                       for name, kind in META_FIELDS])
+
+
+@dataclass(frozen=True)
+class ScoreFollowingConfig:
+    """Options of score-following packing.
+
+    Attributes
+    ----------
+    image_height_px, image_width_px : int
+        Size of the staff image H x W (Dorfer et al. 2016: 40 x 390).
+    staff_height_px : float
+        Height the system's staff-line box is scaled to, rows; at most
+        ``image_height_px`` (equal: the box fills the image).
+    spec_frames : int
+        Frames T of the spectrogram excerpt, which ends with the onset frame.
+    spectrogram_preset : str
+        The spectrogram (``spec-<name>.npy``) the excerpts come from; its
+        bins and frame rate are taken from its manifest.
+    bucket_width_px : float
+        Nominal bucket width, pixels of the staff image:
+        ``n_buckets = max(1, round(image_width_px / bucket_width_px))``.
+    neighbour_weights : tuple of float
+        Weight of the buckets 1, 2, ... places from the head's bucket
+        (which has weight 1) before normalisation; each in (0, 1].
+    seed : int
+        Seeds the split.
+    split_fractions : (float, float, float)
+        Shares of pieces for train, valid and test (as :class:`~msmd_prep.pack.PackConfig`).
+    split_file : str or None
+        A YAML split file; overrides ``split_fractions``.
+    spec_dtype : {"float16", "float32"}
+        Type of the stored spectrogram excerpts.
+    shard_max_mb : float
+        Size cap of a shard, MB of sample arrays.
+    include_flagged : bool
+        Also pack pieces whose self-checks failed (as :class:`~msmd_prep.pack.PackConfig`).
+    """
+
+    image_height_px: int = 40
+    image_width_px: int = 390
+    staff_height_px: float = 40.0
+    spec_frames: int = 40
+    spectrogram_preset: str = "default"
+    bucket_width_px: float = 10.0
+    neighbour_weights: tuple[float, ...] = (0.5,)
+    seed: int = 0
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_file: str | None = None
+    spec_dtype: str = "float16"
+    shard_max_mb: float = 256.0
+    include_flagged: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("image_height_px", "image_width_px", "spec_frames"):
+            value = getattr(self, key)
+            if not (isinstance(value, int) and value > 0):
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if not 0 < self.staff_height_px <= self.image_height_px:
+            raise ConfigError(f"staff_height_px must be in (0, image_height_px = "
+                              f"{self.image_height_px}], got {self.staff_height_px!r}")
+        if not 0 < self.bucket_width_px <= self.image_width_px:
+            raise ConfigError(f"bucket_width_px must be in (0, image_width_px = "
+                              f"{self.image_width_px}], got {self.bucket_width_px!r}")
+        if not all(0 < w <= 1 for w in self.neighbour_weights):
+            raise ConfigError(f"neighbour_weights must each be in (0, 1], "
+                              f"got {self.neighbour_weights!r}")
+        if not self.spectrogram_preset:
+            raise ConfigError("spectrogram_preset must not be empty")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        fr = tuple(self.split_fractions)
+        if len(fr) != 3 or min(fr) < 0 or not math.isclose(sum(fr), 1.0) or fr[0] <= 0:
+            raise ConfigError(f"split_fractions must be three shares >= 0 summing to 1 with "
+                              f"train > 0, got {self.split_fractions!r}")
+        if self.spec_dtype not in SPEC_DTYPES:
+            raise ConfigError(f"spec_dtype must be one of {SPEC_DTYPES}, got {self.spec_dtype!r}")
+        if not self.shard_max_mb > 0:
+            raise ConfigError(f"shard_max_mb must be > 0, got {self.shard_max_mb!r}")
+
+    @property
+    def n_buckets(self) -> int:
+        """Number of buckets B."""
+        return max(1, round(self.image_width_px / self.bucket_width_px))
+
+
+def bucket_edges(n_buckets: int, *, width_px: float) -> np.ndarray:
+    """Bucket boundaries [shape=(n_buckets + 1,)]: bucket ``b`` spans ``[e[b], e[b+1])`` px."""
+    return np.linspace(0.0, float(width_px), n_buckets + 1)
+
+
+def bucket_centres(n_buckets: int, *, width_px: float) -> np.ndarray:
+    """Bucket centres [shape=(n_buckets,)], ``(b + 1/2) * width_px / n_buckets`` px."""
+    return (np.arange(n_buckets, dtype=np.float64) + 0.5) * (float(width_px) / n_buckets)
+
+
+def bucket_of(x_px: np.ndarray | float, *, n_buckets: int, width_px: float) -> np.ndarray:
+    """The bucket holding ``x_px``: ``floor(x * B / W)``, clipped to ``0 .. B-1``.
+
+    Returns
+    -------
+    bucket : np.ndarray [dtype=int64]
+    """
+    b = np.floor(np.asarray(x_px, dtype=np.float64) * n_buckets / float(width_px))
+    return np.clip(b, 0, n_buckets - 1).astype(np.int64)
+
+
+def soft_targets(x_px: np.ndarray | Sequence[float], *, n_buckets: int, width_px: float,
+                 neighbour_weights: Sequence[float] = (0.5,)) -> np.ndarray:
+    """Soft bucket targets of head positions.
+
+    Parameters
+    ----------
+    x_px : np.ndarray [shape=(n,)]
+        Head x in the staff image, continuous pixels.
+    n_buckets : int
+        B.
+    width_px : float
+        Image width W.
+    neighbour_weights : sequence of float
+        Weight of the buckets 1, 2, ... places away; the head's bucket has 1.
+
+    Returns
+    -------
+    targets : np.ndarray [shape=(n, n_buckets), dtype=float32]
+        Each row sums to 1 and peaks at the head's bucket.
+    """
+    x = np.atleast_1d(np.asarray(x_px, dtype=np.float64))
+    centre = bucket_of(x, n_buckets=n_buckets, width_px=width_px)
+    weights = np.zeros((len(x), n_buckets), dtype=np.float64)
+    rows = np.arange(len(x))
+    weights[rows, centre] = 1.0
+    for k, w in enumerate(neighbour_weights, start=1):
+        for b in (centre - k, centre + k):
+            inside = (b >= 0) & (b < n_buckets)
+            weights[rows[inside], b[inside]] = w
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class StaffCrop:
+    """The page rectangle a staff image is made from, and its scale.
+
+    Attributes
+    ----------
+    system : int
+    src_x0, src_y0, src_x1, src_y1 : int
+        Page pixels cut out (may reach outside the page, where it is white).
+    scale_x, scale_y : float
+        Image pixels per page pixel.
+    """
+
+    system: int
+    src_x0: int
+    src_y0: int
+    src_x1: int
+    src_y1: int
+    scale_x: float
+    scale_y: float
+
+    def to_image(self, x: np.ndarray | float, y: np.ndarray | float,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Map page pixels ``(x, y)`` into the staff image (continuous pixels)."""
+        return ((np.asarray(x, dtype=np.float64) - self.src_x0) * self.scale_x,
+                (np.asarray(y, dtype=np.float64) - self.src_y0) * self.scale_y)
+
+
+def staff_crop(system: System, *, image_height_px: int, image_width_px: int,
+               staff_height_px: float) -> StaffCrop:
+    """Where the staff image of ``system`` comes from.
+
+    Columns: the box's, widened to whole pixels.  Rows: ``image_height_px /
+    staff_height_px`` box heights centred on the box (rounded to whole pixels).
+    """
+    x0, x1 = math.floor(system.x0), math.ceil(system.x1)
+    src_h = max(1, round((system.y1 - system.y0) * image_height_px / staff_height_px))
+    centre = (system.y0 + system.y1) / 2
+    y0 = math.floor(centre - src_h / 2 + 0.5)
+    return StaffCrop(system=system.index, src_x0=x0, src_y0=y0, src_x1=max(x1, x0 + 1),
+                     src_y1=y0 + src_h, scale_x=image_width_px / max(x1 - x0, 1),
+                     scale_y=image_height_px / src_h)
+
+
+def staff_image(page: np.ndarray, crop: StaffCrop, *, image_height_px: int,
+                image_width_px: int) -> np.ndarray:
+    """Cut ``crop`` out of ``page`` (white outside it) and resize it (area interpolation).
+
+    Returns
+    -------
+    image : np.ndarray [shape=(image_height_px, image_width_px), dtype=uint8]
+    """
+    h, w = page.shape
+    out = np.full((crop.src_y1 - crop.src_y0, crop.src_x1 - crop.src_x0), WHITE, np.uint8)
+    cx0, cy0 = max(crop.src_x0, 0), max(crop.src_y0, 0)
+    cx1, cy1 = min(crop.src_x1, w), min(crop.src_y1, h)
+    if cx0 < cx1 and cy0 < cy1:
+        out[cy0 - crop.src_y0:cy1 - crop.src_y0, cx0 - crop.src_x0:cx1 - crop.src_x0] = \
+            page[cy0:cy1, cx0:cx1]
+    return cv2.resize(out, (image_width_px, image_height_px), interpolation=cv2.INTER_AREA)
+
+
+def spec_ending_at(spec: np.ndarray, onset_frame: int, *, n_frames: int,
+                   ) -> tuple[np.ndarray, int]:
+    """The ``n_frames`` frames of ``spec`` whose last one is ``onset_frame``.
+
+    Returns
+    -------
+    excerpt : np.ndarray [shape=(n_bins, n_frames)]
+        Zeros where it reaches before the first or after the last frame.
+    start : int
+        Its first frame, ``onset_frame - n_frames + 1`` (may be < 0).
+    """
+    start = int(onset_frame) - n_frames + 1
+    return extract_spec(spec, start=start, n_frames=n_frames), start
+
+
+def _performance_inputs(piece: Path, config: ScoreFollowingConfig) -> list[PerformanceInput]:
+    found = []
+    name = config.spectrogram_preset
+    for perf_dir in performance_dirs(piece):
+        perf = read_json(perf_dir / PERFORMANCE_JSON)
+        if perf is None or perf.get("status") != "complete":
+            continue
+        if not (perf_dir / ALIGNMENT_NAME).is_file():
+            raise InputError(f"{perf_dir}: no {ALIGNMENT_NAME}; run `msmd-prep align WORKDIR`")
+        spec_meta = read_json(perf_dir / f"spec-{name}.json")
+        if spec_meta is None or spec_meta.get("status") != "complete":
+            raise InputError(f"{perf_dir}: score following needs the spectrogram preset "
+                             f"{name!r}; run `msmd-prep spectrogram WORKDIR --preset {name}` "
+                             f"(or pack with --spectrogram-preset naming one it has)")
+        found.append(PerformanceInput(piece.name, perf_dir.name, perf_dir, perf["soundfont"],
+                                      float(perf["tempo_factor"]), spec_meta))
+    if not found:
+        raise InputError(f"{piece}: no synthesized performance; run `msmd-prep synth` first")
+    return found
+
+
+@dataclass
+class Block:
+    """Samples of one performance.
+
+    ``staff`` (n, H, W) uint8, ``spec`` (n, F, T), ``target`` (n, B) float32,
+    ``meta`` (n,) structured (:data:`META_FIELDS`).
+    """
+
+    staff: np.ndarray
+    spec: np.ndarray
+    target: np.ndarray
+    meta: np.ndarray
+
+
+def piece_samples(piece: Path, perf: PerformanceInput, config: ScoreFollowingConfig,
+                  *, crops: Mapping[int, StaffCrop], images: Mapping[int, np.ndarray]) -> Block:
+    """The score-following samples of one performance of one piece.
+
+    Parameters
+    ----------
+    piece : Path
+        The piece folder.
+    perf : PerformanceInput
+        The performance (alignment and spectrogram).
+    config : ScoreFollowingConfig
+    crops, images : mapping of int
+        Per system, its :class:`StaffCrop` and its staff image.
+    """
+    rows = read_alignment_csv(perf.perf_dir / ALIGNMENT_NAME)
+    path = perf.perf_dir / f"spec-{config.spectrogram_preset}.npy"
+    try:
+        spec = np.load(path).astype(config.spec_dtype)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: unreadable spectrogram ({e})") from e
+    fps = float(perf.spec_meta["config"]["frame_rate_fps"])
+    n, H, W, T = len(rows), config.image_height_px, config.image_width_px, config.spec_frames
+    frames = time_to_frames(np.array([r.onset_s for r in rows], dtype=np.float64),
+                            frame_rate_fps=fps)
+    hx = np.empty(n, dtype=np.float64)
+    hy = np.empty(n, dtype=np.float64)
+    staff = np.empty((n, H, W), dtype=np.uint8)
+    specs = np.empty((n, spec.shape[0], T), dtype=spec.dtype)
+    starts = np.empty(n, dtype=np.int64)
+    for i, r in enumerate(rows):
+        if r.system not in crops:
+            raise InputError(f"{perf.perf_dir / ALIGNMENT_NAME}: system {r.system} is not in "
+                             f"{piece / 'systems.csv'}")
+        x, y = crops[r.system].to_image(r.x, r.y)
+        hx[i], hy[i] = float(x), float(y)
+        staff[i] = images[r.system]
+        specs[i], starts[i] = spec_ending_at(spec, int(frames[i]), n_frames=T)
+    meta = np.zeros(n, dtype=META_DTYPE)
+    meta["piece"] = _fixed_bytes(perf.piece)
+    meta["performance"] = _fixed_bytes(perf.performance)
+    meta["notehead_id"] = [_fixed_bytes(r.notehead_id) for r in rows]
+    meta["soundfont"] = _fixed_bytes(perf.soundfont["name"])
+    meta["tempo_factor"] = perf.tempo_factor
+    meta["onset_s"] = [r.onset_s for r in rows]
+    meta["onset_frame"] = frames
+    meta["pitch"] = [r.pitch for r in rows]
+    meta["system"] = [r.system for r in rows]
+    meta["head_x"] = hx
+    meta["head_y"] = hy
+    meta["bucket"] = bucket_of(hx, n_buckets=config.n_buckets, width_px=W)
+    meta["spec_start_frame"] = starts
+    target = soft_targets(hx, n_buckets=config.n_buckets, width_px=W,
+                          neighbour_weights=config.neighbour_weights)
+    return Block(staff, specs, target, meta)
+
+
+def write_shard(path: Path, block: Block, *, attrs: Mapping[str, str | int]) -> None:
+    """One shard: ``staff``, ``spec``, ``target`` (chunked one sample each) and ``meta``."""
+    with h5py.File(path, "w", libver=("v110", "v110")) as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        for name in ("staff", "spec", "target"):
+            data = getattr(block, name)
+            f.create_dataset(name, data=data, chunks=(1, *data.shape[1:]), track_times=False)
+        f.create_dataset("meta", data=block.meta, chunks=(max(1, min(len(block.meta), 1024)),),
+                         track_times=False)
+
+
+class ShardWriter:
+    """Writes the samples of one split into shards of at most ``max_samples`` samples.
+
+    Blocks are queued and every full shard is written at once (under a
+    temporary name, then renamed), so memory holds at most one shard more
+    than a block.
+    """
+
+    def __init__(self, folder: Path, *, split: str, max_samples: int,
+                 attrs: Mapping[str, str | int]) -> None:
+        self.folder, self.split, self.max_samples = folder, split, max_samples
+        self.attrs = dict(attrs)
+        self.shards: list[dict] = []
+        self._pending: list[Block] = []
+        self._n_pending = 0
+
+    def add(self, block: Block) -> None:
+        """Queue ``block``; write every full shard."""
+        self._pending.append(block)
+        self._n_pending += len(block.meta)
+        while self._n_pending >= self.max_samples:
+            self._write(self.max_samples)
+
+    def close(self) -> list[dict]:
+        """Write the last, partial shard; the shards as ``{path, count, sha256}``."""
+        if self._n_pending:
+            self._write(self._n_pending)
+        return self.shards
+
+    def _write(self, n: int) -> None:
+        keys = ("staff", "spec", "target", "meta")
+        whole = {k: np.concatenate([getattr(b, k) for b in self._pending]) for k in keys}
+        rest = Block(*(whole[k][n:] for k in keys))
+        self._pending = [rest] if len(rest.meta) else []
+        self._n_pending = len(rest.meta)
+        k = len(self.shards)
+        name = f"shard-{k:05d}.h5"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{name}.tmp"
+        write_shard(tmp, Block(*(whole[key][:n] for key in keys)),
+                    attrs=self.attrs | {"split": self.split, "shard": k})
+        os.replace(tmp, self.folder / name)
+        self.shards.append({"path": f"{self.split}/{name}", "count": n,
+                            "sha256": sha256_file(self.folder / name)})
+
+
+def pack_score_following(workdir: Path, out: Path,
+                         config: ScoreFollowingConfig = ScoreFollowingConfig(), *,
+                         progress: bool = False) -> PackResult:
+    """Pack every aligned piece of ``workdir`` into a score-following dataset ``out``.
+
+    Like :func:`msmd_prep.pack.pack_workdir`: built in a temporary folder
+    next to ``out`` and moved into place; splits by piece; a piece that
+    cannot be packed is left out and named in ``index.json``
+    (``failed_pieces``); pieces that failed their self-checks are left out
+    unless ``include_flagged`` (``flagged_pieces``).  Samples are ordered by
+    split, piece, performance, then ``alignment.csv`` row.
+
+    Returns
+    -------
+    result : PackResult
+    """
+    result = PackResult(out=Path(out))
+    inputs: dict[str, tuple[Path, list[PerformanceInput]]] = {}
+    for piece in rendered_pieces(workdir):
+        try:
+            perfs = _performance_inputs(piece, config)
+        except MsmdPrepError as e:
+            result.failures.append((str(piece), str(e)))
+            continue
+        flags = failed_checks(piece, [p.perf_dir for p in perfs])
+        if flags:
+            result.flagged[piece.name] = flags
+            if not config.include_flagged:
+                continue
+        inputs[piece.name] = (piece, perfs)
+    if not inputs:
+        raise InputError(f"{workdir}: no piece to pack"
+                         + (f" ({result.failures[0][1]})" if result.failures else ""))
+    n_bins = {int(p.spec_meta["n_bins"]) for _, perfs in inputs.values() for p in perfs}
+    if len(n_bins) != 1:
+        raise InputError(f"{workdir}: the {config.spectrogram_preset!r} spectrograms have "
+                         f"different numbers of bins {sorted(n_bins)}")
+    F = n_bins.pop()
+    if config.split_file is not None:
+        listed = read_split_file(Path(config.split_file))
+        unlisted = sorted(set(inputs) - set(listed))
+        if unlisted:
+            raise ConfigError(f"split file {config.split_file} does not list the pieces "
+                              f"{unlisted}")
+        splits = {p: listed[p] for p in inputs}
+    else:
+        splits = assign_splits(list(inputs), seed=config.seed, fractions=config.split_fractions)
+
+    H, W, T, B = (config.image_height_px, config.image_width_px, config.spec_frames,
+                  config.n_buckets)
+    sample_bytes = (H * W + F * T * np.dtype(config.spec_dtype).itemsize + B * 4
+                    + META_DTYPE.itemsize)
+    max_samples = max(1, int(config.shard_max_mb * 1e6) // sample_bytes)
+    spectrogram_configs = {p.spec_meta["config_hash"]: p.spec_meta["config"]
+                           for _, perfs in inputs.values() for p in perfs}
+    provenance = {"task": TASK, "config": asdict(config),
+                  "spectrogram": list(spectrogram_configs.values()),
+                  "soundfonts": {p.soundfont["name"]: p.soundfont["sha256"]
+                                 for _, perfs in inputs.values() for p in perfs},
+                  "versions": _versions()}
+    attrs = {"schema_version": SCHEMA_VERSION, "task": TASK,
+             "provenance": json.dumps(provenance, sort_keys=True)}
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    index_splits, piece_index = {}, {}
+    try:
+        bar = tqdm(total=len(inputs), desc="pack", unit="piece", disable=not progress)
+        for split in SPLITS:
+            names = sorted(p for p in inputs if splits[p] == split)
+            writer = ShardWriter(tmp / split, split=split, max_samples=max_samples, attrs=attrs)
+            for name in names:
+                piece, perfs = inputs[name]
+                try:
+                    crops, images = _staff_images(piece, config)
+                except MsmdPrepError as e:
+                    result.failures.append((str(piece), str(e)))
+                    bar.update()
+                    continue
+                n_piece = 0
+                for perf in perfs:
+                    block = piece_samples(piece, perf, config, crops=crops, images=images)
+                    writer.add(block)
+                    n_piece += len(block.meta)
+                piece_index[name] = {"split": split, "samples": n_piece,
+                                     "performances": [p.performance for p in perfs]}
+                result.pieces[name] = split
+                bar.update()
+            shards = writer.close()
+            index_splits[split] = {"pieces": [n for n in names if n in piece_index],
+                                   "count": sum(s["count"] for s in shards), "shards": shards}
+            result.counts[split] = index_splits[split]["count"]
+        bar.close()
+        write_json_atomic(tmp / INDEX_NAME, {
+            "schema_version": SCHEMA_VERSION, "format": "msmd-prep score-following dataset",
+            "task": TASK, "config": asdict(config),
+            "staff_shape": [H, W], "spec_shape": [F, T], "spec_dtype": config.spec_dtype,
+            "n_buckets": B, "bucket_edges_px": bucket_edges(B, width_px=W).tolist(),
+            "bucket_centres_px": bucket_centres(B, width_px=W).tolist(),
+            "frame_rate_fps": sorted({float(c["frame_rate_fps"])
+                                      for c in spectrogram_configs.values()}),
+            "meta_fields": [n for n, _ in META_FIELDS],
+            "splits": index_splits, "pieces": piece_index,
+            "failed_pieces": {Path(p).name: cause for p, cause in result.failures},
+            "flagged_pieces": result.flagged, "provenance": provenance})
+        _replace_folder(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def _staff_images(piece: Path, config: ScoreFollowingConfig,
+                  ) -> tuple[dict[int, StaffCrop], dict[int, np.ndarray]]:
+    """The staff crop and staff image of every system of a rendered piece."""
+    pages = [load_gray(p) for p in page_paths(piece)]
+    crops, images = {}, {}
+    for s in read_systems_csv(piece / "systems.csv"):
+        if not 1 <= s.page <= len(pages):
+            raise InputError(f"{piece / 'systems.csv'}: system {s.index} is on page {s.page}, "
+                             f"but there are {len(pages)} pages")
+        crop = staff_crop(s, image_height_px=config.image_height_px,
+                          image_width_px=config.image_width_px,
+                          staff_height_px=config.staff_height_px)
+        crops[s.index] = crop
+        images[s.index] = staff_image(pages[s.page - 1], crop,
+                                      image_height_px=config.image_height_px,
+                                      image_width_px=config.image_width_px)
+    return crops, images
