@@ -34,7 +34,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -406,10 +406,10 @@ def make_samples(onsets: Onsets, *, image: np.ndarray, spec: np.ndarray, aug: Au
         specs[i] = extract_spec(spec, start=int(starts[i]), n_frames=T)
     scale = aug.sheet_scale.astype(np.float64)
     meta = np.zeros(n, dtype=META_DTYPE)
-    meta["piece"] = _fixed_bytes(piece)
-    meta["performance"] = _fixed_bytes(performance)
-    meta["notehead_id"] = [_fixed_bytes(h) for h in onsets.notehead_id]
-    meta["soundfont"] = _fixed_bytes(soundfont)
+    meta["piece"] = fixed_bytes(piece)
+    meta["performance"] = fixed_bytes(performance)
+    meta["notehead_id"] = [fixed_bytes(h) for h in onsets.notehead_id]
+    meta["soundfont"] = fixed_bytes(soundfont)
     meta["tempo_factor"] = tempo_factor
     meta["onset_s"] = onsets.onset_s
     meta["onset_frame"] = onsets.onset_frame
@@ -426,7 +426,7 @@ def make_samples(onsets: Onsets, *, image: np.ndarray, spec: np.ndarray, aug: Au
     return SampleBlock(sheets, specs, meta)
 
 
-def _fixed_bytes(text: str) -> bytes:
+def fixed_bytes(text: str) -> bytes:
     """``text`` as UTF-8 for a :data:`META_DTYPE` string field."""
     data = text.encode()
     if len(data) > STRING_BYTES:
@@ -473,7 +473,7 @@ def read_split_file(path: Path) -> dict[str, str]:
     return splits
 
 
-def _versions() -> dict:
+def library_versions() -> dict:
     return {"msmd-prep": __version__, "numpy": np.__version__, "h5py": h5py.__version__,
             "hdf5": h5py.version.hdf5_version, "opencv": cv2.__version__,
             "pyyaml": importlib.metadata.version("pyyaml")}
@@ -491,7 +491,17 @@ class PerformanceInput:
     spec_meta: dict
 
 
-def _performance_inputs(piece: Path, preset: PackPreset) -> list[PerformanceInput]:
+def performance_inputs(piece: Path, spectrogram_preset: str, *,
+                       needed_by: str) -> list[PerformanceInput]:
+    """The synthesized, aligned performances of ``piece`` with their spectrogram.
+
+    Raises
+    ------
+    InputError
+        An alignment or the spectrogram ``spectrogram_preset`` is missing (the
+        message names the command that makes it and ``needed_by``), or the
+        piece has no performance.
+    """
     found = []
     for perf_dir in performance_dirs(piece):
         perf = read_json(perf_dir / PERFORMANCE_JSON)
@@ -499,23 +509,95 @@ def _performance_inputs(piece: Path, preset: PackPreset) -> list[PerformanceInpu
             continue
         if not (perf_dir / ALIGNMENT_NAME).is_file():
             raise InputError(f"{perf_dir}: no {ALIGNMENT_NAME}; run `msmd-prep align WORKDIR`")
-        name = preset.spectrogram_preset
-        spec_meta = read_json(perf_dir / f"spec-{name}.json")
+        spec_meta = read_json(perf_dir / f"spec-{spectrogram_preset}.json")
         if spec_meta is None or spec_meta.get("status") != "complete":
-            raise InputError(f"{perf_dir}: pack preset {preset.name!r} needs the spectrogram "
-                             f"preset {name!r}; run `msmd-prep spectrogram WORKDIR --preset "
-                             f"{name}`")
-        fps = float(spec_meta["config"]["frame_rate_fps"])
-        if spec_meta.get("n_bins") != preset.spec_bins or not math.isclose(
-                fps, preset.frame_rate_fps):
-            raise InputError(f"{perf_dir / f'spec-{name}.json'}: {spec_meta.get('n_bins')} bins "
-                             f"at {fps} fps, pack preset {preset.name!r} needs "
-                             f"{preset.spec_bins} bins at {preset.frame_rate_fps} fps")
+            raise InputError(f"{perf_dir}: {needed_by} needs the spectrogram preset "
+                             f"{spectrogram_preset!r}; run `msmd-prep spectrogram WORKDIR "
+                             f"--preset {spectrogram_preset}`")
         found.append(PerformanceInput(piece.name, perf_dir.name, perf_dir, perf["soundfont"],
                                       float(perf["tempo_factor"]), spec_meta))
     if not found:
         raise InputError(f"{piece}: no synthesized performance; run `msmd-prep synth` first")
     return found
+
+
+def _snippet_inputs(piece: Path, preset: PackPreset) -> list[PerformanceInput]:
+    found = performance_inputs(piece, preset.spectrogram_preset,
+                               needed_by=f"pack preset {preset.name!r}")
+    for perf in found:
+        fps = float(perf.spec_meta["config"]["frame_rate_fps"])
+        if perf.spec_meta.get("n_bins") != preset.spec_bins or not math.isclose(
+                fps, preset.frame_rate_fps):
+            raise InputError(f"{perf.perf_dir / f'spec-{preset.spectrogram_preset}.json'}: "
+                             f"{perf.spec_meta.get('n_bins')} bins at {fps} fps, pack preset "
+                             f"{preset.name!r} needs {preset.spec_bins} bins at "
+                             f"{preset.frame_rate_fps} fps")
+    return found
+
+
+def collect_pieces(workdir: Path, read_inputs: Callable[[Path], list[PerformanceInput]], *,
+                   include_flagged: bool, result: PackResult,
+                   ) -> dict[str, tuple[Path, list[PerformanceInput]]]:
+    """The pieces of ``workdir`` to pack, with their performances, by name.
+
+    A piece ``read_inputs`` rejects goes to ``result.failures``; one that
+    failed its self-checks to ``result.flagged``, and is left out unless
+    ``include_flagged``.
+
+    Raises
+    ------
+    InputError
+        No piece is left to pack.
+    """
+    inputs = {}
+    for piece in rendered_pieces(workdir):
+        try:
+            perfs = read_inputs(piece)
+        except MsmdPrepError as e:
+            result.failures.append((str(piece), str(e)))
+            continue
+        flags = failed_checks(piece, [p.perf_dir for p in perfs])
+        if flags:
+            result.flagged[piece.name] = flags
+            if not include_flagged:
+                continue
+        inputs[piece.name] = (piece, perfs)
+    if not inputs:
+        raise InputError(f"{workdir}: no piece to pack"
+                         + (f" ({result.failures[0][1]})" if result.failures else ""))
+    return inputs
+
+
+def choose_splits(pieces: Sequence[str], *, seed: int,
+                  fractions: tuple[float, float, float],
+                  split_file: str | None) -> dict[str, str]:
+    """The split of every piece: from ``split_file`` if given, else by ``seed``.
+
+    Raises
+    ------
+    ConfigError
+        The split file does not list every piece.
+    """
+    if split_file is None:
+        return assign_splits(list(pieces), seed=seed, fractions=fractions)
+    listed = read_split_file(Path(split_file))
+    unlisted = sorted(set(pieces) - set(listed))
+    if unlisted:
+        raise ConfigError(f"split file {split_file} does not list the pieces {unlisted}")
+    return {p: listed[p] for p in pieces}
+
+
+def staging_folder(out: Path) -> Path:
+    """A fresh temporary folder beside ``out`` to build a dataset in.
+
+    Temporary folders that a killed earlier run left behind are removed.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.mkdir()
+    return tmp
 
 
 class ShardWriter:
@@ -611,7 +693,7 @@ def write_piece_file(path: Path, *, piece: str, split: str, unrolled: Unrolled,
         f.create_dataset("unrolled", data=unrolled.image, track_times=False)
         for perf, onsets, spec in performances:
             table = np.zeros(len(onsets.onset_s), dtype=onset_dtype)
-            table["notehead_id"] = [_fixed_bytes(h) for h in onsets.notehead_id]
+            table["notehead_id"] = [fixed_bytes(h) for h in onsets.notehead_id]
             for name in ("pitch", "system", "onset_s", "onset_frame", "unrolled_x",
                          "unrolled_y"):
                 table[name] = getattr(onsets, name)
@@ -670,7 +752,7 @@ def _load_spec(perf: PerformanceInput, preset: PackPreset, dtype: str) -> np.nda
     return np.ascontiguousarray(spec.astype(dtype))
 
 
-def _replace_folder(new: Path, target: Path) -> None:
+def replace_folder(new: Path, target: Path) -> None:
     """Put the finished folder ``new`` at ``target``, replacing an earlier dataset."""
     if target.exists():
         if not (target / INDEX_NAME).is_file() and any(target.iterdir()):
@@ -709,31 +791,10 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
     """
     preset = config.preset_obj
     result = PackResult(out=out)
-    inputs: dict[str, tuple[Path, list[PerformanceInput]]] = {}
-    for piece in rendered_pieces(workdir):
-        try:
-            perfs = _performance_inputs(piece, preset)
-        except MsmdPrepError as e:
-            result.failures.append((str(piece), str(e)))
-            continue
-        flags = failed_checks(piece, [p.perf_dir for p in perfs])
-        if flags:
-            result.flagged[piece.name] = flags
-            if not config.include_flagged:
-                continue
-        inputs[piece.name] = (piece, perfs)
-    if not inputs:
-        raise InputError(f"{workdir}: no piece to pack"
-                         + (f" ({result.failures[0][1]})" if result.failures else ""))
-    if config.split_file is not None:
-        listed = read_split_file(Path(config.split_file))
-        unlisted = sorted(set(inputs) - set(listed))
-        if unlisted:
-            raise ConfigError(f"split file {config.split_file} does not list the pieces "
-                              f"{unlisted}")
-        splits = {p: listed[p] for p in inputs}
-    else:
-        splits = assign_splits(list(inputs), seed=config.seed, fractions=config.split_fractions)
+    inputs = collect_pieces(workdir, lambda piece: _snippet_inputs(piece, preset),
+                            include_flagged=config.include_flagged, result=result)
+    splits = choose_splits(list(inputs), seed=config.seed, fractions=config.split_fractions,
+                           split_file=config.split_file)
 
     H, W = preset.sheet_height_px, preset.sheet_width_px
     itemsize = np.dtype(config.spec_dtype).itemsize
@@ -745,17 +806,13 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
                            for _, perfs in inputs.values() for p in perfs}
     provenance = {"config": asdict(config), "preset": asdict(preset),
                   "spectrogram": list(spectrogram_configs.values()),
-                  "soundfonts": soundfonts, "versions": _versions()}
+                  "soundfonts": soundfonts, "versions": library_versions()}
     attrs = {"schema_version": SCHEMA_VERSION, "preset": preset.name,
              "provenance": json.dumps(provenance, sort_keys=True)}
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # A killed earlier run leaves its temporary dataset behind: not a dataset.
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    (tmp / PIECES_DIR).mkdir(parents=True)
+    tmp = staging_folder(out)
+    (tmp / PIECES_DIR).mkdir()
     index_splits = {}
     piece_index = {}
     try:
@@ -805,7 +862,7 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
             "failed_pieces": {Path(p).name: cause for p, cause in result.failures},
             "flagged_pieces": result.flagged,
             "provenance": provenance})
-        _replace_folder(tmp, out)
+        replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return result

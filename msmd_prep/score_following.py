@@ -46,15 +46,14 @@ from tqdm import tqdm
 from .align import ALIGNMENT_NAME, page_paths, read_alignment_csv
 from .data import INDEX_NAME, SCHEMA_VERSION
 from .errors import ConfigError, InputError, MsmdPrepError
-from .pack import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput, _fixed_bytes,
-                   _replace_folder, _versions, assign_splits, extract_spec, failed_checks,
-                   read_split_file)
+from .pack import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput,
+                   choose_splits, collect_pieces, extract_spec, fixed_bytes, library_versions,
+                   performance_inputs, replace_folder, staging_folder)
 from .pages import load_gray
 from .render import System, read_systems_csv
 from .spectrogram import time_to_frames
-from .synth import PERFORMANCE_JSON
 from .unroll import WHITE
-from .workdir import performance_dirs, read_json, rendered_pieces, sha256_file, write_json_atomic
+from .workdir import sha256_file, write_json_atomic
 
 TASK = "score-following"
 META_FIELDS = (
@@ -279,27 +278,6 @@ def spec_ending_at(spec: np.ndarray, onset_frame: int, *, n_frames: int,
     return extract_spec(spec, start=start, n_frames=n_frames), start
 
 
-def _performance_inputs(piece: Path, config: ScoreFollowingConfig) -> list[PerformanceInput]:
-    found = []
-    name = config.spectrogram_preset
-    for perf_dir in performance_dirs(piece):
-        perf = read_json(perf_dir / PERFORMANCE_JSON)
-        if perf is None or perf.get("status") != "complete":
-            continue
-        if not (perf_dir / ALIGNMENT_NAME).is_file():
-            raise InputError(f"{perf_dir}: no {ALIGNMENT_NAME}; run `msmd-prep align WORKDIR`")
-        spec_meta = read_json(perf_dir / f"spec-{name}.json")
-        if spec_meta is None or spec_meta.get("status") != "complete":
-            raise InputError(f"{perf_dir}: score following needs the spectrogram preset "
-                             f"{name!r}; run `msmd-prep spectrogram WORKDIR --preset {name}` "
-                             f"(or pack with --spectrogram-preset naming one it has)")
-        found.append(PerformanceInput(piece.name, perf_dir.name, perf_dir, perf["soundfont"],
-                                      float(perf["tempo_factor"]), spec_meta))
-    if not found:
-        raise InputError(f"{piece}: no synthesized performance; run `msmd-prep synth` first")
-    return found
-
-
 @dataclass
 class Block:
     """Samples of one performance.
@@ -352,10 +330,10 @@ def piece_samples(piece: Path, perf: PerformanceInput, config: ScoreFollowingCon
         staff[i] = images[r.system]
         specs[i], starts[i] = spec_ending_at(spec, int(frames[i]), n_frames=T)
     meta = np.zeros(n, dtype=META_DTYPE)
-    meta["piece"] = _fixed_bytes(perf.piece)
-    meta["performance"] = _fixed_bytes(perf.performance)
-    meta["notehead_id"] = [_fixed_bytes(r.notehead_id) for r in rows]
-    meta["soundfont"] = _fixed_bytes(perf.soundfont["name"])
+    meta["piece"] = fixed_bytes(perf.piece)
+    meta["performance"] = fixed_bytes(perf.performance)
+    meta["notehead_id"] = [fixed_bytes(r.notehead_id) for r in rows]
+    meta["soundfont"] = fixed_bytes(perf.soundfont["name"])
     meta["tempo_factor"] = perf.tempo_factor
     meta["onset_s"] = [r.onset_s for r in rows]
     meta["onset_frame"] = frames
@@ -445,36 +423,17 @@ def pack_score_following(workdir: Path, out: Path,
     result : PackResult
     """
     result = PackResult(out=Path(out))
-    inputs: dict[str, tuple[Path, list[PerformanceInput]]] = {}
-    for piece in rendered_pieces(workdir):
-        try:
-            perfs = _performance_inputs(piece, config)
-        except MsmdPrepError as e:
-            result.failures.append((str(piece), str(e)))
-            continue
-        flags = failed_checks(piece, [p.perf_dir for p in perfs])
-        if flags:
-            result.flagged[piece.name] = flags
-            if not config.include_flagged:
-                continue
-        inputs[piece.name] = (piece, perfs)
-    if not inputs:
-        raise InputError(f"{workdir}: no piece to pack"
-                         + (f" ({result.failures[0][1]})" if result.failures else ""))
+    inputs = collect_pieces(
+        workdir, lambda piece: performance_inputs(piece, config.spectrogram_preset,
+                                                  needed_by="score following"),
+        include_flagged=config.include_flagged, result=result)
     n_bins = {int(p.spec_meta["n_bins"]) for _, perfs in inputs.values() for p in perfs}
     if len(n_bins) != 1:
         raise InputError(f"{workdir}: the {config.spectrogram_preset!r} spectrograms have "
                          f"different numbers of bins {sorted(n_bins)}")
     F = n_bins.pop()
-    if config.split_file is not None:
-        listed = read_split_file(Path(config.split_file))
-        unlisted = sorted(set(inputs) - set(listed))
-        if unlisted:
-            raise ConfigError(f"split file {config.split_file} does not list the pieces "
-                              f"{unlisted}")
-        splits = {p: listed[p] for p in inputs}
-    else:
-        splits = assign_splits(list(inputs), seed=config.seed, fractions=config.split_fractions)
+    splits = choose_splits(list(inputs), seed=config.seed, fractions=config.split_fractions,
+                           split_file=config.split_file)
 
     H, W, T, B = (config.image_height_px, config.image_width_px, config.spec_frames,
                   config.n_buckets)
@@ -487,15 +446,12 @@ def pack_score_following(workdir: Path, out: Path,
                   "spectrogram": list(spectrogram_configs.values()),
                   "soundfonts": {p.soundfont["name"]: p.soundfont["sha256"]
                                  for _, perfs in inputs.values() for p in perfs},
-                  "versions": _versions()}
+                  "versions": library_versions()}
     attrs = {"schema_version": SCHEMA_VERSION, "task": TASK,
              "provenance": json.dumps(provenance, sort_keys=True)}
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_folder(out)
     index_splits, piece_index = {}, {}
     try:
         bar = tqdm(total=len(inputs), desc="pack", unit="piece", disable=not progress)
@@ -536,7 +492,7 @@ def pack_score_following(workdir: Path, out: Path,
             "splits": index_splits, "pieces": piece_index,
             "failed_pieces": {Path(p).name: cause for p, cause in result.failures},
             "flagged_pieces": result.flagged, "provenance": provenance})
-        _replace_folder(tmp, out)
+        replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return result

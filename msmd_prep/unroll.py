@@ -17,13 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import ConfigError, InputError
-from .render import System, read_systems_csv
+from .render import System
 
 WHITE = 255
 
