@@ -56,7 +56,7 @@ def make_dataset(folder: Path, *, samples: int, source: Path | None, chunk_sampl
         meta["notehead_id"] = [f"h{i}".encode() for i in range(samples)]
     (folder / "train").mkdir(parents=True)
     shard = folder / "train" / "shard-00000.h5"
-    write_shard(shard, sheet=sheet, spec=spec, meta=meta, chunk_samples=chunk_samples,
+    write_shard(shard, {"sheet": sheet, "spec": spec, "meta": meta}, chunk_samples=chunk_samples,
                 attrs={"schema_version": SCHEMA_VERSION})
     (folder / "index.json").write_text(json.dumps({
         "schema_version": SCHEMA_VERSION, "sheet_shape": [H, W], "spec_shape": [F, T],

@@ -35,7 +35,7 @@ import math
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import cv2
@@ -601,9 +601,12 @@ def staging_folder(out: Path) -> Path:
 
 
 class ShardWriter:
-    """Writes samples of one split into shards of at most ``max_samples`` samples.
+    """Writes sample blocks of one split into shards of at most ``max_samples`` samples.
 
-    Each shard is written under a temporary name and renamed when complete.
+    A block is a dataclass of arrays with one row per sample (``meta`` among
+    them): :class:`SampleBlock`, or the score-following block.  Blocks are
+    queued and every full shard is written at once, under a temporary name
+    renamed when complete.
     """
 
     def __init__(self, folder: Path, *, split: str, max_samples: int, chunk_samples: int,
@@ -614,13 +617,13 @@ class ShardWriter:
         self.chunk_samples = chunk_samples
         self.attrs = dict(attrs)
         self.shards: list[dict] = []
-        self._pending: list[SampleBlock] = []
+        self._pending: list = []
         self._n_pending = 0
 
-    def add(self, block: SampleBlock) -> None:
+    def add(self, block) -> None:  # type: ignore[no-untyped-def]
         """Queue ``block``; write every full shard."""
         self._pending.append(block)
-        self._n_pending += len(block)
+        self._n_pending += len(block.meta)
         while self._n_pending >= self.max_samples:
             self._write(self.max_samples)
 
@@ -631,17 +634,17 @@ class ShardWriter:
         return self.shards
 
     def _write(self, n: int) -> None:
-        sheet = np.concatenate([b.sheet for b in self._pending])
-        spec = np.concatenate([b.spec for b in self._pending])
-        meta = np.concatenate([b.meta for b in self._pending])
-        rest = SampleBlock(sheet[n:], spec[n:], meta[n:])
-        self._pending = [rest] if len(rest) else []
-        self._n_pending = len(rest)
+        kind = type(self._pending[0])
+        whole = {f.name: np.concatenate([getattr(b, f.name) for b in self._pending])
+                 for f in fields(kind)}
+        rest = kind(**{name: array[n:] for name, array in whole.items()})
+        self._pending = [rest] if len(rest.meta) else []
+        self._n_pending = len(rest.meta)
         name = f"shard-{len(self.shards):05d}.h5"
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
         tmp = self.folder / f".{name}.tmp"
-        write_shard(tmp, sheet=sheet[:n], spec=spec[:n], meta=meta[:n],
+        write_shard(tmp, {key: array[:n] for key, array in whole.items()},
                     chunk_samples=self.chunk_samples,
                     attrs=self.attrs | {"split": self.split, "shard": len(self.shards)})
         os.replace(tmp, path)
@@ -649,25 +652,24 @@ class ShardWriter:
                             "sha256": sha256_file(path)})
 
 
-def write_shard(path: Path, *, sheet: np.ndarray, spec: np.ndarray, meta: np.ndarray,
-                chunk_samples: int, attrs: Mapping[str, str | int]) -> None:
-    """Write one shard: datasets ``sheet`` (N,H,W), ``spec`` (N,F,T), ``meta`` (N,).
+def write_shard(path: Path, arrays: Mapping[str, np.ndarray], *, chunk_samples: int,
+                attrs: Mapping[str, str | int]) -> None:
+    """Write one shard: one dataset per array, samples along the first axis.
 
     Uncompressed and chunked by ``chunk_samples`` samples, so that a random
-    read touches only the chunks of its sample.  The HDF5 1.10 file format
-    (readable by HDF5 >= 1.10) keeps the chunks of a fixed-size dataset back
-    to back, so that a run of samples is one run of bytes.  No timestamps are
-    stored, so the same arrays give the same file.
+    read touches only the chunks of its sample; ``meta``, which the reader
+    loads whole, in larger chunks.  The HDF5 1.10 file format (readable by
+    HDF5 >= 1.10) keeps the chunks of a fixed-size dataset back to back, so
+    that a run of samples is one run of bytes.  No timestamps are stored, so
+    the same arrays give the same file.
     """
-    c = max(1, min(chunk_samples, len(meta)))
     with h5py.File(path, "w", libver=("v110", "v110")) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
-        f.create_dataset("sheet", data=sheet, chunks=(c, *sheet.shape[1:]), track_times=False)
-        f.create_dataset("spec", data=spec, chunks=(c, *spec.shape[1:]), track_times=False)
-        # The reader loads all metadata at once: larger chunks.
-        f.create_dataset("meta", data=meta, chunks=(max(1, min(len(meta), 1024)),),
-                         track_times=False)
+        for name, data in arrays.items():
+            rows = 1024 if name == "meta" else chunk_samples
+            c = max(1, min(rows, len(data)))
+            f.create_dataset(name, data=data, chunks=(c, *data.shape[1:]), track_times=False)
 
 
 def write_piece_file(path: Path, *, piece: str, split: str, unrolled: Unrolled,

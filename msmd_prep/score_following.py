@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 from tqdm import tqdm
 
@@ -47,13 +45,13 @@ from .align import ALIGNMENT_NAME, page_paths, read_alignment_csv
 from .data import INDEX_NAME, SCHEMA_VERSION
 from .errors import ConfigError, InputError, MsmdPrepError
 from .pack import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput,
-                   choose_splits, collect_pieces, extract_spec, fixed_bytes, library_versions,
+                   ShardWriter, choose_splits, collect_pieces, extract_spec, fixed_bytes, library_versions,
                    performance_inputs, replace_folder, staging_folder)
 from .pages import load_gray
 from .render import System, read_systems_csv
 from .spectrogram import time_to_frames
 from .unroll import WHITE
-from .workdir import sha256_file, write_json_atomic
+from .workdir import write_json_atomic
 
 TASK = "score-following"
 META_FIELDS = (
@@ -348,64 +346,6 @@ def piece_samples(piece: Path, perf: PerformanceInput, config: ScoreFollowingCon
     return Block(staff, specs, target, meta)
 
 
-def write_shard(path: Path, block: Block, *, attrs: Mapping[str, str | int]) -> None:
-    """One shard: ``staff``, ``spec``, ``target`` (chunked one sample each) and ``meta``."""
-    with h5py.File(path, "w", libver=("v110", "v110")) as f:
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        for name in ("staff", "spec", "target"):
-            data = getattr(block, name)
-            f.create_dataset(name, data=data, chunks=(1, *data.shape[1:]), track_times=False)
-        f.create_dataset("meta", data=block.meta, chunks=(max(1, min(len(block.meta), 1024)),),
-                         track_times=False)
-
-
-class ShardWriter:
-    """Writes the samples of one split into shards of at most ``max_samples`` samples.
-
-    Blocks are queued and every full shard is written at once (under a
-    temporary name, then renamed), so memory holds at most one shard more
-    than a block.
-    """
-
-    def __init__(self, folder: Path, *, split: str, max_samples: int,
-                 attrs: Mapping[str, str | int]) -> None:
-        self.folder, self.split, self.max_samples = folder, split, max_samples
-        self.attrs = dict(attrs)
-        self.shards: list[dict] = []
-        self._pending: list[Block] = []
-        self._n_pending = 0
-
-    def add(self, block: Block) -> None:
-        """Queue ``block``; write every full shard."""
-        self._pending.append(block)
-        self._n_pending += len(block.meta)
-        while self._n_pending >= self.max_samples:
-            self._write(self.max_samples)
-
-    def close(self) -> list[dict]:
-        """Write the last, partial shard; the shards as ``{path, count, sha256}``."""
-        if self._n_pending:
-            self._write(self._n_pending)
-        return self.shards
-
-    def _write(self, n: int) -> None:
-        keys = ("staff", "spec", "target", "meta")
-        whole = {k: np.concatenate([getattr(b, k) for b in self._pending]) for k in keys}
-        rest = Block(*(whole[k][n:] for k in keys))
-        self._pending = [rest] if len(rest.meta) else []
-        self._n_pending = len(rest.meta)
-        k = len(self.shards)
-        name = f"shard-{k:05d}.h5"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{name}.tmp"
-        write_shard(tmp, Block(*(whole[key][:n] for key in keys)),
-                    attrs=self.attrs | {"split": self.split, "shard": k})
-        os.replace(tmp, self.folder / name)
-        self.shards.append({"path": f"{self.split}/{name}", "count": n,
-                            "sha256": sha256_file(self.folder / name)})
-
-
 def pack_score_following(workdir: Path, out: Path,
                          config: ScoreFollowingConfig = ScoreFollowingConfig(), *,
                          progress: bool = False) -> PackResult:
@@ -457,7 +397,8 @@ def pack_score_following(workdir: Path, out: Path,
         bar = tqdm(total=len(inputs), desc="pack", unit="piece", disable=not progress)
         for split in SPLITS:
             names = sorted(p for p in inputs if splits[p] == split)
-            writer = ShardWriter(tmp / split, split=split, max_samples=max_samples, attrs=attrs)
+            writer = ShardWriter(tmp / split, split=split, max_samples=max_samples,
+                                 chunk_samples=1, attrs=attrs)
             for name in names:
                 piece, perfs = inputs[name]
                 try:
