@@ -66,8 +66,15 @@ META_FIELDS = (
 # Strings are fixed-length UTF-8, so that every shard has the same type and
 # a read needs no conversion.
 STRING_BYTES = 64
-META_DTYPE = np.dtype([(name, f"S{STRING_BYTES}" if kind == "S" else kind)
-                       for name, kind in META_FIELDS])
+
+
+def meta_dtype(meta_fields: Sequence[tuple[str, str]]) -> np.dtype:
+    """The structured type of per-sample metadata; ``"S"`` fields are fixed-length."""
+    return np.dtype([(name, f"S{STRING_BYTES}" if kind == "S" else kind)
+                     for name, kind in meta_fields])
+
+
+META_DTYPE = meta_dtype(META_FIELDS)
 
 
 @dataclass(frozen=True)

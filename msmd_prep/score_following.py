@@ -44,8 +44,8 @@ from tqdm import tqdm
 from .align import ALIGNMENT_NAME, page_paths, read_alignment_csv
 from .data import INDEX_NAME, SCHEMA_VERSION
 from .errors import ConfigError, InputError, MsmdPrepError
-from .pack import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput,
-                   ShardWriter, choose_splits, collect_pieces, extract_spec, fixed_bytes, library_versions,
+from .pack import (SPEC_DTYPES, SPLITS, PackResult, PerformanceInput,
+                   ShardWriter, choose_splits, meta_dtype, collect_pieces, extract_spec, fixed_bytes, library_versions,
                    performance_inputs, replace_folder, staging_folder)
 from .pages import load_gray
 from .render import System, read_systems_csv
@@ -59,8 +59,7 @@ META_FIELDS = (
     ("tempo_factor", "<f4"), ("onset_s", "<f8"), ("onset_frame", "<i4"), ("pitch", "<i2"),
     ("system", "<i2"), ("head_x", "<f4"), ("head_y", "<f4"), ("bucket", "<i2"),
     ("spec_start_frame", "<i4"))
-META_DTYPE = np.dtype([(name, f"S{STRING_BYTES}" if kind == "S" else kind)
-                       for name, kind in META_FIELDS])
+META_DTYPE = meta_dtype(META_FIELDS)
 
 
 @dataclass(frozen=True)
