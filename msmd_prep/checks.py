@@ -72,6 +72,56 @@ def check_columns(heads: list[NoteHead],
     return Check("columns", not bad, len(groups), len(bad), "; ".join(bad[:5]))
 
 
+def check_moments(heads: list[NoteHead], tolerance_s: float = 1e-3) -> Check:
+    """Heads printed at one moment of one system sound together, pass for pass.
+
+    The converse of :func:`check_columns`.  Every pass of the performance
+    through a moment of the score plays all of that moment's heads at once;
+    a repeat written out in one staff only (Mutopia's Burgmuller Op. 100
+    Nos. 2 and 9 repeat the right hand alone) unfolds one staff and not the
+    other, and the staves drift apart by the repeated bars.  A head may sound
+    more often than the others of its moment only before its own voice's
+    next head sounds (a tremolo: ``\\repeat tremolo`` plays one printed
+    chord six times).  Grace notes and heads that do not sound (tie
+    continuations) are left out; a moment with one head checks nothing.
+    """
+    def tick(t: float) -> int:
+        return round(t / tolerance_s)
+
+    later: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
+    groups: dict[tuple[int, str], list[NoteHead]] = defaultdict(list)
+    for h in heads:
+        if not h.grace and h.onsets_s:
+            groups[(h.system, h.moment)].append(h)
+            later[(h.staff, h.voice)] += [(tick(t), h.moment) for t in h.onsets_s]
+
+    def voice_next(h: NoteHead, r: int) -> float:
+        """When the next head of ``h``'s voice sounds after ``r``: ``h``'s printed end."""
+        return min((t for t, m in later[(h.staff, h.voice)] if t > r and m != h.moment),
+                   default=float("inf"))
+
+    bad = []
+    checked = 0
+    for (system, moment), group in groups.items():
+        if len(group) < 2:
+            continue
+        checked += 1
+        ticks = [{tick(t) for t in h.onsets_s} for h in group]
+        shared = set.intersection(*ticks)
+        ok = bool(shared)
+        for h, ts in zip(group, ticks):
+            for t in sorted(ts - shared) if ok else ():
+                r = max((s for s in shared if s < t), default=None)
+                if r is None or t >= voice_next(h, r):
+                    ok = False
+                    break
+        if not ok:
+            bad.append(f"system {system} moment {moment}: "
+                       + ", ".join(f"{h.id} at {' '.join(f'{t:g}' for t in h.onsets_s[:3])} s"
+                                   for h in group[:2]))
+    return Check("moments", not bad, checked, len(bad), "; ".join(bad[:3]))
+
+
 def check_performance(heads: list[NoteHead], performance: Performance) -> Check:
     """The performance plays exactly the onsets the heads list, pitch for pitch."""
     pitch = {h.id: h.pitch for h in heads}

@@ -5,10 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from msmd_prep.checks import check_columns, check_ink, check_performance, summarize
+from msmd_prep.checks import (check_columns, check_ink, check_moments, check_performance,
+                              summarize)
 from msmd_prep.pages import load_gray
 from msmd_prep.performance import Performance, read_performance_csv
-from msmd_prep.render import read_heads_csv
+from msmd_prep.render import RenderConfig, read_heads_csv, render_score
 
 
 def _load(piece):
@@ -42,3 +43,38 @@ def test_column_check_catches_a_displaced_chord_note(rendered):
 def test_performance_check_catches_a_lost_note(rendered):
     heads, _, perf = _load(rendered["volta"])
     assert not check_performance(heads, Performance(perf.events[1:])).passed
+
+
+@pytest.mark.parametrize("name", ["piano_chords", "voices", "cross_staff", "grace", "ties",
+                                  "volta", "multipage"])
+def test_moment_check_passes_on_fixtures(rendered, name):
+    assert check_moments(read_heads_csv(rendered[name] / "noteheads.csv")).passed
+
+
+# Burgmuller Op. 100 No. 2 (Mutopia) in small: the repeat and its endings are
+# written in the right hand only, the left hand writes both endings out.  The
+# page repeats both staves; the unfolded performance repeats one.
+ONE_STAFF_REPEAT = r"""\version "2.24.0"
+\score { \new PianoStaff <<
+  \new Staff \relative c'' { \repeat volta 2 { c4 d e f } \alternative { { g1 } { c,1 } } }
+  \new Staff \relative c { \clef bass c4 d e f g1 c,1 }
+>> }
+"""
+# Both staves repeat, and the left hand's tremolo plays one printed chord four
+# times under the moving right hand: sounding more often is fine there.
+BOTH_STAVES_TREMOLO = r"""\version "2.24.0"
+\score { \new PianoStaff <<
+  \new Staff \relative c'' { \repeat volta 2 { c8 d e f g a b c } }
+  \new Staff \relative c { \clef bass \repeat volta 2 { \repeat tremolo 4 <c e>8 g'2 } }
+>> }
+"""
+
+
+@pytest.mark.parametrize(("text", "passes"), [(ONE_STAFF_REPEAT, False),
+                                              (BOTH_STAVES_TREMOLO, True)])
+def test_moment_check_catches_a_repeat_in_one_staff(tmp_path, text, passes):
+    (tmp_path / "score.ly").write_text(text)
+    piece = render_score(tmp_path / "score.ly", tmp_path / "piece", RenderConfig()).piece_dir
+    check = check_moments(read_heads_csv(piece / "noteheads.csv"))
+    assert check.passed is passes, check
+    assert check.checked > 0
