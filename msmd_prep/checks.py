@@ -84,6 +84,9 @@ def check_moments(heads: list[NoteHead], tolerance_s: float = 1e-3) -> Check:
     next head sounds (a tremolo: ``\\repeat tremolo`` plays one printed
     chord six times).  Grace notes and heads that do not sound (tie
     continuations) are left out; a moment with one head checks nothing.
+    Only for performances made from the score: a MIDI input keeps its own
+    timing, where heads quantized to one moment may sound apart (Nottingham
+    ``jigs168``: 83 ms).
     """
     def tick(t: float) -> int:
         return round(t / tolerance_s)
