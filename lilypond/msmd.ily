@@ -10,6 +10,10 @@
 %%   C score printed?                                     a score in the book
 %%   T score main wholes-per-minute                       a tempo (change)
 %%   E score id pitch main grace duration context velocity tied  a played note
+%%   F ...as E, with volta and segno repeats folded (printed time)
+%%   U ...as T, for the F records
+%%   R score repeat start end count         a volta or segno repeat, printed time
+%%   V score repeat start end numbers       a part of it played on some passes
 %%
 %% Each NoteEvent gets a unique id before layout.  `\repeat unfold` is
 %% expanded into copies first, so that every printed head has its own id; the
@@ -202,8 +206,9 @@ place them (lily/stencil-interpret.cc)."
        (any (lambda (a) (ly:in-event-class? a 'tie-event))
             (ly:event-property event 'articulations '()))))
 
-#(define (msmd-perform score-index music odef)
-   "Interpret MUSIC with all repeats unfolded and write its note events."
+#(define (msmd-perform kind score-index music odef)
+   "Interpret MUSIC and write its note events as KIND records (E or F) and
+its tempi as T (after E) or U (after F) records."
    (let* ((global (ly:make-global-context odef))
           (score-ctx #f)
           (now (ly:make-moment 0))
@@ -240,7 +245,7 @@ place them (lily/stencil-interpret.cc)."
                (let ((id (ly:event-property n 'msmd-id #f)))
                  (if (and id (ly:pitch? (ly:event-property n (quote pitch) #f)))
                      (msmd-write
-                      "E" score-index id
+                      kind score-index id
                       (+ 60 (ly:pitch-semitones (ly:event-property n 'pitch)))
                       (ly:moment-main now) (ly:moment-grace now)
                       (ly:moment-main (ly:duration-length (ly:event-property n 'duration)))
@@ -265,13 +270,62 @@ place them (lily/stencil-interpret.cc)."
               (if (and (ly:moment? wpm) (not (equal? wpm last-tempo)))
                   (begin
                     (set! last-tempo wpm)
-                    (msmd-write "T" score-index (ly:moment-main now)
-                                (ly:moment-main wpm)))))))
+                    (msmd-write (if (equal? kind "E") "T" "U") score-index
+                                (ly:moment-main now) (ly:moment-main wpm)))))))
       (ly:context-event-source global) 'OneTimeStep)
-     (ly:interpret-music-expression
-      (make-non-relative-music
-       (msmd-refresh-lengths (unfold-repeats-fully (ly:music-deep-copy music))))
-      global)))
+     (ly:interpret-music-expression (make-non-relative-music music) global)))
+
+#(define (msmd-unfolded music)
+   "MUSIC with every repeat unfolded, each voice on its own (E records)."
+   (msmd-refresh-lengths (unfold-repeats-fully (ly:music-deep-copy music))))
+
+#(define (msmd-folded music)
+   "MUSIC as printed: volta and segno repeats folded, so that its time is the
+printed score's (F records); tremolo and percent repeats, which take their
+printed time, unfolded."
+   ;; One type per call: unfold-repeats walks the tree once per type it is
+   ;; given at every level, which is exponential in the depth.
+   (msmd-refresh-lengths
+    (unfold-repeats 'tremolo (unfold-repeats 'percent (ly:music-deep-copy music)))))
+
+#(define (msmd-write-repeats score-index music)
+   "Write the volta and segno repeats of MUSIC at their printed times:
+R score repeat# start end count, and V score repeat# start end numbers for
+every part played only on some passes (alternatives, \\volta)."
+   (let ((count 0))
+     (define (specs music offset repeat)
+       ;; The \\volta parts of a repeat, not those of a nested one.
+       (cond
+        ((music-is-of-type? music 'repeated-music) (walk music offset))
+        (else
+         (if (music-is-of-type? music 'volta-specification)
+             (msmd-write "V" score-index repeat (ly:moment-main offset)
+                         (ly:moment-main (ly:moment-add offset (ly:music-length music)))
+                         (string-join (map number->string
+                                           (ly:music-property music 'volta-numbers '()))
+                                      ",")))
+         (children music offset (lambda (m o) (specs m o repeat))))))
+     (define (children music offset proc)
+       (let ((e (ly:music-property music 'element #f))
+             (es (ly:music-property music 'elements '())))
+         (if (ly:music? e) (proc e offset))
+         (if (music-is-of-type? music 'simultaneous-music)
+             (for-each (lambda (m) (proc m offset)) es)
+             (fold (lambda (m o) (proc m o) (ly:moment-add o (ly:music-length m)))
+                   (if (ly:music? e) (ly:moment-add offset (ly:music-length e)) offset)
+                   es))))
+     (define (walk music offset)
+       (if (or (music-is-of-type? music 'volta-repeated-music)
+               (music-is-of-type? music 'segno-repeated-music))
+           (let ((repeat count))
+             (set! count (1+ count))
+             (msmd-write "R" score-index repeat (ly:moment-main offset)
+                         (ly:moment-main (ly:moment-add offset (ly:music-length music)))
+                         (ly:music-property music 'repeat-count))
+             (children music offset (lambda (m o) (specs m o repeat))))
+           (if (not (music-is-of-type? music 'time-scaled-music))
+               (children music offset walk))))
+     (walk music (ly:make-moment 0))))
 
 #(define (msmd-score-printed? score)
    (let ((defs (ly:score-output-defs score)))
@@ -297,7 +351,9 @@ place them (lily/stencil-interpret.cc)."
         (let ((index msmd-score-count))
           (set! msmd-score-count (1+ index))
           (msmd-write "C" index (if (msmd-score-printed? score) 1 0))
-          (msmd-perform index (ly:score-music score) (msmd-midi-def score))))
+          (msmd-perform "E" index (msmd-unfolded (ly:score-music score)) (msmd-midi-def score))
+          (msmd-perform "F" index (msmd-folded (ly:score-music score)) (msmd-midi-def score))
+          (msmd-write-repeats index (ly:score-music score))))
       (msmd-book-scores book))
      (handler book)))
 

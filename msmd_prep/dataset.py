@@ -208,9 +208,12 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
     if fonts:
         config = PieceConfig(render_config, tuple(tempo_factors), tuple(fonts), synth_config,
                              pack_config.preset_obj.spectrogram_preset, keep_audio)
-        result.reports = map_pieces(partial(process_piece, config=config),
-                                    render_jobs(find_scores(list(scores)), work), jobs=jobs,
-                                    scheduler=scheduler, desc="pieces", progress=progress)
+        todo = render_jobs(find_scores(list(scores)), work)
+        # Largest scores first, so that no worker is left with a long piece at the end.
+        order = sorted(range(len(todo)), key=lambda i: -_size(todo[i].source))
+        reports = map_pieces(partial(process_piece, config=config), [todo[i] for i in order],
+                             jobs=jobs, scheduler=scheduler, desc="pieces", progress=progress)
+        result.reports = [r for _, r in sorted(zip(order, reports), key=lambda p: p[0])]
     for r in result.reports:
         if r.error:
             result.failures.append((r.source, r.stage, r.error))
@@ -228,6 +231,14 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
     write_json_atomic(out / FAILURES_NAME, [
         {"file": f, "stage": stage, "cause": cause} for f, stage, cause in result.failures])
     return result
+
+
+def _size(path: Path) -> int:
+    """Bytes of a score file, a rough measure of the work it is."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def summary_rows(result: DatasetResult) -> list[tuple[str, str]]:

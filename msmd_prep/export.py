@@ -56,6 +56,33 @@ class Export:
     tempi: dict[int, list[tuple[Fraction, Fraction]]] = field(default_factory=dict)
     notes: list[PlayedNote] = field(default_factory=list)
     boxes: list[tuple[int, str, float, float, float, float]] = field(default_factory=list)
+    folded_notes: list[PlayedNote] = field(default_factory=list)
+    folded_tempi: dict[int, list[tuple[Fraction, Fraction]]] = field(default_factory=dict)
+    repeats: dict[int, dict[int, "Repeat"]] = field(default_factory=dict)
+
+
+@dataclass
+class Repeat:
+    """A volta or segno repeat at its printed time (whole notes).
+
+    Attributes
+    ----------
+    start, end : Fraction
+        Its span in the printed score, alternatives included.
+    count : int
+        Passes.
+    parts : list of (Fraction, Fraction, frozenset of int)
+        Spans played only on the passes named (alternatives, ``\\volta``).
+    """
+
+    start: Fraction
+    end: Fraction
+    count: int
+    parts: list[tuple[Fraction, Fraction, frozenset[int]]] = field(default_factory=list)
+
+    def key(self) -> tuple:
+        """What makes two voices' repeats the same repeat."""
+        return (self.start, self.end, self.count, tuple(sorted(self.parts, key=str)))
 
 
 def parse_export(text: str) -> Export:
@@ -85,10 +112,20 @@ def parse_export(text: str) -> Export:
                 link = f[2].removeprefix("msmd:")
                 ex.boxes.append((int(f[1]), link, float(f[3]), float(f[4]), float(f[5]),
                                  float(f[6])))
-            elif kind == "E":
-                ex.notes.append(PlayedNote(int(f[1]), int(f[2]), int(f[3]), Fraction(f[4]),
-                                           Fraction(f[5]), Fraction(f[6]), int(f[7]), int(f[8]),
-                                           f[9] == "1"))
+            elif kind in ("E", "F"):
+                note = PlayedNote(int(f[1]), int(f[2]), int(f[3]), Fraction(f[4]),
+                                  Fraction(f[5]), Fraction(f[6]), int(f[7]), int(f[8]),
+                                  f[9] == "1")
+                (ex.notes if kind == "E" else ex.folded_notes).append(note)
+            elif kind == "U":
+                ex.folded_tempi.setdefault(int(f[1]), []).append((Fraction(f[2]), Fraction(f[3])))
+            elif kind == "R":
+                ex.repeats.setdefault(int(f[1]), {})[int(f[2])] = Repeat(
+                    Fraction(f[3]), Fraction(f[4]), int(f[5]))
+            elif kind == "V":
+                numbers = frozenset(int(n) for n in f[5].split(",") if n)
+                ex.repeats[int(f[1])][int(f[2])].parts.append(
+                    (Fraction(f[3]), Fraction(f[4]), numbers))
             else:
                 raise ValueError(kind)
         except (IndexError, ValueError) as e:
@@ -126,15 +163,15 @@ class TempoMap:
         return self.start_s[i] + (moment - self.moments[i]) * 60 / self.wpm[i]
 
 
-def score_tempo(ex: Export, score: int, default_wpm: Fraction) -> tuple[TempoMap, str]:
-    """The tempo map of ``score`` and where it came from.
+def score_tempo(ex: Export, changes: list[tuple[Fraction, Fraction]],
+                default_wpm: Fraction) -> tuple[TempoMap, str]:
+    """The tempo map of a printed score with tempo ``changes``, and where it came from.
 
     A printed score whose only tempo is LilyPond's default (quarter = 60 from
     the start) takes the tempo of a MIDI-only score of the same file, as
     Mutopia files often put ``\\tempo`` in a separate ``\\midi`` score, else
     ``default_wpm``.
     """
-    changes = ex.tempi.get(score, [])
     if changes and changes != [(Fraction(0), LILYPOND_DEFAULT_WPM)]:
         return TempoMap(changes), "score"
     for other, printed in sorted(ex.scores.items()):
@@ -142,6 +179,72 @@ def score_tempo(ex: Export, score: int, default_wpm: Fraction) -> tuple[TempoMap
         if not printed and other_changes and other_changes[0][1] != LILYPOND_DEFAULT_WPM:
             return TempoMap(other_changes), "midi-score"
     return TempoMap([(Fraction(0), default_wpm)]), "default"
+
+
+def playback(repeats: list[Repeat], end: Fraction) -> list[tuple[Fraction, Fraction]] | None:
+    """The printed score's spans ``[start, end)`` in playing order, joined where
+    one follows on from the other.
+
+    The repeats are the score's, whichever voice wrote them: a repeat that
+    only one staff spells out is played by every staff, as the printed
+    repeat signs say.  Returns ``None`` when the voices' repeats overlap
+    without nesting or disagree on one span (no score-wide reading).
+    """
+    unique = {r.key(): r for r in repeats}
+    spans = sorted(unique.values(), key=lambda r: (r.start, -r.end))
+    for a, b in zip(spans, spans[1:]):
+        if (a.start, a.end) == (b.start, b.end) or a.start < b.start < a.end < b.end:
+            return None
+
+    def expand(lo: Fraction, hi: Fraction, within: list[Repeat]) -> list[tuple[Fraction, Fraction]]:
+        out, pos = [], lo
+        for r in within:
+            if r.start < pos or r.end > hi:
+                continue
+            if pos < r.start:
+                out.append((pos, r.start))
+            inner = [q for q in within if q is not r and r.start <= q.start and q.end <= r.end]
+            for n in range(1, r.count + 1):
+                cut = sorted((a, b) for a, b, numbers in r.parts if n not in numbers)
+                here = r.start
+                for a, b in cut + [(r.end, r.end)]:
+                    if here < a:
+                        out += expand(here, a, inner)
+                    here = max(here, b)
+            pos = r.end
+        if pos < hi:
+            out.append((pos, hi))
+        return out
+
+    merged: list[tuple[Fraction, Fraction]] = []
+    for lo, hi in expand(Fraction(0), end, spans):
+        if merged and merged[-1][1] == lo:
+            merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def unfold_printed(notes: list[PlayedNote], tempi: list[tuple[Fraction, Fraction]],
+                   segments: list[tuple[Fraction, Fraction]],
+                   ) -> tuple[list[PlayedNote], list[tuple[Fraction, Fraction]]]:
+    """Notes and tempo changes of the printed time, played along ``segments``.
+
+    A note sounds once in every segment that holds its onset, shifted to
+    where that segment is played; a tempo holds in every pass of its span.
+    """
+    tempo = TempoMap(tempi) if tempi else None
+    played, changes = [], []
+    at = Fraction(0)
+    for lo, hi in segments:
+        played += [replace(n, moment=n.moment - lo + at) for n in notes if lo <= n.moment < hi]
+        if tempo is not None:
+            for m, w in [(at, tempo.tempo_at(lo))] + [(m - lo + at, w) for m, w in tempi
+                                                       if lo < m < hi]:
+                if not changes or changes[-1][1] != w:
+                    changes.append((m, w))
+        at += hi - lo
+    return played, changes
 
 
 @dataclass
@@ -162,6 +265,10 @@ class PerformanceResult:
         Played notes with no printed head (chord names, MIDI-only scores).
     merged_heads : int
         Heads whose notes a merged twin plays (see :func:`merged_head_aliases`).
+    repeat_mode : list of str
+        Per printed score: ``printed`` (repeats as the printed score shows
+        them, for every staff) or ``per-voice`` (each voice its own repeats,
+        where the voices' repeats admit no score-wide reading).
     """
 
     performance: Performance
@@ -170,6 +277,7 @@ class PerformanceResult:
     tempo_source: list[str]
     unprinted_notes: int
     merged_heads: int = 0
+    repeat_mode: list[str] = field(default_factory=list)
 
 
 def merged_head_aliases(ex: Export, drawn: set[int]) -> dict[int, int]:
@@ -228,10 +336,12 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
     sources = []
     unprinted = 0
     offset = Fraction(0)
+    modes = []
     for score in printed:
-        tempo, source = score_tempo(ex, score, default_wpm)
+        notes, changes, mode = _score_notes(ex, score)
+        modes.append(mode)
+        tempo, source = score_tempo(ex, changes, default_wpm)
         sources.append(source)
-        notes = [n for n in ex.notes if n.score == score]
         unprinted += sum(1 for n in notes if n.id not in ex.heads)
         notes = [n for n in notes if n.id in ex.heads]
         merged = merge_ties(notes)
@@ -261,7 +371,21 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
         onsets = {i: [t + lead for t in ts] for i, ts in onsets.items()}
     ties = played_ids - set(onsets)
     return PerformanceResult(Performance(sort_events(events)), onsets, ties, sources, unprinted,
-                             len(aliases))
+                             len(aliases), modes)
+
+
+def _score_notes(ex: Export, score: int,
+                 ) -> tuple[list[PlayedNote], list[tuple[Fraction, Fraction]], str]:
+    """The played notes and tempo changes of one score, and the repeat mode."""
+    folded = [n for n in ex.folded_notes if n.score == score]
+    end = max([n.moment + n.duration for n in folded]
+              + [r.end for r in ex.repeats.get(score, {}).values()], default=Fraction(0))
+    segments = playback(list(ex.repeats.get(score, {}).values()), end)
+    if segments is None or not folded:
+        return ([n for n in ex.notes if n.score == score], ex.tempi.get(score, []),
+                "per-voice")
+    notes, changes = unfold_printed(folded, ex.folded_tempi.get(score, []), segments)
+    return notes, changes, "printed"
 
 
 def _onset_seconds(tempo: TempoMap, note: PlayedNote) -> Fraction:

@@ -28,7 +28,8 @@ from . import __version__
 from .errors import ConfigError, InputError, MsmdPrepError
 from . import fixes as _fixes
 from . import formats as _formats
-from .checks import Check, check_columns, check_ink, check_performance, summarize
+from .checks import (Check, check_columns, check_ink, check_moments, check_performance,
+                     summarize)
 from .export import Export, build_performance, merged_head_aliases, parse_export
 from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .normalize import INCLUDE_RE, normalize_source
@@ -423,6 +424,7 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
         "msmd_prep_version": __version__,
         "config": asdict(cfg),
         "tempo_source": perf.tempo_source,
+        "repeat_mode": perf.repeat_mode,
         "counts": {
             "pages": len(pngs),
             "systems": len(systems),
@@ -448,6 +450,8 @@ def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performan
     """
     checks = [check_ink(heads, images), check_columns(heads),
               check_performance(heads, performance)]
+    if input_report.get("input_format") != "midi":
+        checks.append(check_moments(heads))
     extra = {}
     if "checks" in input_report:
         numbers = input_report["checks"]

@@ -74,3 +74,33 @@ def test_merged_head_plays_for_its_undrawn_twin():
     assert [(e.notehead_id, e.duration_s) for e in result.performance.events] == [
         ("h2", 0.75), ("h3", 1.0)]
     assert result.onsets == {2: [0.0], 3: [0.0]} and result.merged_heads == 1
+
+
+def _repeat(start, end, count=2, parts=()):
+    from msmd_prep.export import Repeat
+
+    return Repeat(F(start), F(end), count, [(F(a), F(b), frozenset(n)) for a, b, n in parts])
+
+
+def test_playback_of_a_volta_with_two_endings():
+    from msmd_prep.export import playback
+
+    r = _repeat(1, 3, parts=[(2, F(5, 2), {1}), (F(5, 2), 3, {2})])
+    assert playback([r, r], F(4)) == [(0, F(5, 2)), (1, 2), (F(5, 2), 4)]
+
+
+def test_playback_of_nested_repeats_and_a_shared_first_ending():
+    from msmd_prep.export import playback
+
+    inner = _repeat(1, 2)
+    outer = _repeat(0, 3, count=3, parts=[(2, F(5, 2), {1, 2}), (F(5, 2), 3, {3})])
+    segments = playback([outer, inner], F(3))
+    assert segments == [(0, 2), (1, F(5, 2)), (0, 2), (1, F(5, 2)), (0, 2), (1, 2),
+                        (F(5, 2), 3)]
+
+
+def test_playback_refuses_repeats_that_disagree():
+    from msmd_prep.export import playback
+
+    assert playback([_repeat(0, 2), _repeat(1, 3)], F(3)) is None
+    assert playback([_repeat(0, 2), _repeat(0, 2, count=3)], F(3)) is None

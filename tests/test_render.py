@@ -166,3 +166,24 @@ def test_default_tempo_and_midi_only_score(tmp_path):
     assert sorted(h.onsets_s[0] for h in two) == [0.0, 0.5, 1.0, 1.5]
     one = read_heads_csv(results[1].piece_dir / "noteheads.csv")
     assert sorted(h.onsets_s[0] for h in one) == [0.0, pytest.approx(0.6)]
+
+
+# Burgmuller Op. 100 No. 2 (Mutopia) in small: the repeat and its endings are
+# written in the right hand only; the left hand writes both endings out.  The
+# page repeats both staves, and so does the performance.
+ONE_STAFF_REPEAT = r"""\version "2.24.0"
+\score { \new PianoStaff <<
+  \new Staff \relative c'' { \tempo 4 = 60 \repeat volta 2 { c4 d e f } \alternative { { g1 } { c,1 } } }
+  \new Staff \relative c { \clef bass c4 d e f g1 c,1 }
+>> }
+"""
+
+
+def test_a_repeat_written_in_one_staff_repeats_every_staff(tmp_path):
+    (tmp_path / "score.ly").write_text(ONE_STAFF_REPEAT)
+    piece = render_score(tmp_path / "score.ly", tmp_path / "piece", RenderConfig()).piece_dir
+    heads = read_heads_csv(piece / "noteheads.csv")
+    bass = sorted((h.onsets_s for h in heads if h.pitch < 60), key=lambda t: t[0])
+    assert bass == [(0.0, 8.0), (1.0, 9.0), (2.0, 10.0), (3.0, 11.0), (4.0,), (12.0,)]
+    info = json.loads((piece / "piece.json").read_text())
+    assert info["repeat_mode"] == ["printed"] and info["aligned_well"], info["checks"]
