@@ -15,9 +15,7 @@ something else was running), the time per stage
 (:attr:`DatasetResult.seconds`: summed over pieces, hence over both workers
 at 2 jobs; pack is its own wall time), pieces ok / flagged / failed, every
 flagged piece with the numbers of its failed checks, and every failure with
-its stage and cause; also the pieces that
-:func:`msmd_prep.checks.check_moments` fails, a check the render stage does
-not run yet (``MOMENTS`` lines).  Then the speed-up of the last ``--jobs`` value over
+its stage and cause.  Then the speed-up of the last ``--jobs`` value over
 the first (goal of issue 6: >= 1.8x at 2 jobs) and its bound when pack
 runs in one process.
 
@@ -45,11 +43,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from msmd_prep.checks import check_moments
 from msmd_prep.dataset import build_dataset
 from msmd_prep.lilypond import EXPORT_ILY, executable, lilypond_root, run_lilypond
 from msmd_prep.pack import PackConfig
-from msmd_prep.render import RenderConfig, find_scores, read_heads_csv, render_score
+from msmd_prep.render import RenderConfig, find_scores, render_score
 from msmd_prep.synth import SynthConfig
 from msmd_prep.workdir import performance_dirs, read_json
 
@@ -152,33 +149,16 @@ def run_once(scores: list[Path], out: Path, args: argparse.Namespace, jobs: int)
         "failures": result.failures,
         "render_s": {Path(r.piece).name: r.seconds.get("render", 0.0) for r in result.reports},
         "samples": dict(result.pack.counts) if result.pack else {},
-        "moments": moment_failures([Path(r.piece) for r in ok]),
     }
-
-
-def moment_failures(pieces: list[Path]) -> dict[str, str]:
-    """Pieces that :func:`msmd_prep.checks.check_moments` fails, with its numbers.
-
-    Reported apart until the render stage runs that check itself.
-    """
-    out = {}
-    for piece in pieces:
-        c = check_moments(read_heads_csv(piece / "noteheads.csv"))
-        if not c.passed:
-            out[piece.name] = f"moments {c.failed}/{c.checked} ({c.detail})"
-    return out
 
 
 def print_run(r: dict) -> None:
     total = sum(r["seconds"].get(s, 0.0) for s in STAGES)
     print(f"\n== jobs {r['jobs']}: wall {r['wall_s']:.1f} s  "
           f"(load average 1/5/15 min before: {r['load_before']}; after: {r['load_after']})")
-    late = len(set(r["moments"]) - set(r["flagged"]))
     print(f"   pieces {r['pieces']}: {r['ok']} ok (all stages, aligned_well), "
           f"{len(r['flagged'])} flagged, {len(r['failures'])} failed; samples {r['samples']}")
-    print(f"   with the moment check too (check_moments, not yet run by render): "
-          f"{r['ok'] - late} ok, {len(r['flagged']) + late} flagged "
-          f"({(r['ok'] - late) / max(r['pieces'], 1):.1%} of scores ok)")
+    print(f"   {r['ok'] / max(r['pieces'], 1):.1%} of scores ok")
     busy = r["others_cpu_s"] > 0.05 * r["wall_s"]
     print(f"   other processes used {r['others_cpu_s']:.1f} CPU-s during the run"
           + (" (busy machine: timings inflated)" if busy else ""))
@@ -196,8 +176,6 @@ def print_run(r: dict) -> None:
     print(f"     {'total':<12} {total:8.1f} s")
     for name, checks in sorted(r["flagged"].items()):
         print(f"   FLAGGED {name}: " + "; ".join(checks))
-    for name, text in sorted(r["moments"].items()):
-        print(f"   MOMENTS {name}: {text}")
     for path, stage, cause in r["failures"]:
         print(f"   FAILED {path} [{stage}]: {cause.splitlines()[0] if cause else ''}")
 
