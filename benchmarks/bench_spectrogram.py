@@ -14,28 +14,16 @@ msmd-prep is faster).  Run: ``python benchmarks/bench_spectrogram.py``
 """
 from __future__ import annotations
 
-import statistics
-import time
 
 import librosa
 import numpy as np
 
 from msmd_prep.spectrogram import PRESETS, log_spectrogram
+from timing import interleaved_medians
 
 SR = 22050
 DURATION_S = 180.0
 RUNS = 7
-
-
-def interleaved_medians(fns: dict, runs: int = RUNS) -> dict[str, float]:
-    """Median wall time of each function, running them in turn so that load affects all alike."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -53,7 +41,7 @@ def main() -> None:
     def ours() -> np.ndarray:
         return log_spectrogram(audio, cfg)
 
-    t = interleaved_medians({"librosa": baseline, "ours": ours})
+    t = interleaved_medians({"librosa": baseline, "ours": ours}, RUNS)
     t_lib, t_ours = t["librosa"], t["ours"]
     print(f"{DURATION_S:.0f} s of audio, {cfg.n_bins} bins, median of {RUNS} runs")
     print(f"librosa.stft + filterbank {t_lib * 1000:7.1f} ms ({baseline().shape[1]} frames)")

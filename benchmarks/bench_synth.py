@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ from msmd_prep.performance import (NoteEvent, Performance, sort_events, write_pe
                                    write_performance_midi)
 from msmd_prep.soundfonts import load_manifest, resolve_soundfont
 from msmd_prep.synth import SynthConfig, Synthesizer, synthesize_performance
+from timing import interleaved_medians
 
 DURATION_S = 180.0
 RUNS = 3
@@ -50,17 +49,6 @@ def piano_piece(duration_s: float, seed: int = 0) -> Performance:
             for k, step in enumerate((0, 4, 7)):
                 events.append(NoteEvent(t, 2 * beat_s, root + step, 60, f"c{i}_{k}"))
     return Performance(sort_events(events))
-
-
-def interleaved_medians(fns: dict, runs: int = RUNS) -> dict[str, float]:
-    """Median wall time of each function, running them in turn so that load affects all alike."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -91,9 +79,9 @@ def main() -> None:
                     ours(synth)
 
             # Cold first: a loaded synth would keep the samples in FluidSynth's cache.
-            t_cold = interleaved_medians({"raw": raw, "ours": cold})
+            t_cold = interleaved_medians({"raw": raw, "ours": cold}, RUNS)
             with Synthesizer(sf, SynthConfig()) as loaded:
-                t_batch = interleaved_medians({"raw": raw, "ours": lambda: ours(loaded)})
+                t_batch = interleaved_medians({"raw": raw, "ours": lambda: ours(loaded)}, RUNS)
             for label, t in (("batch", t_batch), ("cold", t_cold)):
                 print(f"{name:18s} {label:5s} fluidsynth CLI {t['raw']:6.2f} s | msmd-prep "
                       f"{t['ours']:6.2f} s | ratio {t['ours'] / t['raw']:.2f}")

@@ -130,6 +130,23 @@ PRESETS: dict[str, PackPreset] = {
 }
 
 
+def check_split_options(seed: int, split_fractions: Sequence[float]) -> None:
+    """Validate a packing seed and split shares (train, valid, test).
+
+    Raises
+    ------
+    ConfigError
+        The seed is not an integer >= 0, or the shares are not three numbers
+        >= 0 summing to 1 with train > 0.
+    """
+    if not (isinstance(seed, int) and seed >= 0):
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    fr = tuple(split_fractions)
+    if len(fr) != 3 or min(fr) < 0 or not math.isclose(sum(fr), 1.0) or fr[0] <= 0:
+        raise ConfigError(f"split_fractions must be three shares >= 0 summing to 1 with "
+                          f"train > 0, got {split_fractions!r}")
+
+
 @dataclass(frozen=True)
 class PackConfig:
     """Options of the pack stage.
@@ -184,12 +201,7 @@ class PackConfig:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown pack preset {self.preset!r}; use one of {sorted(PRESETS)}")
-        if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        fr = tuple(self.split_fractions)
-        if len(fr) != 3 or min(fr) < 0 or not math.isclose(sum(fr), 1.0) or fr[0] <= 0:
-            raise ConfigError(f"split_fractions must be three shares >= 0 summing to 1 with "
-                              f"train > 0, got {self.split_fractions!r}")
+        check_split_options(self.seed, self.split_fractions)
         if self.spec_anchor not in ANCHORS:
             raise ConfigError(f"spec_anchor must be one of {ANCHORS}, got {self.spec_anchor!r}")
         lo, hi = self.sheet_scale_range

@@ -45,7 +45,7 @@ from .align import ALIGNMENT_NAME, page_paths, read_alignment_csv
 from .data import INDEX_NAME, SCHEMA_VERSION
 from .errors import ConfigError, InputError, MsmdPrepError
 from .pack import (SPEC_DTYPES, SPLITS, PackResult, PerformanceInput,
-                   ShardWriter, choose_splits, meta_dtype, collect_pieces, extract_spec, fixed_bytes, library_versions,
+                   ShardWriter, check_split_options, choose_splits, meta_dtype, collect_pieces, extract_spec, fixed_bytes, library_versions,
                    performance_inputs, replace_folder, staging_folder)
 from .pages import load_gray
 from .render import System, read_systems_csv
@@ -128,12 +128,7 @@ class ScoreFollowingConfig:
                               f"got {self.neighbour_weights!r}")
         if not self.spectrogram_preset:
             raise ConfigError("spectrogram_preset must not be empty")
-        if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        fr = tuple(self.split_fractions)
-        if len(fr) != 3 or min(fr) < 0 or not math.isclose(sum(fr), 1.0) or fr[0] <= 0:
-            raise ConfigError(f"split_fractions must be three shares >= 0 summing to 1 with "
-                              f"train > 0, got {self.split_fractions!r}")
+        check_split_options(self.seed, self.split_fractions)
         if self.spec_dtype not in SPEC_DTYPES:
             raise ConfigError(f"spec_dtype must be one of {SPEC_DTYPES}, got {self.spec_dtype!r}")
         if not self.shard_max_mb > 0:
