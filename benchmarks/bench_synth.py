@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msmd_prep.performance import (NoteEvent, Performance, sort_events, write_performance_csv,
+from msmd_prep.score import (NoteEvent, Performance, sort_events, write_performance_csv,
                                    write_performance_midi)
 from msmd_prep.soundfonts import load_manifest, resolve_soundfont
 from msmd_prep.synth import SynthConfig, Synthesizer, synthesize_performance

@@ -8,18 +8,23 @@ The stages are plain functions, callable from a notebook as from the CLI::
 
 The other stages live in their modules: :mod:`msmd_prep.synth`,
 :mod:`msmd_prep.spectrogram`, :mod:`msmd_prep.align`, :mod:`msmd_prep.pack`,
-the readers in :mod:`msmd_prep.data`, and the whole job in
-:func:`msmd_prep.dataset.build_dataset`.
+the score tables in :mod:`msmd_prep.score`, the readers in :mod:`msmd_prep.data`,
+and the whole job in :func:`msmd_prep.dataset.build_dataset`.
 """
-from importlib.metadata import PackageNotFoundError, version
+from ._version import __version__
+from .errors import AlignmentError, ConfigError, InputError, MsmdPrepError, ToolError
 
-try:
-    __version__ = version("msmd-prep")
-except PackageNotFoundError:
-    __version__ = "0.0.0+unknown"
+# The render stage (OpenCV, LilyPond) loads on first use only, so that
+# ``import msmd_prep.data`` in a training job stays light.
+_RENDER_NAMES = ("RenderConfig", "find_scores", "render_many", "render_score")
 
-from .errors import AlignmentError, ConfigError, InputError, MsmdPrepError, ToolError  # noqa: E402
-from .render import RenderConfig, find_scores, render_many, render_score  # noqa: E402
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name in _RENDER_NAMES:
+        from . import render
+        return getattr(render, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["AlignmentError", "ConfigError", "InputError", "MsmdPrepError", "RenderConfig",
            "ToolError", "find_scores", "render_many", "render_score", "__version__"]

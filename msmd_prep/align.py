@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__
+from ._version import __version__
 from .checks import Check, check_onset_energy, pitch_bands, summarize
 from .errors import AlignmentError, ConfigError, InputError, MsmdPrepError
 from .pages import load_gray
-from .render import NoteHead, read_heads_csv, read_systems_csv
+from .score import NoteHead, read_heads_csv, read_systems_csv
 from .spectrogram import SpectrogramConfig, fft_frequencies, time_to_frames
 from .synth import ONSETS_NAME, read_onsets_csv
 from .unroll import Unrolled, UnrollConfig, unroll

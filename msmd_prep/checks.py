@@ -10,15 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .pages import ink_fraction
-from .performance import Performance
-
-if TYPE_CHECKING:
-    from .render import NoteHead
+from .score import NoteHead, Performance
 
 #: A head box with less dark area than this is taken as blank paper.
 MIN_INK_FRACTION = 0.2

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from .errors import InputError
-from .performance import NoteEvent, Performance, sort_events
+from .score import NoteEvent, Performance, sort_events
 
 #: LilyPond's own MIDI tempo where a score names none: quarter = 60.
 LILYPOND_DEFAULT_WPM = Fraction(15)

@@ -25,7 +25,7 @@ from .data import INDEX_NAME, ScoreFollowingDataset, SnippetDataset
 from .dataset import DATASET_DIR, WORK_DIR
 from .errors import InputError
 from .pages import load_gray
-from .render import NoteHead, System, read_heads_csv, read_systems_csv
+from .score import NoteHead, System, read_heads_csv, read_systems_csv
 from .workdir import performance_dirs, read_json
 
 #: BGR colours of the alignment states and of the system boxes.

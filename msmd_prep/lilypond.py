@@ -186,3 +186,18 @@ def convert_ly(path: Path, *, from_version: str | None = None,
         raise ToolError("convert-ly", cmd, proc.returncode,
                         _tail(proc.stderr.decode("utf-8", "replace")))
     return proc.stdout.decode("utf-8", "replace")
+
+
+def run_converter(tool: str, cmd: list[str], timeout_s: float, *, cwd: Path) -> None:
+    """Run one of LilyPond's text converters (``musicxml2ly``, ``abc2ly``) with a time limit.
+
+    No sandbox: a converter runs no code from its input.
+    """
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise ToolError(tool, cmd, None, "",
+                        cause=f"{tool} hit the time limit of {timeout_s:g} s") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ToolError(tool, cmd, proc.returncode, "\n".join(err[-8:]))

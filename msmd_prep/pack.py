@@ -44,7 +44,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from . import __version__
+from ._version import __version__
 from .align import ALIGNMENT_JSON, ALIGNMENT_NAME, read_alignment_csv, unroll_piece
 from .data import INDEX_NAME, SCHEMA_VERSION
 from .errors import ConfigError, InputError, MsmdPrepError

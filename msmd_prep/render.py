@@ -9,7 +9,6 @@ PDF link on the head, so nothing is guessed.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -24,10 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigError, InputError, MsmdPrepError
 from . import fixes as _fixes
 from . import formats as _formats
+from .formats.abc import abc_tune_ids
 from .checks import (Check, check_columns, check_ink, check_moments, check_performance,
                      summarize)
 from .export import Export, build_performance, merged_head_aliases, parse_export
@@ -35,12 +35,10 @@ from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .normalize import INCLUDE_RE, normalize_source
 from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .parallel import map_pieces
-from .performance import write_performance_csv, write_performance_midi
+from .score import (NoteHead, System, write_heads_csv, write_performance_csv,
+                    write_performance_midi, write_systems_csv)
 
 SCORE_SUFFIXES = (".ly", *_formats.FORMATS)
-NOTEHEAD_COLUMNS = ("notehead_id", "page", "x0", "y0", "x1", "y1", "system", "staff", "voice",
-                    "pitch", "grace", "tied", "onsets_s", "moment", "source")
-SYSTEM_COLUMNS = ("system", "page", "x0", "y0", "x1", "y1", "n_staves")
 
 
 @dataclass(frozen=True)
@@ -84,67 +82,6 @@ class RenderConfig:
             raise ConfigError(f"default_qpm must be in 1..1000, got {self.default_qpm!r}")
         if not self.gap_s >= 0:
             raise ConfigError(f"gap_s must be >= 0, got {self.gap_s!r}")
-
-
-@dataclass(frozen=True)
-class NoteHead:
-    """A printed note head with its box and the times it sounds.
-
-    Attributes
-    ----------
-    id : str
-        ``h<N>``, unique within the piece; performance events name it.
-    page : int
-        Page number, from 1.
-    x0, y0, x1, y1 : float
-        Box in page pixels (origin top left).
-    system : int
-        Staff system index in reading order, from 0.
-    staff, voice : int
-        Staff and voice numbers within the movement, in order of appearance.
-    pitch : int
-        MIDI pitch (as sounding in the score's own key; ottava not applied
-        to the pitch, since it only changes the printing).
-    grace : bool
-        The head is a grace note.
-    tied : bool
-        A tie continuation: it sounds on, with no onset of its own.
-    onsets_s : tuple of float
-        Onsets at tempo factor 1.0 in seconds, one per time it is played.
-    moment : str
-        Musical time of the head in the printed score, whole notes.
-    source : str
-        ``file:line:column`` of the note in the normalized source.
-    """
-
-    id: str
-    page: int
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    system: int
-    staff: int
-    voice: int
-    pitch: int
-    grace: bool
-    tied: bool
-    onsets_s: tuple[float, ...]
-    moment: str
-    source: str
-
-
-@dataclass(frozen=True)
-class System:
-    """A staff system: its page and the box around its staves, pixels."""
-
-    index: int
-    page: int
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    n_staves: int
 
 
 @dataclass
@@ -277,48 +214,9 @@ def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: flo
         heads.append(NoteHead(
             f"h{hid}", b.page, b.x0, b.y0, b.x1, b.y1, system, rec.staff, rec.voice, rec.pitch,
             rec.grace != 0, hid in perf.tie_continuations,
-            tuple(perf.onsets.get(hid, ())), str(rec.moment + rec.grace), rec.source))
+            tuple(perf.onsets.get(hid, ())), rec.moment + rec.grace, rec.source))
     heads.sort(key=lambda h: (h.system, h.x0, h.y0))
     return heads, systems, perf
-
-
-def write_heads_csv(heads: list[NoteHead], path: Path) -> None:
-    """Write ``noteheads.csv`` (columns :data:`NOTEHEAD_COLUMNS`)."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(NOTEHEAD_COLUMNS)
-        for h in heads:
-            w.writerow([h.id, h.page, f"{h.x0:.2f}", f"{h.y0:.2f}", f"{h.x1:.2f}", f"{h.y1:.2f}",
-                        h.system, h.staff, h.voice, h.pitch, int(h.grace), int(h.tied),
-                        " ".join(f"{t:.6f}" for t in h.onsets_s), h.moment, h.source])
-
-
-def read_heads_csv(path: Path) -> list[NoteHead]:
-    """Read ``noteheads.csv`` back into :class:`NoteHead` objects."""
-    with open(path, newline="") as f:
-        return [NoteHead(r["notehead_id"], int(r["page"]), float(r["x0"]), float(r["y0"]),
-                         float(r["x1"]), float(r["y1"]), int(r["system"]), int(r["staff"]),
-                         int(r["voice"]), int(r["pitch"]), r["grace"] == "1", r["tied"] == "1",
-                         tuple(float(t) for t in r["onsets_s"].split()), r["moment"],
-                         r["source"]) for r in csv.DictReader(f)]
-
-
-def write_systems_csv(systems: list[System], path: Path) -> None:
-    """Write ``systems.csv`` (columns :data:`SYSTEM_COLUMNS`)."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(SYSTEM_COLUMNS)
-        for s in systems:
-            w.writerow([s.index, s.page, f"{s.x0:.2f}", f"{s.y0:.2f}", f"{s.x1:.2f}",
-                        f"{s.y1:.2f}", s.n_staves])
-
-
-def read_systems_csv(path: Path) -> list[System]:
-    """Read ``systems.csv`` back into :class:`System` objects."""
-    with open(path, newline="") as f:
-        return [System(int(r["system"]), int(r["page"]), float(r["x0"]), float(r["y0"]),
-                       float(r["x1"]), float(r["y1"]), int(r["n_staves"]))
-                for r in csv.DictReader(f)]
 
 
 def _book_stems(build: Path, stem: str) -> list[str]:
@@ -515,7 +413,7 @@ def render_jobs(scores: list[Path], out: Path) -> list[RenderJob]:
     jobs = []
     for score in scores:
         try:
-            tunes = _formats.abc_tune_ids(score) if score.suffix == ".abc" else [""]
+            tunes = abc_tune_ids(score) if score.suffix == ".abc" else [""]
         except (MsmdPrepError, OSError):
             tunes = [""]
         jobs += [RenderJob(score, out / (f"{ids[score]}__{tune}" if tune else ids[score]), tune)

@@ -48,7 +48,7 @@ from .pack import (SPEC_DTYPES, SPLITS, PackResult, PerformanceInput,
                    ShardWriter, check_split_options, choose_splits, meta_dtype, collect_pieces, extract_spec, fixed_bytes, library_versions,
                    performance_inputs, replace_folder, staging_folder)
 from .pages import load_gray
-from .render import System, read_systems_csv
+from .score import System, read_systems_csv
 from .spectrogram import time_to_frames
 from .unroll import WHITE
 from .workdir import write_json_atomic

@@ -45,9 +45,9 @@ import scipy.signal
 import soundfile
 from tqdm import tqdm
 
-from . import __version__
+from ._version import __version__
 from .errors import ConfigError, InputError, MsmdPrepError, ToolError
-from .performance import NoteEvent, Performance, read_performance_csv
+from .score import NoteEvent, Performance, read_performance_csv
 from .soundfonts import SoundFont
 from .workdir import (PERFORMANCES_DIR, PieceResult, read_json, rendered_pieces, sha256_file,
                       sha256_json, write_atomic, write_json_atomic)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, InputError
-from .render import System
+from .score import System
 
 WHITE = 255
 

@@ -11,7 +11,7 @@ from fixture_dataset import fixture_dataset
 from msmd_prep.align import (AlignConfig, align_piece, read_alignment_csv, render_dpi,
                              spectrogram_frame_rate)
 from msmd_prep.errors import ConfigError, InputError
-from msmd_prep.render import System, read_heads_csv
+from msmd_prep.score import System, read_heads_csv
 from msmd_prep.spectrogram import time_to_frames
 from msmd_prep.synth import read_onsets_csv
 from msmd_prep.unroll import UnrollConfig, unroll

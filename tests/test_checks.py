@@ -8,8 +8,8 @@ import pytest
 from msmd_prep.checks import (check_columns, check_ink, check_moments, check_performance,
                               summarize)
 from msmd_prep.pages import load_gray
-from msmd_prep.performance import Performance, read_performance_csv
-from msmd_prep.render import RenderConfig, read_heads_csv, render_score
+from msmd_prep.render import RenderConfig, render_score
+from msmd_prep.score import Performance, read_heads_csv, read_performance_csv
 
 
 def _load(piece):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from msmd_prep.pages import ink_fraction, load_gray
-from msmd_prep.performance import read_performance_csv
-from msmd_prep.render import RenderConfig, find_scores, read_heads_csv, render_score
+from msmd_prep.render import RenderConfig, find_scores, render_score
+from msmd_prep.score import read_heads_csv, read_performance_csv
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "mutopia"
 

@@ -14,9 +14,12 @@ from pathlib import Path
 import mido
 import pytest
 
-from msmd_prep.formats import (MidiNote, QuantizedNote, abc_notes, abc_pickup, abc_tune_ids,
-                               align_midi_heads, musicxml_notes)
-from msmd_prep.render import NoteHead, RenderConfig, find_scores, read_heads_csv, render_many
+from msmd_prep.formats.abc import abc_notes, abc_pickup, abc_tune_ids
+from msmd_prep.formats.midi import MidiNote
+from msmd_prep.formats.midi_to_ly import QuantizedNote, align_midi_heads
+from msmd_prep.formats.musicxml import musicxml_notes
+from msmd_prep.render import RenderConfig, find_scores, render_many
+from msmd_prep.score import NoteHead, read_heads_csv
 
 TPB = 480
 #: Melody: (start tick, end tick, pitch, velocity); the first bar (1440 ticks)

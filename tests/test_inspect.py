@@ -12,7 +12,7 @@ from fixture_dataset import fixture_dataset
 
 from msmd_prep.cli import main
 from msmd_prep.inspect import COLOURS, find_dataset, head_state
-from msmd_prep.render import NoteHead
+from msmd_prep.score import NoteHead
 
 
 @pytest.fixture(scope="session")

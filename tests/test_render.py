@@ -9,8 +9,8 @@ import pretty_midi
 import pytest
 
 from msmd_prep.pages import ink_fraction, load_gray
-from msmd_prep.performance import read_performance_csv
-from msmd_prep.render import NoteHead, RenderConfig, read_heads_csv, render_many, render_score
+from msmd_prep.render import RenderConfig, render_many, render_score
+from msmd_prep.score import NoteHead, read_heads_csv, read_performance_csv
 
 # (pitch, onsets in seconds, tie continuation, grace) of every printed head,
 # known by construction from the fixture scores.

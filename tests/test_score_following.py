@@ -12,7 +12,7 @@ from msmd_prep.cli import main
 from msmd_prep.data import ScoreFollowingDataset, SnippetDataset
 from msmd_prep.errors import ConfigError, InputError
 from msmd_prep.pack import SPLITS
-from msmd_prep.render import System
+from msmd_prep.score import System
 from msmd_prep.score_following import (ScoreFollowingConfig, bucket_centres, bucket_edges,
                                        bucket_of, soft_targets, spec_ending_at, staff_crop,
                                        staff_image)

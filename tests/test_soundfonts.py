@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from msmd_prep.errors import ConfigError
-from msmd_prep.performance import NoteEvent, Performance
+from msmd_prep.score import NoteEvent, Performance
 from msmd_prep.soundfonts import load_manifest, resolve_soundfont
 from msmd_prep.synth import Synthesizer
 from msmd_prep.workdir import sha256_file

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from msmd_prep.cli import main
 from msmd_prep.errors import ConfigError, InputError
-from msmd_prep.performance import NoteEvent, Performance, write_performance_csv
+from msmd_prep.score import NoteEvent, Performance, write_performance_csv
 from msmd_prep.soundfonts import resolve_soundfont
 from msmd_prep.spectrogram import (PRESETS, fft_frequencies, log_spectrogram, spectrogram_workdir,
                                    time_to_frames)
