@@ -45,7 +45,7 @@ from pathlib import Path
 
 from msmd_prep.dataset import build_dataset
 from msmd_prep.lilypond import EXPORT_ILY, executable, lilypond_root, run_lilypond
-from msmd_prep.pack import PackConfig
+from msmd_prep.packing.snippets import PackConfig
 from msmd_prep.render import RenderConfig, find_scores, render_score
 from msmd_prep.synth import SynthConfig
 from msmd_prep.workdir import performance_dirs, read_json

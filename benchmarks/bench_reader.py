@@ -28,7 +28,8 @@ import h5py
 import numpy as np
 
 from msmd_prep.data import SCHEMA_VERSION, SnippetDataset
-from msmd_prep.pack import META_DTYPE, PRESETS, write_shard
+from msmd_prep.packing.core import write_shard
+from msmd_prep.packing.snippets import META_DTYPE, PRESETS
 
 
 def make_dataset(folder: Path, *, samples: int, source: Path | None, chunk_samples: int) -> Path:

@@ -7,7 +7,7 @@ The stages are plain functions, callable from a notebook as from the CLI::
     render_score(Path("piece.ly"), Path("work/piece"), RenderConfig(dpi=150))
 
 The other stages live in their modules: :mod:`msmd_prep.synth`,
-:mod:`msmd_prep.spectrogram`, :mod:`msmd_prep.align`, :mod:`msmd_prep.pack`,
+:mod:`msmd_prep.spectrogram`, :mod:`msmd_prep.align`, :mod:`msmd_prep.packing`,
 the score tables in :mod:`msmd_prep.score`, the readers in :mod:`msmd_prep.data`,
 and the whole job in :func:`msmd_prep.dataset.build_dataset`.
 """

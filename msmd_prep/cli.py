@@ -163,7 +163,7 @@ def align(workdir: Path, band_height_px: int, sheet_dpi: float, spectrogram_pres
 
 def _pack_options(command):  # type: ignore[no-untyped-def]
     """The options of the pack stage, shared by ``pack`` and ``dataset``."""
-    from .pack import ANCHORS, PRESETS
+    from .packing.snippets import ANCHORS, PRESETS
 
     options = [
         click.option("--preset", "pack_preset", default="msmd", show_default=True,
@@ -197,7 +197,7 @@ def _pack_options(command):  # type: ignore[no-untyped-def]
 def _pack_config(pack_preset: str, seed: int, split_file: str | None, spec_anchor: str,
                  no_augment: bool, spec_dtype: str, shard_max_mb: float,
                  include_flagged: bool):  # type: ignore[no-untyped-def]
-    from .pack import PackConfig
+    from .packing.snippets import PackConfig
 
     try:
         return PackConfig(preset=pack_preset, seed=seed, split_file=split_file,
@@ -235,11 +235,11 @@ def _report_pack(result) -> None:  # type: ignore[no-untyped-def]
 def pack(workdir: Path, out: Path, task: str, spectrogram_preset: str | None,
          **options) -> None:  # type: ignore[no-untyped-def]
     """Pack the aligned pieces of WORKDIR into snippet shards in OUT."""
-    from .pack import pack_workdir
+    from .packing.snippets import pack_workdir
 
     cfg = _pack_config(**options)
     if task == "score-following":
-        from .score_following import ScoreFollowingConfig, pack_score_following
+        from .packing.score_following import ScoreFollowingConfig, pack_score_following
 
         try:
             sf_cfg = ScoreFollowingConfig(

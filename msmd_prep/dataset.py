@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .align import AlignConfig, align_piece
 from .errors import MsmdPrepError
-from .pack import PackConfig, PackResult, pack_workdir
+from .packing.core import PackResult
+from .packing.snippets import PackConfig, pack_workdir
 from .parallel import map_pieces
 from .render import RenderConfig, RenderJob, find_scores, render_job, render_jobs
 from .soundfonts import SoundFont, resolve_soundfont

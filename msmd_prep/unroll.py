@@ -97,12 +97,17 @@ class Band:
     scale_y: float
     center_y: float
 
+    def to_image(self, x: np.ndarray | float, y: np.ndarray | float,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Map page pixels ``(x, y)`` of this band's system into the band's own image."""
+        return ((np.asarray(x, dtype=np.float64) - self.src_x0) * self.scale_x,
+                (np.asarray(y, dtype=np.float64) - self.src_y0) * self.scale_y)
+
     def to_unrolled(self, x: np.ndarray | float, y: np.ndarray | float,
                     ) -> tuple[np.ndarray, np.ndarray]:
         """Map page pixels ``(x, y)`` of this band's system into the unrolled image."""
-        u = self.x_offset + (np.asarray(x, dtype=np.float64) - self.src_x0) * self.scale_x
-        v = (np.asarray(y, dtype=np.float64) - self.src_y0) * self.scale_y
-        return u, v
+        u, v = self.to_image(x, y)
+        return self.x_offset + u, v
 
 
 @dataclass(frozen=True)
@@ -138,14 +143,45 @@ class Unrolled:
                              "center_y": b.center_y} for b in self.bands]}
 
 
-def _crop(page: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-    """``page[y0:y1, x0:x1]`` with white where the rectangle leaves the page."""
+def system_band(system: System, *, rows: float, height_px: int, width_px: int | None = None,
+                scale: float | None = None, x_offset: int = 0) -> Band:
+    """The band of ``system``: the page rectangle it is cut from and its scale.
+
+    The one crop geometry, of the unrolled score's bands and of the staff
+    images.  Columns: the system box's, widened to whole pixels (at least
+    one).  Rows: ``max(1, round(rows))`` page rows centred on the box
+    (rounded to whole pixels).  The rectangle is resized to ``height_px``
+    rows and ``width_px`` columns, or to its columns times ``scale``.
+    """
+    x0, x1 = math.floor(system.x0), math.ceil(system.x1)
+    x1 = max(x1, x0 + 1)
+    if width_px is None:
+        width_px = max(1, round((x1 - x0) * scale))
+    src_h = max(1, round(rows))
+    center = (system.y0 + system.y1) / 2
+    y0 = math.floor(center - src_h / 2 + 0.5)
+    scale_y = height_px / src_h
+    return Band(system=system.index, page=system.page, src_x0=x0, src_y0=y0, src_x1=x1,
+                src_y1=y0 + src_h, x_offset=x_offset, width=width_px,
+                scale_x=width_px / (x1 - x0), scale_y=scale_y, center_y=(center - y0) * scale_y)
+
+
+def band_image(page: np.ndarray, band: Band, *, height_px: int) -> np.ndarray:
+    """Cut ``band``'s rectangle out of ``page`` (white outside it) and resize it.
+
+    Area interpolation, to ``band.width x height_px``.
+
+    Returns
+    -------
+    image : np.ndarray [shape=(height_px, band.width), dtype=uint8]
+    """
+    x0, y0, x1, y1 = band.src_x0, band.src_y0, band.src_x1, band.src_y1
     out = np.full((y1 - y0, x1 - x0), WHITE, dtype=np.uint8)
     h, w = page.shape
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if cx0 < cx1 and cy0 < cy1:
         out[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = page[cy0:cy1, cx0:cx1]
-    return out
+    return cv2.resize(out, (band.width, height_px), interpolation=cv2.INTER_AREA)
 
 
 def unroll(pages: Sequence[np.ndarray], systems: Sequence[System], *, dpi: float,
@@ -183,18 +219,10 @@ def unroll(pages: Sequence[np.ndarray], systems: Sequence[System], *, dpi: float
             scale = config.sheet_dpi / dpi
         else:
             scale = config.system_height_px / (s.y1 - s.y0)
-        src_h = max(1, round(band_h / scale))
-        center = (s.y0 + s.y1) / 2
-        y0 = math.floor(center - src_h / 2 + 0.5)
-        x0, x1 = math.floor(s.x0), math.ceil(s.x1)
-        width = max(1, round((x1 - x0) * scale))
-        crop = _crop(pages[s.page - 1], x0, y0, x1, y0 + src_h)
-        images.append(cv2.resize(crop, (width, band_h), interpolation=cv2.INTER_AREA))
-        scale_y = band_h / src_h
-        bands.append(Band(system=s.index, page=s.page, src_x0=x0, src_y0=y0, src_x1=x1,
-                          src_y1=y0 + src_h, x_offset=offset, width=width,
-                          scale_x=width / (x1 - x0), scale_y=scale_y,
-                          center_y=(center - y0) * scale_y))
-        offset += width
+        band = system_band(s, rows=band_h / scale, height_px=band_h, scale=scale,
+                           x_offset=offset)
+        images.append(band_image(pages[s.page - 1], band, height_px=band_h))
+        bands.append(band)
+        offset += band.width
     return Unrolled(image=np.ascontiguousarray(np.concatenate(images, axis=1)),
                     bands=tuple(bands))

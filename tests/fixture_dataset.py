@@ -12,7 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from msmd_prep.cli import main
-from msmd_prep.pack import PackConfig, pack_workdir
+from msmd_prep.packing.snippets import PackConfig, pack_workdir
 
 SCORES = Path(__file__).parent / "fixtures" / "scores"
 PIECES = ("multipage", "piano_chords", "ties", "volta")

@@ -10,7 +10,7 @@ from fixture_dataset import fixture_dataset
 
 from msmd_prep.data import PieceDataset, SnippetDataset
 from msmd_prep.errors import InputError
-from msmd_prep.pack import SPLITS
+from msmd_prep.packing.core import SPLITS
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ from mido import Message, MidiFile, MidiTrack
 
 from msmd_prep.cli import main
 from msmd_prep.dataset import build_dataset
-from msmd_prep.pack import SPLITS, PackConfig
+from msmd_prep.packing.core import SPLITS
+from msmd_prep.packing.snippets import PackConfig
 from msmd_prep.render import RenderConfig
 from msmd_prep.synth import SynthConfig
 

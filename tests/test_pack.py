@@ -11,8 +11,9 @@ from fixture_dataset import PIECES, SEED, fixture_dataset
 from msmd_prep.align import read_alignment_csv
 from msmd_prep.data import PieceDataset
 from msmd_prep.errors import ConfigError, InputError
-from msmd_prep.pack import (PRESETS, SPLITS, PackConfig, assign_splits, extract_sheet,
-                            extract_spec, pack_workdir, read_split_file, spec_start)
+from msmd_prep.packing.core import SPLITS, assign_splits, extract_spec, read_split_file
+from msmd_prep.packing.snippets import (PRESETS, PackConfig, extract_sheet, pack_workdir,
+                                        spec_start)
 
 
 @pytest.fixture(scope="session")

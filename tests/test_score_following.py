@@ -11,11 +11,11 @@ from fixture_dataset import fixture_dataset
 from msmd_prep.cli import main
 from msmd_prep.data import ScoreFollowingDataset, SnippetDataset
 from msmd_prep.errors import ConfigError, InputError
-from msmd_prep.pack import SPLITS
+from msmd_prep.packing.core import SPLITS
 from msmd_prep.score import System
-from msmd_prep.score_following import (ScoreFollowingConfig, bucket_centres, bucket_edges,
-                                       bucket_of, soft_targets, spec_ending_at, staff_crop,
-                                       staff_image)
+from msmd_prep.packing.score_following import (ScoreFollowingConfig, bucket_centres,
+                                               bucket_edges, bucket_of, soft_targets,
+                                               spec_ending_at, staff_crop, staff_image)
 
 
 @pytest.fixture(scope="session")

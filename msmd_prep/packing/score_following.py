@@ -30,28 +30,21 @@ There is no augmentation beyond the packed tempos and SoundFonts.
 """
 from __future__ import annotations
 
-import json
-import math
-import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
-from .align import ALIGNMENT_NAME, page_paths, read_alignment_csv
-from .data import INDEX_NAME, SCHEMA_VERSION
-from .errors import ConfigError, InputError, MsmdPrepError
-from .pack import (SPEC_DTYPES, SPLITS, PackResult, PerformanceInput,
-                   ShardWriter, check_split_options, choose_splits, meta_dtype, collect_pieces, extract_spec, fixed_bytes, library_versions,
-                   performance_inputs, replace_folder, staging_folder)
-from .pages import load_gray
-from .score import System, read_systems_csv
-from .spectrogram import time_to_frames
-from .unroll import WHITE
-from .workdir import write_json_atomic
+from ..align import ALIGNMENT_NAME, page_paths, read_alignment_csv
+from ..errors import ConfigError, InputError
+from ..pages import load_gray
+from ..score import System, read_systems_csv
+from ..spectrogram import time_to_frames
+from ..unroll import Band, band_image, system_band
+from .core import (SPEC_DTYPES, Inputs, PackResult, PerformanceInput, Plan, check_split_options,
+                   extract_spec, fixed_bytes, load_spec, meta_dtype, pack_pieces,
+                   performance_inputs)
 
 TASK = "score-following"
 META_FIELDS = (
@@ -87,7 +80,7 @@ class ScoreFollowingConfig:
     seed : int
         Seeds the split.
     split_fractions : (float, float, float)
-        Shares of pieces for train, valid and test (as :class:`~msmd_prep.pack.PackConfig`).
+        Shares of pieces for train, valid and test (as :class:`~msmd_prep.packing.snippets.PackConfig`).
     split_file : str or None
         A YAML split file; overrides ``split_fractions``.
     spec_dtype : {"float16", "float32"}
@@ -95,7 +88,7 @@ class ScoreFollowingConfig:
     shard_max_mb : float
         Size cap of a shard, MB of sample arrays.
     include_flagged : bool
-        Also pack pieces whose self-checks failed (as :class:`~msmd_prep.pack.PackConfig`).
+        Also pack pieces whose self-checks failed (as :class:`~msmd_prep.packing.snippets.PackConfig`).
     """
 
     image_height_px: int = 40
@@ -193,51 +186,19 @@ def soft_targets(x_px: np.ndarray | Sequence[float], *, n_buckets: int, width_px
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class StaffCrop:
-    """The page rectangle a staff image is made from, and its scale.
-
-    Attributes
-    ----------
-    system : int
-    src_x0, src_y0, src_x1, src_y1 : int
-        Page pixels cut out (may reach outside the page, where it is white).
-    scale_x, scale_y : float
-        Image pixels per page pixel.
-    """
-
-    system: int
-    src_x0: int
-    src_y0: int
-    src_x1: int
-    src_y1: int
-    scale_x: float
-    scale_y: float
-
-    def to_image(self, x: np.ndarray | float, y: np.ndarray | float,
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Map page pixels ``(x, y)`` into the staff image (continuous pixels)."""
-        return ((np.asarray(x, dtype=np.float64) - self.src_x0) * self.scale_x,
-                (np.asarray(y, dtype=np.float64) - self.src_y0) * self.scale_y)
-
-
 def staff_crop(system: System, *, image_height_px: int, image_width_px: int,
-               staff_height_px: float) -> StaffCrop:
-    """Where the staff image of ``system`` comes from.
+               staff_height_px: float) -> Band:
+    """Where the staff image of ``system`` comes from: a band (:func:`~msmd_prep.unroll.system_band`).
 
     Columns: the box's, widened to whole pixels.  Rows: ``image_height_px /
     staff_height_px`` box heights centred on the box (rounded to whole pixels).
+    ``Band.to_image`` maps page pixels into the staff image.
     """
-    x0, x1 = math.floor(system.x0), math.ceil(system.x1)
-    src_h = max(1, round((system.y1 - system.y0) * image_height_px / staff_height_px))
-    centre = (system.y0 + system.y1) / 2
-    y0 = math.floor(centre - src_h / 2 + 0.5)
-    return StaffCrop(system=system.index, src_x0=x0, src_y0=y0, src_x1=max(x1, x0 + 1),
-                     src_y1=y0 + src_h, scale_x=image_width_px / max(x1 - x0, 1),
-                     scale_y=image_height_px / src_h)
+    return system_band(system, rows=(system.y1 - system.y0) * image_height_px / staff_height_px,
+                       height_px=image_height_px, width_px=image_width_px)
 
 
-def staff_image(page: np.ndarray, crop: StaffCrop, *, image_height_px: int,
+def staff_image(page: np.ndarray, crop: Band, *, image_height_px: int,
                 image_width_px: int) -> np.ndarray:
     """Cut ``crop`` out of ``page`` (white outside it) and resize it (area interpolation).
 
@@ -245,14 +206,9 @@ def staff_image(page: np.ndarray, crop: StaffCrop, *, image_height_px: int,
     -------
     image : np.ndarray [shape=(image_height_px, image_width_px), dtype=uint8]
     """
-    h, w = page.shape
-    out = np.full((crop.src_y1 - crop.src_y0, crop.src_x1 - crop.src_x0), WHITE, np.uint8)
-    cx0, cy0 = max(crop.src_x0, 0), max(crop.src_y0, 0)
-    cx1, cy1 = min(crop.src_x1, w), min(crop.src_y1, h)
-    if cx0 < cx1 and cy0 < cy1:
-        out[cy0 - crop.src_y0:cy1 - crop.src_y0, cx0 - crop.src_x0:cx1 - crop.src_x0] = \
-            page[cy0:cy1, cx0:cx1]
-    return cv2.resize(out, (image_width_px, image_height_px), interpolation=cv2.INTER_AREA)
+    if crop.width != image_width_px:
+        raise ConfigError(f"staff crop is {crop.width} px wide, not {image_width_px}")
+    return band_image(page, crop, height_px=image_height_px)
 
 
 def spec_ending_at(spec: np.ndarray, onset_frame: int, *, n_frames: int,
@@ -285,7 +241,7 @@ class Block:
 
 
 def piece_samples(piece: Path, perf: PerformanceInput, config: ScoreFollowingConfig,
-                  *, crops: Mapping[int, StaffCrop], images: Mapping[int, np.ndarray]) -> Block:
+                  *, crops: Mapping[int, Band], images: Mapping[int, np.ndarray]) -> Block:
     """The score-following samples of one performance of one piece.
 
     Parameters
@@ -296,14 +252,11 @@ def piece_samples(piece: Path, perf: PerformanceInput, config: ScoreFollowingCon
         The performance (alignment and spectrogram).
     config : ScoreFollowingConfig
     crops, images : mapping of int
-        Per system, its :class:`StaffCrop` and its staff image.
+        Per system, its staff crop (:func:`staff_crop`) and its staff image.
     """
     rows = read_alignment_csv(perf.perf_dir / ALIGNMENT_NAME)
-    path = perf.perf_dir / f"spec-{config.spectrogram_preset}.npy"
-    try:
-        spec = np.load(path).astype(config.spec_dtype)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: unreadable spectrogram ({e})") from e
+    spec = load_spec(perf, config.spectrogram_preset, n_bins=int(perf.spec_meta["n_bins"]),
+                     dtype=config.spec_dtype)
     fps = float(perf.spec_meta["config"]["frame_rate_fps"])
     n, H, W, T = len(rows), config.image_height_px, config.image_width_px, config.spec_frames
     frames = time_to_frames(np.array([r.onset_s for r in rows], dtype=np.float64),
@@ -340,101 +293,73 @@ def piece_samples(piece: Path, perf: PerformanceInput, config: ScoreFollowingCon
     return Block(staff, specs, target, meta)
 
 
+@dataclass(frozen=True)
+class ScoreFollowingTask:
+    """The score-following task: one sample is a staff image, an excerpt and a target."""
+
+    config: ScoreFollowingConfig
+    format = "msmd-prep score-following dataset"
+    meta_fields = META_FIELDS
+
+    def read_inputs(self, piece: Path) -> list[PerformanceInput]:
+        """The performances of ``piece`` with the config's spectrogram."""
+        return performance_inputs(piece, self.config.spectrogram_preset,
+                                  needed_by="score following")
+
+    def plan(self, workdir: Path, inputs: Inputs) -> Plan:
+        """Sizes from the config and the spectrograms' bins (one number for all pieces)."""
+        config = self.config
+        n_bins = {int(p.spec_meta["n_bins"]) for _, perfs in inputs.values() for p in perfs}
+        if len(n_bins) != 1:
+            raise InputError(f"{workdir}: the {config.spectrogram_preset!r} spectrograms have "
+                             f"different numbers of bins {sorted(n_bins)}")
+        F = n_bins.pop()
+        H, W, T, B = (config.image_height_px, config.image_width_px, config.spec_frames,
+                      config.n_buckets)
+        rates = {float(p.spec_meta["config"]["frame_rate_fps"])
+                 for _, perfs in inputs.values() for p in perfs}
+        return Plan(
+            sample_bytes=(H * W + F * T * np.dtype(config.spec_dtype).itemsize + B * 4
+                          + META_DTYPE.itemsize),
+            chunk_samples=1, shard_attrs={"task": TASK},
+            provenance={"task": TASK, "config": asdict(config)},
+            index={"task": TASK, "staff_shape": [H, W], "spec_shape": [F, T], "n_buckets": B,
+                   "bucket_edges_px": bucket_edges(B, width_px=W).tolist(),
+                   "bucket_centres_px": bucket_centres(B, width_px=W).tolist(),
+                   "frame_rate_fps": sorted(rates)})
+
+    def open_piece(self, piece: Path) -> tuple[Path, dict[int, Band], dict[int, np.ndarray]]:
+        """The piece folder, and the staff crop and staff image of each of its systems."""
+        return (piece, *_staff_images(piece, self.config))
+
+    def pack_piece(self, name: str, split: str,
+                   source: tuple[Path, dict[int, Band], dict[int, np.ndarray]],
+                   perfs: Sequence[PerformanceInput], add: Callable[[Block], None],
+                   staging: Path, attrs: Mapping[str, str | int]) -> dict:
+        """The samples of every performance of one piece."""
+        piece, crops, images = source
+        for perf in perfs:
+            add(piece_samples(piece, perf, self.config, crops=crops, images=images))
+        return {}
+
+
 def pack_score_following(workdir: Path, out: Path,
                          config: ScoreFollowingConfig = ScoreFollowingConfig(), *,
                          progress: bool = False) -> PackResult:
     """Pack every aligned piece of ``workdir`` into a score-following dataset ``out``.
 
-    Like :func:`msmd_prep.pack.pack_workdir`: built in a temporary folder
-    next to ``out`` and moved into place; splits by piece; a piece that
-    cannot be packed is left out and named in ``index.json``
-    (``failed_pieces``); pieces that failed their self-checks are left out
-    unless ``include_flagged`` (``flagged_pieces``).  Samples are ordered by
-    split, piece, performance, then ``alignment.csv`` row.
+    See :func:`msmd_prep.packing.core.pack_pieces` (staging, splits, failed
+    and flagged pieces, sample order).
 
     Returns
     -------
     result : PackResult
     """
-    result = PackResult(out=Path(out))
-    inputs = collect_pieces(
-        workdir, lambda piece: performance_inputs(piece, config.spectrogram_preset,
-                                                  needed_by="score following"),
-        include_flagged=config.include_flagged, result=result)
-    n_bins = {int(p.spec_meta["n_bins"]) for _, perfs in inputs.values() for p in perfs}
-    if len(n_bins) != 1:
-        raise InputError(f"{workdir}: the {config.spectrogram_preset!r} spectrograms have "
-                         f"different numbers of bins {sorted(n_bins)}")
-    F = n_bins.pop()
-    splits = choose_splits(list(inputs), seed=config.seed, fractions=config.split_fractions,
-                           split_file=config.split_file)
-
-    H, W, T, B = (config.image_height_px, config.image_width_px, config.spec_frames,
-                  config.n_buckets)
-    sample_bytes = (H * W + F * T * np.dtype(config.spec_dtype).itemsize + B * 4
-                    + META_DTYPE.itemsize)
-    max_samples = max(1, int(config.shard_max_mb * 1e6) // sample_bytes)
-    spectrogram_configs = {p.spec_meta["config_hash"]: p.spec_meta["config"]
-                           for _, perfs in inputs.values() for p in perfs}
-    provenance = {"task": TASK, "config": asdict(config),
-                  "spectrogram": list(spectrogram_configs.values()),
-                  "soundfonts": {p.soundfont["name"]: p.soundfont["sha256"]
-                                 for _, perfs in inputs.values() for p in perfs},
-                  "versions": library_versions()}
-    attrs = {"schema_version": SCHEMA_VERSION, "task": TASK,
-             "provenance": json.dumps(provenance, sort_keys=True)}
-
-    out = Path(out)
-    tmp = staging_folder(out)
-    index_splits, piece_index = {}, {}
-    try:
-        bar = tqdm(total=len(inputs), desc="pack", unit="piece", disable=not progress)
-        for split in SPLITS:
-            names = sorted(p for p in inputs if splits[p] == split)
-            writer = ShardWriter(tmp / split, split=split, max_samples=max_samples,
-                                 chunk_samples=1, attrs=attrs)
-            for name in names:
-                piece, perfs = inputs[name]
-                try:
-                    crops, images = _staff_images(piece, config)
-                except MsmdPrepError as e:
-                    result.failures.append((str(piece), str(e)))
-                    bar.update()
-                    continue
-                n_piece = 0
-                for perf in perfs:
-                    block = piece_samples(piece, perf, config, crops=crops, images=images)
-                    writer.add(block)
-                    n_piece += len(block.meta)
-                piece_index[name] = {"split": split, "samples": n_piece,
-                                     "performances": [p.performance for p in perfs]}
-                result.pieces[name] = split
-                bar.update()
-            shards = writer.close()
-            index_splits[split] = {"pieces": [n for n in names if n in piece_index],
-                                   "count": sum(s["count"] for s in shards), "shards": shards}
-            result.counts[split] = index_splits[split]["count"]
-        bar.close()
-        write_json_atomic(tmp / INDEX_NAME, {
-            "schema_version": SCHEMA_VERSION, "format": "msmd-prep score-following dataset",
-            "task": TASK, "config": asdict(config),
-            "staff_shape": [H, W], "spec_shape": [F, T], "spec_dtype": config.spec_dtype,
-            "n_buckets": B, "bucket_edges_px": bucket_edges(B, width_px=W).tolist(),
-            "bucket_centres_px": bucket_centres(B, width_px=W).tolist(),
-            "frame_rate_fps": sorted({float(c["frame_rate_fps"])
-                                      for c in spectrogram_configs.values()}),
-            "meta_fields": [n for n, _ in META_FIELDS],
-            "splits": index_splits, "pieces": piece_index,
-            "failed_pieces": {Path(p).name: cause for p, cause in result.failures},
-            "flagged_pieces": result.flagged, "provenance": provenance})
-        replace_folder(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return result
+    return pack_pieces(workdir, out, ScoreFollowingTask(config), progress=progress)
 
 
 def _staff_images(piece: Path, config: ScoreFollowingConfig,
-                  ) -> tuple[dict[int, StaffCrop], dict[int, np.ndarray]]:
+                  ) -> tuple[dict[int, Band], dict[int, np.ndarray]]:
     """The staff crop and staff image of every system of a rendered piece."""
     pages = [load_gray(p) for p in page_paths(piece)]
     crops, images = {}, {}

@@ -1,0 +1,513 @@
+"""The snippet task: paired sheet and spectrogram snippets in HDF5 shards.
+
+One sample per row of ``alignment.csv``, that is per (note head, onset,
+performance):
+
+* the sheet excerpt: ``sheet_height_px x sheet_width_px`` pixels of the
+  preset's unrolled score, the head's centre on the excerpt's middle column
+  boundary ``x = W / 2`` and the system's vertical centre on ``y = H / 2``
+  (before augmentation); white outside the score;
+* the spectrogram excerpt: ``spec_frames`` frames of the preset's
+  spectrogram, the onset frame at column ``T // 2`` (``anchor="center"``) or
+  at ``T - 1 - jitter_max_frames`` (``anchor="end"``: the excerpt ends just
+  after the onset); zeros (silence, ``log(1 + 0)``) outside the audio.
+
+Augmentation (in the splits of ``augment_splits``; the others get none) is
+drawn per sample from a :class:`numpy.random.Generator` seeded from the
+config's seed and the piece and performance ids, so that a piece's samples
+do not depend on which other pieces are packed or in which order:
+
+* sheet rescale by a factor uniform in ``sheet_scale_range`` about the head;
+* vertical shift of the sheet, an integer uniform in ``+-shift_max_px``;
+* onset jitter, an integer uniform in ``+-jitter_max_frames`` frames.
+
+Every synthesized performance (tempo, SoundFont) of a piece is packed; those
+are the tempo and SoundFont augmentations.  Splits are by piece.  Sample
+order is sorted (split, piece, performance, alignment row) so that the same
+inputs and seed give byte-identical arrays.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from ..align import ALIGNMENT_NAME, read_alignment_csv, unroll_piece
+from ..errors import ConfigError, InputError
+from ..spectrogram import time_to_frames
+from ..unroll import WHITE, Unrolled, UnrollConfig
+from .core import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput, Plan,
+                   check_split_options, extract_spec, fixed_bytes, load_spec, meta_dtype,
+                   pack_pieces, performance_inputs)
+
+ANCHORS = ("center", "end")
+PIECES_DIR = "pieces"
+META_FIELDS = (
+    ("piece", "S"), ("performance", "S"), ("notehead_id", "S"), ("soundfont", "S"),
+    ("tempo_factor", "<f4"), ("onset_s", "<f8"), ("onset_frame", "<i4"), ("pitch", "<i2"),
+    ("system", "<i2"), ("unrolled_x", "<f4"), ("sheet_scale", "<f4"),
+    ("sheet_shift_px", "<i2"), ("onset_jitter_frames", "<i2"), ("spec_start_frame", "<i4"),
+    ("head_row", "<f4"), ("head_col", "<f4"), ("onset_col", "<i2"))
+META_DTYPE = meta_dtype(META_FIELDS)
+
+
+@dataclass(frozen=True)
+class PackPreset:
+    """Sizes and scales of one snippet format.
+
+    Attributes
+    ----------
+    name : str
+    sheet_height_px, sheet_width_px : int
+        Sheet excerpt size H x W, pixels of the unrolled score.
+    spectrogram_preset : str
+        The spectrogram preset (``spec-<name>.npy``) the excerpts come from.
+    spec_bins, spec_frames : int
+        Spectrogram excerpt size F x T; ``spec_bins`` must match the spectrogram.
+    frame_rate_fps : float
+        Frame rate the spectrogram must have.
+    unroll : UnrollConfig
+        Scale and band height of the unrolled score the sheet excerpts are cut from.
+    """
+
+    name: str
+    sheet_height_px: int
+    sheet_width_px: int
+    spectrogram_preset: str
+    spec_bins: int
+    spec_frames: int
+    frame_rate_fps: float
+    unroll: UnrollConfig
+
+    def __post_init__(self) -> None:
+        for key in ("sheet_height_px", "sheet_width_px", "spec_bins", "spec_frames"):
+            value = getattr(self, key)
+            if not (isinstance(value, int) and value > 0):
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+
+
+PRESETS: dict[str, PackPreset] = {
+    # MSMD's retrieval code: SYSTEM_HEIGHT = 160 rows, SHEET_CONTEXT = 200
+    # columns of a 200 px band at about 100 dpi; 42 frames of 92 bins at 20 fps.
+    "msmd": PackPreset("msmd", sheet_height_px=160, sheet_width_px=200,
+                       spectrogram_preset="msmd", spec_bins=92, spec_frames=42,
+                       frame_rate_fps=20.0,
+                       unroll=UnrollConfig(band_height_px=200, sheet_dpi=100.0)),
+    # Dorfer et al. 2016: systems scaled to 40 px high, 40 x 100 sheet
+    # snippets, 136 bins x 100 frames at 31.25 fps.  The band keeps 10 px
+    # above and below the system for the vertical shift.
+    "dorfer2016": PackPreset("dorfer2016", sheet_height_px=40, sheet_width_px=100,
+                             spectrogram_preset="default", spec_bins=136, spec_frames=100,
+                             frame_rate_fps=31.25,
+                             unroll=UnrollConfig(band_height_px=60, sheet_dpi=None,
+                                                 system_height_px=40.0)),
+}
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    """Options of the pack stage.
+
+    Attributes
+    ----------
+    preset : str
+        A key of :data:`PRESETS`.
+    seed : int
+        Seeds the split and the augmentation.
+    split_fractions : (float, float, float)
+        Shares of pieces for train, valid and test; with three or more
+        pieces, a split with a share > 0 gets at least one piece.
+    split_file : str or None
+        A YAML file ``{train: [...], valid: [...], test: [...]}`` of piece
+        ids (MSMD's ``splits/*.yaml``); overrides ``split_fractions``.
+    spec_anchor : {"center", "end"}
+        Where the onset lies in the spectrogram excerpt (see module docs).
+    sheet_scale_range : (float, float)
+        Range of the sheet rescale factor.
+    shift_max_px : int
+        Largest vertical shift of the sheet excerpt, pixels.
+    jitter_max_frames : int
+        Largest onset jitter, frames.
+    augment_splits : tuple of str
+        Splits that are augmented.
+    spec_dtype : {"float16", "float32"}
+        Type of the stored spectrogram excerpts.
+    shard_max_mb : float
+        Size cap of a shard, MB (10**6 bytes) of sample arrays.
+    chunk_samples : int
+        Samples per HDF5 chunk.
+    include_flagged : bool
+        Also pack pieces whose self-checks failed (``aligned_well`` false in
+        ``piece.json`` or in a performance's ``alignment.json``).
+    """
+
+    preset: str = "msmd"
+    seed: int = 0
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_file: str | None = None
+    spec_anchor: str = "center"
+    sheet_scale_range: tuple[float, float] = (0.95, 1.05)
+    shift_max_px: int = 5
+    jitter_max_frames: int = 1
+    augment_splits: tuple[str, ...] = ("train",)
+    spec_dtype: str = "float16"
+    shard_max_mb: float = 256.0
+    chunk_samples: int = 1
+    include_flagged: bool = False
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown pack preset {self.preset!r}; use one of {sorted(PRESETS)}")
+        check_split_options(self.seed, self.split_fractions)
+        if self.spec_anchor not in ANCHORS:
+            raise ConfigError(f"spec_anchor must be one of {ANCHORS}, got {self.spec_anchor!r}")
+        lo, hi = self.sheet_scale_range
+        if not 0 < lo <= hi:
+            raise ConfigError(f"sheet_scale_range must be 0 < lo <= hi, "
+                              f"got {self.sheet_scale_range!r}")
+        if not (isinstance(self.shift_max_px, int) and self.shift_max_px >= 0):
+            raise ConfigError(f"shift_max_px must be an integer >= 0, got {self.shift_max_px!r}")
+        if not (isinstance(self.jitter_max_frames, int) and self.jitter_max_frames >= 0):
+            raise ConfigError(f"jitter_max_frames must be an integer >= 0, "
+                              f"got {self.jitter_max_frames!r}")
+        if self.spec_anchor == "end" and self.jitter_max_frames >= self.preset_obj.spec_frames:
+            raise ConfigError(f"jitter_max_frames {self.jitter_max_frames} leaves no room in "
+                              f"{self.preset_obj.spec_frames} frames")
+        unknown = set(self.augment_splits) - set(SPLITS)
+        if unknown:
+            raise ConfigError(f"augment_splits must name splits of {SPLITS}, got {sorted(unknown)}")
+        if self.spec_dtype not in SPEC_DTYPES:
+            raise ConfigError(f"spec_dtype must be one of {SPEC_DTYPES}, got {self.spec_dtype!r}")
+        if not self.shard_max_mb > 0:
+            raise ConfigError(f"shard_max_mb must be > 0, got {self.shard_max_mb!r}")
+        if not (isinstance(self.chunk_samples, int) and self.chunk_samples > 0):
+            raise ConfigError(f"chunk_samples must be a positive integer, "
+                              f"got {self.chunk_samples!r}")
+
+    @property
+    def preset_obj(self) -> PackPreset:
+        """The :class:`PackPreset` named by ``preset``."""
+        return PRESETS[self.preset]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Per-sample augmentation parameters, arrays of shape (n,)."""
+
+    sheet_scale: np.ndarray
+    sheet_shift_px: np.ndarray
+    onset_jitter_frames: np.ndarray
+
+
+def draw_augmentation(n: int, *, rng: np.random.Generator | None, config: PackConfig,
+                      ) -> Augmentation:
+    """Augmentation for ``n`` samples; none (scale 1, no shift or jitter) when ``rng`` is None.
+
+    The draws are made in a fixed order (scales, shifts, jitters) so that a
+    generator seeded alike gives the same parameters.
+    """
+    if rng is None:
+        return Augmentation(np.ones(n, np.float32), np.zeros(n, np.int16), np.zeros(n, np.int16))
+    lo, hi = config.sheet_scale_range
+    scale = rng.uniform(lo, hi, n).astype(np.float32)
+    shift = rng.integers(-config.shift_max_px, config.shift_max_px, n, endpoint=True)
+    jitter = rng.integers(-config.jitter_max_frames, config.jitter_max_frames, n, endpoint=True)
+    return Augmentation(scale, shift.astype(np.int16), jitter.astype(np.int16))
+
+
+def sample_rng(seed: int, piece: str, performance: str) -> np.random.Generator:
+    """The generator of one performance's samples, from the seed and the ids only."""
+    digest = hashlib.sha256(f"{piece}\0{performance}".encode()).digest()
+    words = np.frombuffer(digest, dtype="<u4").tolist()
+    return np.random.default_rng(np.random.SeedSequence([seed, *words]))
+
+
+def extract_sheet(image: np.ndarray, *, x: float, center_y: float, scale: float, shift_px: int,
+                  height_px: int, width_px: int) -> np.ndarray:
+    """Cut a sheet excerpt around ``x``, rescaled about that point.
+
+    The excerpt pixel at continuous position ``(X, Y)`` shows the unrolled
+    score at ``(x + (X - W/2) / scale, center_y + (Y - H/2 - shift_px) / scale)``
+    (bilinear, white outside the score): the point ``x`` lands on ``X = W/2``
+    and the row ``center_y`` on ``Y = H/2 + shift_px``.
+
+    Parameters
+    ----------
+    image : np.ndarray [shape=(band_height, width), dtype=uint8]
+        The unrolled score.
+    x, center_y : float
+        Column of the head and row of its system's centre, continuous pixels.
+    scale : float
+        Magnification; > 1 enlarges.
+    shift_px : int
+        Vertical shift, pixels down.
+    height_px, width_px : int
+        Excerpt size H, W.
+
+    Returns
+    -------
+    excerpt : np.ndarray [shape=(height_px, width_px), dtype=uint8]
+    """
+    inv = 1.0 / scale
+    # cv2 samples at pixel indices; continuous X is index + 0.5.
+    matrix = np.array([[inv, 0.0, x - 0.5 + (0.5 - width_px / 2) * inv],
+                       [0.0, inv, center_y - 0.5 + (0.5 - height_px / 2 - shift_px) * inv]])
+    return cv2.warpAffine(image, matrix, (width_px, height_px),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=WHITE)
+
+
+def spec_start(onset_frame: int, *, n_frames: int, anchor: str, jitter_max_frames: int) -> int:
+    """First frame of the excerpt for an (already jittered) onset frame; may be < 0."""
+    if anchor == "center":
+        return onset_frame - n_frames // 2
+    return onset_frame - (n_frames - 1 - jitter_max_frames)
+
+
+@dataclass
+class SampleBlock:
+    """Samples of one performance, ready to be written.
+
+    Attributes
+    ----------
+    sheet : np.ndarray [shape=(n, H, W), dtype=uint8]
+    spec : np.ndarray [shape=(n, F, T)]
+    meta : np.ndarray [shape=(n,)]
+        Structured array with the fields of :data:`META_FIELDS`.
+    """
+
+    sheet: np.ndarray
+    spec: np.ndarray
+    meta: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+
+@dataclass(frozen=True)
+class Onsets:
+    """The onsets of one performance placed in the preset's unrolled score.
+
+    All arrays have shape (n,), one entry per alignment row.
+    """
+
+    notehead_id: np.ndarray
+    pitch: np.ndarray
+    system: np.ndarray
+    onset_s: np.ndarray
+    onset_frame: np.ndarray
+    unrolled_x: np.ndarray
+    unrolled_y: np.ndarray
+    center_y: np.ndarray
+
+
+def place_onsets(rows: Sequence, unrolled: Unrolled, *, frame_rate_fps: float) -> Onsets:
+    """Map alignment rows into ``unrolled`` and their onsets to frames at ``frame_rate_fps``."""
+    u, v, c = [], [], []
+    for r in rows:
+        band = unrolled.band(r.system)
+        x, y = band.to_unrolled(r.x, r.y)
+        u.append(float(x))
+        v.append(float(y))
+        c.append(band.center_y)
+    onset_s = np.array([r.onset_s for r in rows], dtype=np.float64)
+    return Onsets(notehead_id=np.array([r.notehead_id for r in rows], dtype=object),
+                  pitch=np.array([r.pitch for r in rows], dtype=np.int16),
+                  system=np.array([r.system for r in rows], dtype=np.int16),
+                  onset_s=onset_s,
+                  onset_frame=time_to_frames(onset_s, frame_rate_fps=frame_rate_fps),
+                  unrolled_x=np.array(u, dtype=np.float64),
+                  unrolled_y=np.array(v, dtype=np.float64),
+                  center_y=np.array(c, dtype=np.float64))
+
+
+def make_samples(onsets: Onsets, *, image: np.ndarray, spec: np.ndarray, aug: Augmentation,
+                 preset: PackPreset, config: PackConfig, piece: str, performance: str,
+                 soundfont: str, tempo_factor: float) -> SampleBlock:
+    """Cut the sheet and spectrogram excerpts of one performance's onsets.
+
+    Parameters
+    ----------
+    onsets : Onsets
+        From :func:`place_onsets`, ``n`` onsets.
+    image : np.ndarray [shape=(band_height, width), dtype=uint8]
+        The preset's unrolled score.
+    spec : np.ndarray [shape=(F, total_frames)]
+        The preset's spectrogram, already in the stored dtype.
+    aug : Augmentation
+        ``n`` entries.
+    preset : PackPreset
+    config : PackConfig
+    piece, performance, soundfont : str
+    tempo_factor : float
+        Recorded in every sample's metadata.
+
+    Returns
+    -------
+    block : SampleBlock
+    """
+    n = len(onsets.onset_s)
+    H, W, T = preset.sheet_height_px, preset.sheet_width_px, preset.spec_frames
+    sheets = np.empty((n, H, W), dtype=np.uint8)
+    specs = np.empty((n, spec.shape[0], T), dtype=spec.dtype)
+    starts = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        sheets[i] = extract_sheet(image, x=onsets.unrolled_x[i], center_y=onsets.center_y[i],
+                                  scale=float(aug.sheet_scale[i]),
+                                  shift_px=int(aug.sheet_shift_px[i]), height_px=H, width_px=W)
+        starts[i] = spec_start(int(onsets.onset_frame[i] + aug.onset_jitter_frames[i]),
+                               n_frames=T, anchor=config.spec_anchor,
+                               jitter_max_frames=config.jitter_max_frames)
+        specs[i] = extract_spec(spec, start=int(starts[i]), n_frames=T)
+    scale = aug.sheet_scale.astype(np.float64)
+    meta = np.zeros(n, dtype=META_DTYPE)
+    meta["piece"] = fixed_bytes(piece)
+    meta["performance"] = fixed_bytes(performance)
+    meta["notehead_id"] = [fixed_bytes(h) for h in onsets.notehead_id]
+    meta["soundfont"] = fixed_bytes(soundfont)
+    meta["tempo_factor"] = tempo_factor
+    meta["onset_s"] = onsets.onset_s
+    meta["onset_frame"] = onsets.onset_frame
+    meta["pitch"] = onsets.pitch
+    meta["system"] = onsets.system
+    meta["unrolled_x"] = onsets.unrolled_x
+    meta["sheet_scale"] = aug.sheet_scale
+    meta["sheet_shift_px"] = aug.sheet_shift_px
+    meta["onset_jitter_frames"] = aug.onset_jitter_frames
+    meta["spec_start_frame"] = starts
+    meta["head_row"] = H / 2 + aug.sheet_shift_px + (onsets.unrolled_y - onsets.center_y) * scale
+    meta["head_col"] = W / 2
+    meta["onset_col"] = onsets.onset_frame - starts
+    return SampleBlock(sheets, specs, meta)
+
+
+def write_piece_file(path: Path, *, piece: str, split: str, unrolled: Unrolled,
+                     performances: Sequence[tuple[PerformanceInput, Onsets, np.ndarray]],
+                     attrs: Mapping[str, str | int]) -> None:
+    """Write what :class:`msmd_prep.data.PieceDataset` serves of one piece.
+
+    Datasets: ``unrolled`` (band_height, width) uint8; per performance id,
+    ``<perf>/spec`` (F, n_frames) and ``<perf>/onsets``, a structured array
+    of ``notehead_id, pitch, system, onset_s, onset_frame, unrolled_x,
+    unrolled_y`` sorted by onset.
+    """
+    onset_dtype = np.dtype([("notehead_id", f"S{STRING_BYTES}"), ("pitch", "<i2"),
+                            ("system", "<i2"), ("onset_s", "<f8"), ("onset_frame", "<i8"),
+                            ("unrolled_x", "<f4"), ("unrolled_y", "<f4")])
+    with h5py.File(path, "w", libver=("v110", "v110")) as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["piece"] = piece
+        f.attrs["split"] = split
+        f.attrs["layout"] = json.dumps(unrolled.layout())
+        f.attrs["performances"] = json.dumps([p.performance for p, _, _ in performances])
+        f.create_dataset("unrolled", data=unrolled.image, track_times=False)
+        for perf, onsets, spec in performances:
+            table = np.zeros(len(onsets.onset_s), dtype=onset_dtype)
+            table["notehead_id"] = [fixed_bytes(h) for h in onsets.notehead_id]
+            for name in ("pitch", "system", "onset_s", "onset_frame", "unrolled_x",
+                         "unrolled_y"):
+                table[name] = getattr(onsets, name)
+            f.create_dataset(f"{perf.performance}/spec", data=spec, track_times=False)
+            f.create_dataset(f"{perf.performance}/onsets", data=table, track_times=False)
+            f[perf.performance].attrs["tempo_factor"] = perf.tempo_factor
+            f[perf.performance].attrs["soundfont"] = json.dumps(perf.soundfont, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class SnippetTask:
+    """The snippet task: one sample is a sheet excerpt and a spectrogram excerpt."""
+
+    config: PackConfig
+    format = "msmd-prep snippet dataset"
+    meta_fields = META_FIELDS
+
+    @property
+    def preset(self) -> PackPreset:
+        return self.config.preset_obj
+
+    def read_inputs(self, piece: Path) -> list[PerformanceInput]:
+        """The performances of ``piece`` with the preset's spectrogram, of its bins and rate."""
+        preset = self.preset
+        found = performance_inputs(piece, preset.spectrogram_preset,
+                                   needed_by=f"pack preset {preset.name!r}")
+        for perf in found:
+            fps = float(perf.spec_meta["config"]["frame_rate_fps"])
+            if perf.spec_meta.get("n_bins") != preset.spec_bins or not math.isclose(
+                    fps, preset.frame_rate_fps):
+                raise InputError(f"{perf.perf_dir / f'spec-{preset.spectrogram_preset}.json'}: "
+                                 f"{perf.spec_meta.get('n_bins')} bins at {fps} fps, pack preset "
+                                 f"{preset.name!r} needs {preset.spec_bins} bins at "
+                                 f"{preset.frame_rate_fps} fps")
+        return found
+
+    def plan(self, workdir: Path, inputs: Mapping) -> Plan:
+        config, preset = self.config, self.preset
+        H, W = preset.sheet_height_px, preset.sheet_width_px
+        itemsize = np.dtype(config.spec_dtype).itemsize
+        return Plan(
+            sample_bytes=(H * W + preset.spec_bins * preset.spec_frames * itemsize
+                          + META_DTYPE.itemsize),
+            chunk_samples=config.chunk_samples, shard_attrs={"preset": preset.name},
+            provenance={"config": asdict(config), "preset": asdict(preset)},
+            index={"preset": asdict(preset), "sheet_shape": [H, W],
+                   "spec_shape": [preset.spec_bins, preset.spec_frames]})
+
+    def open_piece(self, piece: Path) -> Unrolled:
+        """The preset's unrolled score of ``piece``."""
+        return unroll_piece(piece, self.preset.unroll)
+
+    def pack_piece(self, name: str, split: str, source: Unrolled,
+                   perfs: Sequence[PerformanceInput], add: Callable[[SampleBlock], None],
+                   staging: Path, attrs: Mapping[str, str | int]) -> dict:
+        """The samples of every performance of one piece; its piece file (``pieces/``)."""
+        config, preset = self.config, self.preset
+        stored = []
+        for perf in perfs:
+            rows = read_alignment_csv(perf.perf_dir / ALIGNMENT_NAME)
+            onsets = place_onsets(rows, source, frame_rate_fps=preset.frame_rate_fps)
+            spec = load_spec(perf, preset.spectrogram_preset, n_bins=preset.spec_bins,
+                             dtype=config.spec_dtype)
+            rng = (sample_rng(config.seed, name, perf.performance)
+                   if split in config.augment_splits else None)
+            aug = draw_augmentation(len(rows), rng=rng, config=config)
+            add(make_samples(onsets, image=source.image, spec=spec, aug=aug, preset=preset,
+                             config=config, piece=name, performance=perf.performance,
+                             soundfont=perf.soundfont["name"], tempo_factor=perf.tempo_factor))
+            stored.append((perf, onsets, spec))
+        (staging / PIECES_DIR).mkdir(exist_ok=True)
+        path = f"{PIECES_DIR}/{name}.h5"
+        write_piece_file(staging / path, piece=name, split=split, unrolled=source,
+                         performances=stored, attrs=attrs)
+        return {"file": path}
+
+
+def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
+                 progress: bool = False) -> PackResult:
+    """Pack every aligned piece of ``workdir`` into the snippet dataset folder ``out``.
+
+    See :func:`msmd_prep.packing.core.pack_pieces` (staging, splits, failed
+    and flagged pieces).
+
+    Parameters
+    ----------
+    workdir : Path
+        Work folder after the align stage.
+    out : Path
+        Dataset folder: ``index.json``, ``<split>/shard-NNNNN.h5``, ``pieces/<piece>.h5``.
+    config : PackConfig
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    result : PackResult
+    """
+    return pack_pieces(workdir, out, SnippetTask(config), progress=progress)
