@@ -7,6 +7,8 @@ DATASET_OUT ?= out
 SOUNDFONT_PACKAGES := fluid-soundfont-gm musescore-general-soundfont-small
 DATASET_TEMPOS ?= 0.8 1.0 1.2
 DATASET_SOUNDFONTS ?= timgm6mb
+# Every extra of pyproject.toml, so that make test and make dataset lose nothing.
+EXTRAS := dev,dask
 
 .PHONY: install apt soundfonts test dataset fixture bench clean
 
@@ -31,7 +33,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
 install: apt $(VENV)/.installed

@@ -15,7 +15,60 @@ def _report_failures(failures: list[tuple[str, str, str]]) -> None:
         click.echo(f"FAILED {path} [{stage}]: {cause}", err=True)
 
 
-@click.group()
+class _ManyValues(click.Option):
+    """An option that takes every following word up to the next option: ``--tempo 0.8 1.0``.
+
+    Declare it with ``multiple=True`` in a :class:`_Command`, which hands the
+    words to click as repeated options.
+    """
+
+
+class _Command(click.Command):
+    """A command whose :class:`_ManyValues` options take several words.
+
+    Click options take a fixed number of values; ``--tempo 0.8 1.0`` is given
+    to click as ``--tempo 0.8 --tempo 1.0``, so click still converts and
+    checks every value.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        names = {name for p in self.params if isinstance(p, _ManyValues) for name in p.opts}
+        return super().parse_args(ctx, spread_many_values(args, names))
+
+
+def spread_many_values(args: list[str], names: set[str]) -> list[str]:
+    """``args`` with the words after an option of ``names`` spread as repeats of it.
+
+    The first word after the option is its value whatever it looks like (as
+    click takes it); further words are its values up to the next word that
+    starts with ``-``; ``--`` ends option parsing.
+    """
+    out: list[str] = []
+    option, taken = None, 0
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            out += [word, *words]
+            break
+        if option is not None and (taken == 0 or not word.startswith("-")):
+            out += [word] if taken == 0 else [option, word]
+            taken += 1
+            continue
+        option, taken = None, 0
+        name = word.split("=", 1)[0]
+        if name in names:
+            option, taken = name, int("=" in word)
+        out.append(word)
+    return out
+
+
+class _Group(click.Group):
+    """The command group; its commands are :class:`_Command`."""
+
+    command_class = _Command
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="msmd-prep")
 def main() -> None:
     """Build MSMD-style audio-sheet-music datasets with exact alignment."""
@@ -50,28 +103,6 @@ def render(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float,
     sys.exit(1 if failures else 0)
 
 
-class _ManyValues(click.Option):
-    """An option that takes every following word up to the next option: ``--tempo 0.8 1.0``.
-
-    Click options take a fixed number of values; this one re-feeds each word
-    to click as a repeated option, so click still converts and checks them.
-    """
-
-    def add_to_parser(self, parser, ctx):  # type: ignore[no-untyped-def]
-        super().add_to_parser(parser, ctx)
-        for name in self.opts:
-            option = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if option is not None:
-                store = option.process
-
-                def process(value, state, store=store):  # type: ignore[no-untyped-def]
-                    store(value, state)
-                    while state.rargs and not state.rargs[0].startswith("-"):
-                        store(state.rargs.pop(0), state)
-
-                option.process = process
-
-
 @main.command()
 @click.argument("workdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--tempo", "tempos", cls=_ManyValues, multiple=True, type=float,
@@ -79,7 +110,8 @@ class _ManyValues(click.Option):
               help="Tempo factors (speed: 1.2 plays 20 % faster), one or more.")
 @click.option("--soundfont", "soundfonts", cls=_ManyValues, multiple=True,
               default=("timgm6mb",), show_default=True,
-              help="SoundFonts by manifest name (soundfonts/manifest.yaml) or .sf2/.sf3 path.")
+              help="SoundFonts by name in the SoundFont manifest (see soundfonts/README.md) "
+                   "or .sf2/.sf3 path.")
 @click.option("--velocity", default="score", show_default=True,
               help="'score' plays the score's dynamics; a number 1..127 plays every note "
                    "at that velocity (MSMD used 64).")
@@ -92,12 +124,8 @@ def synth(workdir: Path, tempos: tuple[float, ...], soundfonts: tuple[str, ...],
     from .synth import SynthConfig, synthesize_workdir
 
     try:
-        policy = {"velocity_policy": "score"} if velocity == "score" else {
-            "velocity_policy": "fixed", "fixed_velocity": int(velocity)}
-        cfg = SynthConfig(gain=gain, **policy)
+        cfg = SynthConfig.from_velocity(velocity, gain=gain)
         fonts = [resolve_soundfont(name) for name in soundfonts]
-    except ValueError as e:
-        raise click.BadParameter(f"--velocity must be 'score' or 1..127, got {velocity!r}") from e
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
     try:
@@ -242,10 +270,7 @@ def pack(workdir: Path, out: Path, task: str, spectrogram_preset: str | None,
         from .packing.score_following import ScoreFollowingConfig, pack_score_following
 
         try:
-            sf_cfg = ScoreFollowingConfig(
-                spectrogram_preset=spectrogram_preset or "default", seed=cfg.seed,
-                split_file=cfg.split_file, spec_dtype=cfg.spec_dtype,
-                shard_max_mb=cfg.shard_max_mb, include_flagged=cfg.include_flagged)
+            sf_cfg = ScoreFollowingConfig.from_pack_config(cfg, spectrogram_preset)
         except MsmdPrepError as e:
             raise click.BadParameter(str(e)) from e
         run = lambda: pack_score_following(workdir, out, sf_cfg, progress=True)  # noqa: E731
@@ -294,11 +319,7 @@ def dataset(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float, def
     try:
         render_cfg = RenderConfig(dpi=dpi, timeout_s=timeout_s, default_qpm=default_qpm,
                                   sandbox=not no_sandbox)
-        policy = {"velocity_policy": "score"} if velocity == "score" else {
-            "velocity_policy": "fixed", "fixed_velocity": int(velocity)}
-        synth_cfg = SynthConfig(gain=gain, **policy)
-    except ValueError as e:
-        raise click.BadParameter(f"--velocity must be 'score' or 1..127, got {velocity!r}") from e
+        synth_cfg = SynthConfig.from_velocity(velocity, gain=gain)
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
     result = build_dataset(list(scores), out, render_config=render_cfg, tempo_factors=tempos,

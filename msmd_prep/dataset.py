@@ -176,7 +176,7 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
     tempo_factors : sequence of float
         Tempo factors of the performances.
     soundfonts : sequence of str or SoundFont
-        SoundFont names (see ``soundfonts/manifest.yaml``) or paths; one that
+        SoundFont names (see ``msmd_prep/resources/soundfonts/manifest.yaml``) or paths; one that
         cannot be found is reported as a failure and the others are used.
     synth_config : SynthConfig
     pack_config : PackConfig

@@ -1,6 +1,6 @@
 """Read what LilyPond exported: note heads, played notes and tempi.
 
-``lilypond/msmd.ily`` writes ``msmd-export.tsv`` while LilyPond engraves the
+``msmd_prep/resources/lilypond/msmd.ily`` writes ``msmd-export.tsv`` while LilyPond engraves the
 score.  This module parses it into plain records and turns the played notes
 into a :class:`~msmd_prep.performance.Performance` in seconds.  All musical
 times are exact :class:`fractions.Fraction` numbers of whole notes.

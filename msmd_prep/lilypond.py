@@ -20,9 +20,10 @@ from pathlib import Path
 import lilypond as _lilypond_wheel
 
 from .errors import ConfigError, ToolError
+from .resources import resource_path
 
 #: Include file with the Scheme export of note heads and performance.
-EXPORT_ILY = Path(__file__).resolve().parent.parent / "lilypond" / "msmd.ily"
+EXPORT_ILY = resource_path("lilypond", "msmd.ily")
 
 _MEMORY_LIMIT_BYTES = 8 * 1024**3
 #: LilyPond 2.25.12 now and then dies of a signal on a score it renders fine

@@ -1,6 +1,6 @@
 """Page images and the boxes of note heads and staves on them.
 
-``lilypond/msmd.ily`` walks every page's stencil after page layout and
+``msmd_prep/resources/lilypond/msmd.ily`` walks every page's stencil after page layout and
 writes the box of each linked grob (``B`` records, millimetres from the
 page's top left corner, exact to LilyPond's floating point).  The Cairo
 backend writes the page images.  Boxes are converted to pixels of those

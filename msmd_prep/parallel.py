@@ -74,7 +74,11 @@ def _map_processes(func, items, jobs, bar) -> list:
 
 
 def _map_dask(func, items, scheduler, bar) -> list:
-    from distributed import Client, as_completed as dask_completed
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise ConfigError("a Dask scheduler needs the dask extra: "
+                          "pip install 'msmd-prep[dask]'") from None
 
     results: list = [None] * len(items)
     with Client(scheduler) as client:

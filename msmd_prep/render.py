@@ -4,7 +4,7 @@ For each score, :func:`render_score` writes one piece folder (see
 ``docs/FORMAT.md``): page PNGs, ``noteheads.csv``, ``systems.csv``, the
 performance (``performance.csv`` and ``.mid``), ``score.pdf`` and
 ``piece.json``.  The alignment comes from LilyPond itself: every head's id,
-pitch and musical time are exported by ``lilypond/msmd.ily`` and its box by a
+pitch and musical time are exported by ``msmd_prep/resources/lilypond/msmd.ily`` and its box by a
 PDF link on the head, so nothing is guessed.
 """
 from __future__ import annotations

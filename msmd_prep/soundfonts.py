@@ -1,6 +1,7 @@
 """SoundFonts: the manifest of named SoundFonts, lookup by name or path, checksums.
 
-``soundfonts/manifest.yaml`` maps a logical name (``timgm6mb``,
+The manifest (package data ``msmd_prep/resources/soundfonts/manifest.yaml``) maps a
+logical name (``timgm6mb``,
 ``fluidr3_gm``, ``musescore_general``) to a file, the bank and preset to
 play, a licence, a SHA-256 checksum and where the file is found.  A user may
 also name any ``.sf2``/``.sf3`` file by path; it then plays bank 0, preset 0
@@ -16,9 +17,10 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .resources import resource_path
 from .workdir import sha256_file
 
-MANIFEST_PATH = Path(__file__).resolve().parent.parent / "soundfonts" / "manifest.yaml"
+MANIFEST_PATH = resource_path("soundfonts", "manifest.yaml")
 SOUNDFONT_SUFFIXES = (".sf2", ".sf3")
 
 
@@ -103,7 +105,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ManifestEntry]:
     Parameters
     ----------
     path : Path
-        The manifest YAML file (default: ``soundfonts/manifest.yaml``).
+        The manifest YAML file (default: the package's :data:`MANIFEST_PATH`).
 
     Returns
     -------

@@ -116,6 +116,26 @@ class SynthConfig:
         if not 0 <= self.max_tail_s <= 60:
             raise ConfigError(f"max_tail_s must be in [0, 60], got {self.max_tail_s!r}")
 
+    @classmethod
+    def from_velocity(cls, velocity: str,
+                      **fields) -> "SynthConfig":  # type: ignore[no-untyped-def]
+        """A config with the velocity ``"score"`` (the score's dynamics) or a number 1..127.
+
+        ``fields`` are the other attributes.
+
+        Raises
+        ------
+        ConfigError
+            ``velocity`` is neither.
+        """
+        if velocity == "score":
+            return cls(velocity_policy="score", **fields)
+        try:
+            fixed = int(velocity)
+        except ValueError:
+            raise ConfigError(f"--velocity must be 'score' or 1..127, got {velocity!r}") from None
+        return cls(velocity_policy="fixed", fixed_velocity=fixed, **fields)
+
     def velocity(self, event: NoteEvent) -> int:
         """The MIDI velocity ``event`` is played with under this policy."""
         return event.velocity if self.velocity_policy == "score" else self.fixed_velocity

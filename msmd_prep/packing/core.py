@@ -248,6 +248,8 @@ class ShardWriter:
         self.chunk_samples = chunk_samples
         self.attrs = dict(attrs)
         self.shards: list[dict] = []
+        #: Samples added so far.
+        self.n_added = 0
         self._pending: list = []
         self._n_pending = 0
 
@@ -255,6 +257,7 @@ class ShardWriter:
         """Queue ``block``; write every full shard."""
         self._pending.append(block)
         self._n_pending += len(block.meta)
+        self.n_added += len(block.meta)
         while self._n_pending >= self.max_samples:
             self._write(self.max_samples)
 
@@ -508,13 +511,9 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
                     result.failures.append((str(piece), str(e)))
                     bar.update()
                     continue
-                counted = []
-
-                def add(block: Any) -> None:
-                    writer.add(block)
-                    counted.append(len(block.meta))
-                extra = task.pack_piece(name, split, source, perfs, add, tmp, attrs)
-                piece_index[name] = {"split": split, "samples": sum(counted),
+                before = writer.n_added
+                extra = task.pack_piece(name, split, source, perfs, writer.add, tmp, attrs)
+                piece_index[name] = {"split": split, "samples": writer.n_added - before,
                                      "performances": [p.performance for p in perfs], **extra}
                 result.pieces[name] = split
                 bar.update()

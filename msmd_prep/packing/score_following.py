@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from ..unroll import Band, band_image, system_band
 from .core import (SPEC_DTYPES, Inputs, PackResult, PerformanceInput, Plan, check_split_options,
                    extract_spec, fixed_bytes, load_spec, meta_dtype, pack_pieces,
                    performance_inputs)
+
+if TYPE_CHECKING:
+    from .snippets import PackConfig
 
 TASK = "score-following"
 META_FIELDS = (
@@ -80,7 +84,8 @@ class ScoreFollowingConfig:
     seed : int
         Seeds the split.
     split_fractions : (float, float, float)
-        Shares of pieces for train, valid and test (as :class:`~msmd_prep.packing.snippets.PackConfig`).
+        Shares of pieces for train, valid and test (as
+        :class:`~msmd_prep.packing.snippets.PackConfig`).
     split_file : str or None
         A YAML split file; overrides ``split_fractions``.
     spec_dtype : {"float16", "float32"}
@@ -88,7 +93,8 @@ class ScoreFollowingConfig:
     shard_max_mb : float
         Size cap of a shard, MB of sample arrays.
     include_flagged : bool
-        Also pack pieces whose self-checks failed (as :class:`~msmd_prep.packing.snippets.PackConfig`).
+        Also pack pieces whose self-checks failed (as
+        :class:`~msmd_prep.packing.snippets.PackConfig`).
     """
 
     image_height_px: int = 40
@@ -126,6 +132,17 @@ class ScoreFollowingConfig:
             raise ConfigError(f"spec_dtype must be one of {SPEC_DTYPES}, got {self.spec_dtype!r}")
         if not self.shard_max_mb > 0:
             raise ConfigError(f"shard_max_mb must be > 0, got {self.shard_max_mb!r}")
+
+    @classmethod
+    def from_pack_config(cls, pack: PackConfig,
+                         spectrogram_preset: str | None = None) -> "ScoreFollowingConfig":
+        """The default score-following config with ``pack``'s split, dtype, shard and flag options.
+
+        ``spectrogram_preset`` defaults to ``"default"`` (136 bins at 31.25 fps).
+        """
+        return cls(spectrogram_preset=spectrogram_preset or "default", seed=pack.seed,
+                   split_file=pack.split_file, spec_dtype=pack.spec_dtype,
+                   shard_max_mb=pack.shard_max_mb, include_flagged=pack.include_flagged)
 
     @property
     def n_buckets(self) -> int:
@@ -188,7 +205,7 @@ def soft_targets(x_px: np.ndarray | Sequence[float], *, n_buckets: int, width_px
 
 def staff_crop(system: System, *, image_height_px: int, image_width_px: int,
                staff_height_px: float) -> Band:
-    """Where the staff image of ``system`` comes from: a band (:func:`~msmd_prep.unroll.system_band`).
+    """Where the staff image of ``system`` comes from (:func:`~msmd_prep.unroll.system_band`).
 
     Columns: the box's, widened to whole pixels.  Rows: ``image_height_px /
     staff_height_px`` box heights centred on the box (rounded to whole pixels).
