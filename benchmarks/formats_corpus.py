@@ -1,7 +1,7 @@
 """Render a corpus of MIDI, MusicXML or ABC files and report the checks.
 
     python benchmarks/formats_corpus.py ../shared/corpus/nottingham/melody \
-        --out /tmp/formats-melody [--limit N] [--no-sandbox]
+        --out /tmp/formats-melody [--limit N] [--jobs 2] [--no-sandbox]
 
 Prints the number of pieces, how many rendered, how many passed the checks
 (``aligned_well`` in ``piece.json``), every failure with its cause, and the
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N inputs only")
     ap.add_argument("--dpi", type=float, default=150.0)
     ap.add_argument("--no-sandbox", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1, help="pieces in N processes")
     args = ap.parse_args(argv)
 
     scores = find_scores(args.folders)
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         scores = scores[:args.limit]
     t0 = time.perf_counter()
     results = render_many(scores, args.out, RenderConfig(dpi=args.dpi,
-                                                         sandbox=not args.no_sandbox))
+                                                         sandbox=not args.no_sandbox),
+                          jobs=args.jobs)
     wall = time.perf_counter() - t0
 
     failed, misaligned, seconds = [], [], []
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         if not info.get("aligned_well", False):
             checks = {k: v for k, v in info.get("checks", {}).items() if v}
             misaligned.append((r.piece_dir.name, checks))
+            for line in info.get("input_checks", {}).get("mismatch", [])[:3]:
+                misaligned.append((r.piece_dir.name, line))
     n = len(results)
     good = n - len(failed) - len(misaligned)
     print(f"inputs: {', '.join(map(str, args.folders))}")

@@ -141,10 +141,13 @@ def run_lilypond(args: list[str], *, cwd: Path, timeout_s: float, sandbox: bool 
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
+            (cwd / "lilypond.log").write_text(err)
             raise ToolError("lilypond", cmd, None, _tail(err),
                             cause=f"lilypond hit the time limit of {timeout_s:g} s") from None
         if proc.returncode not in _CRASH_CODES:
             break
+    # Kept in the build folder, which a failed piece keeps too.
+    (cwd / "lilypond.log").write_text(err)
     if proc.returncode != 0:
         crashed = f" (crashed {CRASH_RETRIES + 1} times)" if proc.returncode in _CRASH_CODES else ""
         raise ToolError("lilypond", cmd, proc.returncode, _error_lines(err),
@@ -187,18 +190,3 @@ def convert_ly(path: Path, *, from_version: str | None = None,
         raise ToolError("convert-ly", cmd, proc.returncode,
                         _tail(proc.stderr.decode("utf-8", "replace")))
     return proc.stdout.decode("utf-8", "replace")
-
-
-def run_converter(tool: str, cmd: list[str], timeout_s: float, *, cwd: Path) -> None:
-    """Run one of LilyPond's text converters (``musicxml2ly``, ``abc2ly``) with a time limit.
-
-    No sandbox: a converter runs no code from its input.
-    """
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise ToolError(tool, cmd, None, "",
-                        cause=f"{tool} hit the time limit of {timeout_s:g} s") from None
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ToolError(tool, cmd, proc.returncode, "\n".join(err[-8:]))

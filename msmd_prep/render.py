@@ -262,9 +262,26 @@ def render_score(source: Path, piece_dir: Path, cfg: RenderConfig, *,
         info["render_seconds"] = round(time.perf_counter() - t0, 3)
         _write_json(tmp / "piece.json", info)
         _replace_dir(tmp, piece_dir)
+    except MsmdPrepError as e:
+        e.build_dir = _keep_build(tmp / "build", piece_dir)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return RenderResult(source, piece_dir, stats=info["counts"])
+
+
+def _keep_build(build: Path, piece_dir: Path) -> Path | None:
+    """Move a failed piece's build folder (sources, converted score, logs) to ``piece_dir/build``."""
+    if not build.is_dir():
+        return None
+    target = piece_dir / "build"
+    try:
+        piece_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(build, target)
+    except OSError:
+        return None
+    return target
 
 
 def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") -> dict:
@@ -272,13 +289,14 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     conv = None
     if _formats.input_format(source) is not None:
         conv = _formats.convert_source(source, build / "converted", tune=tune,
-                                       timeout_s=cfg.timeout_s)
-    norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade,
-                            fixes=_fixes.apply_fixes if cfg.fixes else None)
+                                       default_qpm=cfg.default_qpm)
+    # The music21 writer's text is current LilyPond, and its columns pair heads with notes.
+    ours = conv is not None and conv.written is not None
+    norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade and not ours,
+                            fixes=_fixes.apply_fixes if cfg.fixes and not ours else None)
     args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
             "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
-    proc = run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
-    (build / "lilypond.log").write_text(proc.stderr)
+    run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
     export_file = build / "msmd-export.tsv"
     if not export_file.is_file():
         raise InputError(f"{source}: LilyPond wrote no export (is it a score?)")
@@ -298,7 +316,7 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     if conv is not None:
         heads, performance, report = conv.finish(heads, perf.performance)
         perf = replace(perf, performance=performance,
-                       tempo_source=["midi"] if conv.format == "midi" else perf.tempo_source)
+                       tempo_source=conv.tempo_source or perf.tempo_source)
     images = {i: load_gray(png) for i, png in enumerate(pngs, 1)}
     report |= _self_checks(heads, images, perf.performance, report)
     (out / "pages").mkdir()
@@ -430,7 +448,7 @@ def render_job(job: RenderJob, cfg: RenderConfig) -> RenderResult:
     try:
         return render_score(job.source, job.piece_dir, cfg, tune=job.tune)
     except MsmdPrepError as e:
-        result = RenderResult(job.source, job.piece_dir, error=str(e))
+        result = RenderResult(job.source, job.piece_dir, error=_with_build(str(e), e))
     except OSError as e:
         result = RenderResult(job.source, job.piece_dir, error=f"cannot write output: {e}")
     _record_failure(job.piece_dir, job.source, result.error)
@@ -447,6 +465,15 @@ def render_many(scores: list[Path], out: Path, cfg: RenderConfig, *, progress: b
     """
     return map_pieces(partial(render_job, cfg=cfg), render_jobs(scores, out), jobs=jobs,
                       scheduler=scheduler, desc="render", progress=progress)
+
+
+def _with_build(error: str, e: MsmdPrepError) -> str:
+    """``error`` with the kept build folder named at the end of its first line."""
+    build = getattr(e, "build_dir", None)
+    if build is None:
+        return error
+    first, sep, rest = error.partition("\n")
+    return f"{first} (build files kept in {build}){sep}{rest}"
 
 
 def _record_failure(piece_dir: Path, score: Path, error: str) -> None:

@@ -14,10 +14,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from msmd_prep.formats.abc import abc_notes, abc_pickup, abc_tune_ids
+from msmd_prep.formats.abc import abc_to_ly, abc_tune_ids
 from msmd_prep.formats.midi import MidiNote
 from msmd_prep.formats.midi_to_ly import QuantizedNote, align_midi_heads
-from msmd_prep.formats.musicxml import musicxml_notes
 from msmd_prep.render import RenderConfig, find_scores, render_many
 from msmd_prep.score import NoteHead, read_heads_csv
 
@@ -196,8 +195,7 @@ def test_musicxml_checks_and_tempo(pieces):
     assert heads[4].onsets_s[0] - heads[3].onsets_s[0] == pytest.approx(0.2)
     # quarter = 60 from bar 2: the tied D5 (from 1.5 s in bar 1) ends at 3.0 s.
     assert heads[7].onsets_s[0] == pytest.approx(0.3 + 1.2 + 0.6 + 1.0)
-    ly = (piece / "build" / "converted" / "tune.ly").read_text()
-    assert "\\pointAndClickOff" not in ly and "\n    \\midi" in ly
+    assert info["input_checks"]["mismatches"] == 0
 
 
 def test_abc_book_gives_one_piece_per_tune(pieces):
@@ -212,11 +210,15 @@ def test_abc_book_gives_one_piece_per_tune(pieces):
     assert [h.pitch for h in _sounding(pieces["book__tune-3"])] == [69, 70, 72, 70]
 
 
-def test_abc_reading():
+def test_abc_pickup_tuplet_tie_and_chord_are_written(tmp_path):
     tune = ABC_BOOK.split("\n\n")[0]
-    assert abc_pickup(tune) == Fraction(1, 8)
-    assert [n.pitch for n in abc_notes(tune)] == [62, 67, 71, 74, 69, 71, 72, 67, 71, 74, 76]
-    assert abc_pickup("X:1\nM:2/4\nL:1/8\nK:C\nCDEF|G4|]\n") is None
+    written = abc_to_ly(tune, tmp_path / "t.ly", title="t")
+    ly = (tmp_path / "t.ly").read_text()
+    assert "\\partial 8" in ly and "\\tuplet 3/2" in ly and "<g' b' d''>" in ly
+    assert [n.pitch for n in written.notes if not n.tied] == [
+        62, 67, 71, 74, 69, 71, 72, 67, 71, 74, 76]
+    assert [n.moment for n in written.notes[:2]] == [0, Fraction(1, 8)]
+    assert written.tempi == [(0, Fraction(0), 100.0)]
 
 
 def test_abc_tune_ids(tmp_path):
@@ -225,13 +227,6 @@ def test_abc_tune_ids(tmp_path):
     assert abc_tune_ids(book) == ["tune-1", "tune-1-2"]
     book.write_text("X:1\nT:a\nK:C\nC|]\n")
     assert abc_tune_ids(book) == [""]
-
-
-def test_musicxml_notes_merge_ties_and_keep_moments():
-    notes = musicxml_notes(MUSICXML)
-    assert [(n.moment, n.pitch) for n in notes][:3] == [
-        (Fraction(0), 62), (Fraction(1, 8), 67), (Fraction(1, 8), 71)]
-    assert len(notes) == 8 and notes[-1].moment == Fraction(1, 8) + Fraction(3, 4) + Fraction(1, 4)
 
 
 def _head(hid: int, staff: int, moment: str, pitch: int, tied: bool = False) -> NoteHead:

@@ -15,36 +15,37 @@ sandbox), so a converted score gets exactly the outputs of a ``.ly`` score.
   pairs every printed head with the MIDI notes it stands for by its exact
   ``(staff, moment, pitch)`` and replaces the rendered performance with the
   original onsets, durations and velocities.
-- **MusicXML** (``.xml``, ``.musicxml``, ``.mxl``): LilyPond's
-  ``musicxml2ly`` (:mod:`.musicxml`).  Its ``\\pointAndClickOff`` is
-  dropped and its commented-out ``\\midi`` block (which holds the tempo) is
-  restored.
-- **ABC** (``.abc``): LilyPond's ``abc2ly``, one tune at a time
-  (:mod:`.abc`; :func:`~.abc.abc_tunes` splits a book at its ``X:`` fields; each tune is one
-  piece), with the pickup bar that ``abc2ly`` leaves out added as
-  ``\\partial``.
+- **MusicXML** (``.xml``, ``.musicxml``, ``.mxl``) and **ABC** (``.abc``,
+  one tune at a time; :func:`~.abc.abc_tunes` splits a book at its ``X:``
+  fields and each tune is one piece): music21 reads the score and our own
+  writer (:mod:`.music21_to_ly`) engraves it, recording the line and column
+  of every pitch it writes.  LilyPond's export names every head's
+  ``file:line:column``, so :func:`~.input_checks.pair_heads` pairs every
+  input note with its head by construction and checks pitch, moment and
+  ties, naming the measure and the note of any mismatch.  The performance
+  is the input's own (:mod:`.score_performance`): repeats, voltas and
+  D.C./D.S./coda/fine jumps unfolded (:mod:`.unfold`), its tempo marks and
+  its dynamics.
 
-The converters only transform text (they run no code from the input), so
-they run outside the sandbox, each with a time limit; LilyPond itself still
-runs sandboxed on their output.
-
-Each converted piece is checked against its input (:mod:`.input_checks`):
-the score's notes after merging ties must equal the input's notes in number
-and, one to one, in pitch (and in musical time, where the input gives it).
+LilyPond's ``musicxml2ly`` and ``abc2ly`` are not used: on real corpora they
+write invalid LilyPond, crash, or move notes (``notes/issue12.md`` has the
+figures).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
 from ..score import Performance
-from .abc import abc_notes, abc_to_ly, abc_tune_ids, abc_tunes, read_abc_text
-from .input_checks import InputNote, compare_notes
+from .abc import abc_to_ly, abc_tune_ids, abc_tunes, read_abc_text
+from .input_checks import pair_heads
 from .midi import MidiFile, read_midi
 from .midi_to_ly import MidiScore, align_midi_heads, midi_to_ly
-from .musicxml import musicxml_notes, musicxml_to_ly, read_musicxml_text
+from .music21_to_ly import LyScore
+from .musicxml import musicxml_to_ly, read_musicxml_text
+from .score_performance import score_performance
 
 #: Input suffix -> format name.
 FORMATS = {".mid": "midi", ".midi": "midi", ".xml": "musicxml", ".musicxml": "musicxml",
@@ -70,28 +71,40 @@ class Conversion:
         The converted LilyPond file.
     tune : str
         The ABC tune selector (``tune-3``), else empty.
-    expected : list of InputNote
-        The input's notes for the checks (MusicXML, ABC).
     midi : MidiFile or None
         The MIDI file read (MIDI inputs).
     score : MidiScore or None
         Where every MIDI note was written (MIDI inputs).
+    written : LyScore or None
+        Where every note was written, and the measures, tempo and dynamics
+        the performance needs (MusicXML, ABC).
+    default_qpm : float
+        Quarter notes per minute before the input's first tempo mark.
     """
 
     source: Path
     format: str
     ly: Path
     tune: str = ""
-    expected: list[InputNote] = field(default_factory=list)
     midi: MidiFile | None = None
     score: MidiScore | None = None
+    written: LyScore | None = None
+    default_qpm: float = 60.0
+
+    @property
+    def tempo_source(self) -> list[str]:
+        """Where the performance's tempo comes from, for ``piece.json``."""
+        if self.format == "midi":
+            return ["midi"]
+        return ["score"] if self.written is not None and self.written.tempi else ["default"]
 
     def finish(self, heads, performance: Performance):
         """The heads and performance of the piece, and its checks.
 
         For MIDI the performance becomes the file's own
-        (:func:`align_midi_heads`); for the other formats it stays LilyPond's
-        and the heads are checked against the input (:func:`compare_notes`).
+        (:func:`align_midi_heads`); for MusicXML and ABC the heads are paired
+        with the written notes (:func:`pair_heads`) and the performance is
+        played from the input (:func:`score_performance`).
 
         Returns
         -------
@@ -105,7 +118,10 @@ class Conversion:
             heads, performance, checks = al.heads, al.performance, al.checks
             checks["drum_notes_not_engraved"] = self.midi.drum_notes
         else:
-            checks = compare_notes(heads, self.expected)
+            pairing = pair_heads(heads, self.written)
+            heads, performance, info = score_performance(self.written, pairing, heads,
+                                                         default_qpm=self.default_qpm)
+            checks = pairing.checks | info
         ok = bool(checks.pop("ok"))
         report = {"input_format": self.format, "checks": checks, "aligned_well": ok}
         if self.tune:
@@ -114,7 +130,7 @@ class Conversion:
 
 
 def convert_source(source: Path, folder: Path, *, tune: str = "",
-                   timeout_s: float = 120.0) -> Conversion:
+                   default_qpm: float = 60.0) -> Conversion:
     """Convert a MIDI, MusicXML or ABC file to LilyPond in ``folder``.
 
     Parameters
@@ -125,15 +141,13 @@ def convert_source(source: Path, folder: Path, *, tune: str = "",
         Where the ``.ly`` file (and the converters' files) go; created.
     tune : str
         For an ABC book, the tune (from :func:`abc_tune_ids`).
-    timeout_s : float
-        Time limit of one converter run, seconds.
+    default_qpm : float
+        Quarter notes per minute where a MusicXML or ABC input names no tempo.
 
     Raises
     ------
     InputError
         Unknown format, unreadable input, or an unknown tune.
-    ToolError
-        A converter failed or hit its time limit.
     """
     fmt = input_format(source)
     if fmt is None:
@@ -148,17 +162,17 @@ def convert_source(source: Path, folder: Path, *, tune: str = "",
         return Conversion(source, fmt, ly, midi=midi, score=score)
     if fmt == "musicxml":
         text = read_musicxml_text(source)
-        xml_copy = folder / f"{stem}.input.xml"
-        xml_copy.write_text(text, encoding="utf-8")
-        musicxml_to_ly(xml_copy, ly, timeout_s=timeout_s)
-        return Conversion(source, fmt, ly, expected=musicxml_notes(text))
+        (folder / f"{stem}.input.xml").write_text(text, encoding="utf-8")
+        written = musicxml_to_ly(text, ly, title=source.stem)
+        return Conversion(source, fmt, ly, written=written, default_qpm=default_qpm)
     tunes = abc_tunes(read_abc_text(source))
     ids = abc_tune_ids(source)
     if tune not in ids:
         raise InputError(f"{source}: no tune {tune!r} (has {', '.join(ids)})")
     chosen = tunes[ids.index(tune)]
-    abc_to_ly(chosen.text, ly, timeout_s=timeout_s)
-    return Conversion(source, fmt, ly, tune=tune, expected=abc_notes(chosen.text))
+    (folder / f"{stem}.input.abc").write_text(chosen.text, encoding="utf-8")
+    written = abc_to_ly(chosen.text, ly, title=chosen.title or source.stem)
+    return Conversion(source, fmt, ly, tune=tune, written=written, default_qpm=default_qpm)
 
 
 def drop_lilypond_outputs(files: list[Path]) -> list[Path]:

@@ -1,70 +1,110 @@
 """The note-for-note check of a converted score against its input.
 
-Each converted piece is checked against its input (:func:`compare_notes`):
-the score's notes after merging ties must equal the input's notes in number
-and, one to one, in pitch (and in musical time, where the input gives it).
+:mod:`.music21_to_ly` records the line and column of every pitch it writes;
+LilyPond's export gives every head the ``file:line:column`` of its note.
+:func:`pair_heads` joins the two (no guessing) and checks the pair note for
+note: every written note has a head, of its pitch, at its moment, a tie
+continuation exactly where the input ties; every head stands for a written
+note.  A mismatch names the measure, the staff and the note.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .music21_to_ly import LyScore, WrittenNote
 
-@dataclass(frozen=True)
-class InputNote:
-    """A note as the input file writes it, for the checks.
+#: Most mismatches named in ``piece.json``.
+MAX_NAMED = 20
+
+
+@dataclass
+class Pairing:
+    """Heads joined to written notes.
 
     Attributes
     ----------
-    pitch : int
-        MIDI pitch as written.
-    moment : Fraction or None
-        Musical time in whole notes from the start of the printed score,
-        where the input gives it (MusicXML, quantized MIDI); ``None`` else.
-    grace : bool
-        A grace note (its moment is not compared).
+    head_of : dict
+        Note index -> the head that prints it.
+    checks : dict
+        ``input_notes`` (written notes with an onset), ``score_notes``
+        (heads with an onset), ``matched``, ``mismatches`` (count),
+        ``mismatch`` (the first few, each naming measure, staff and note),
+        ``ok``; plus what the input has and the score does not print.
     """
 
-    pitch: int
-    moment: Fraction | None = None
-    grace: bool = False
+    head_of: dict
+    checks: dict
 
 
-def compare_notes(heads, expected: list[InputNote]) -> dict:
-    """Check the score's notes against the input's.
+def _location(source: str) -> tuple[int, int] | None:
+    parts = source.rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
 
-    The score's notes are its printed heads without tie continuations.  They
-    are paired with the input's notes by ``(moment, pitch)`` where the input
-    has moments (grace notes by pitch alone), else, for inputs without
-    moments, in playing order: heads sorted by moment, then pitch, against
-    the input notes in the given order.
+
+def _where(n: WrittenNote) -> str:
+    kind = "grace note " if n.grace else ""
+    return (f"measure {n.measure_number} (staff {n.staff + 1}, voice {n.voice + 1}, "
+            f"at {n.offset} of the bar): {kind}{n.name}")
+
+
+def pair_heads(heads, score: LyScore) -> Pairing:
+    """Join every written note with the head LilyPond printed for it, and check them.
 
     Parameters
     ----------
     heads : list of NoteHead
-        The rendered heads (``tied`` and ``grace``, ``moment``, ``pitch`` used).
-    expected : list of InputNote
-        The input's notes after merging ties.
-
-    Returns
-    -------
-    dict
-        ``input_notes``, ``score_notes``, ``matched`` (pairs with equal
-        pitch, and equal moment where known), ``pitch_mismatches``
-        (``max(input, score) - matched``) and ``ok``.
+        The rendered heads (``source``, ``pitch``, ``moment``, ``tied``, ``grace``).
+    score : LyScore
+        What the writer wrote.
     """
-    score = [h for h in heads if not h.tied]
-    if expected and all(n.moment is not None or n.grace for n in expected):
-        want = Counter((n.moment, n.pitch) for n in expected if not n.grace)
-        want_grace = Counter(n.pitch for n in expected if n.grace)
-        have = Counter((h.moment, h.pitch) for h in score if not h.grace)
-        have_grace = Counter(h.pitch for h in score if h.grace)
-        matched = sum((want & have).values()) + sum((want_grace & have_grace).values())
-    else:
-        ordered = sorted(score, key=lambda h: (h.moment, h.pitch))
-        matched = sum(1 for h, n in zip(ordered, expected) if h.pitch == n.pitch)
-    n_in, n_score = len(expected), len(score)
-    return {"input_notes": n_in, "score_notes": n_score, "matched": matched,
-            "pitch_mismatches": max(n_in, n_score) - matched,
-            "ok": n_in == n_score == matched and n_in > 0}
+    by_loc = {}
+    for h in heads:
+        loc = _location(h.source)
+        if loc is not None:
+            by_loc.setdefault(loc, []).append(h)
+    twins = {}
+    for h in heads:
+        twins.setdefault((h.staff, Fraction(h.moment), h.pitch, bool(h.grace)), h)
+    head_of, problems, used = {}, [], set()
+    merged = 0
+    for n in score.notes:
+        found = by_loc.get((n.line, n.column))
+        if not found:
+            # Two voices striking one pitch at one moment: LilyPond may draw one head.
+            twin = None if n.grace else twins.get((n.staff, n.moment, n.pitch, False))
+            if twin is not None and bool(twin.tied) == n.tied:
+                head_of[n.index] = twin
+                merged += 1
+            elif not n.tied:
+                problems.append(f"{_where(n)} has no head")
+            continue
+        h = next((x for x in found if x.id not in used), found[0])
+        used.add(h.id)
+        head_of[n.index] = h
+        if h.pitch != n.pitch:
+            problems.append(f"{_where(n)} is printed as MIDI pitch {h.pitch}, not {n.pitch}")
+        elif not n.grace and Fraction(h.moment) != n.moment:
+            problems.append(f"{_where(n)} is printed at moment {h.moment}, not {n.moment}")
+        elif bool(h.tied) != n.tied:
+            problems.append(f"{_where(n)} is " + ("not " if n.tied else "")
+                            + "printed as a tie continuation")
+        elif bool(h.grace) != n.grace:
+            problems.append(f"{_where(n)}: grace note in one of input and score only")
+    extra = [h for h in heads if h.id not in used and not h.tied]
+    problems += [f"head {h.id} at {h.source} (MIDI pitch {h.pitch}, moment {h.moment}) "
+                 "stands for no note of the input" for h in extra]
+    n_in = sum(1 for n in score.notes if not n.tied)
+    n_score = sum(1 for h in heads if not h.tied)
+    checks = {"input_notes": n_in, "score_notes": n_score,
+              "matched": n_in - sum(1 for p in problems if not p.startswith("head ")),
+              "mismatches": len(problems), "mismatch": problems[:MAX_NAMED],
+              "notes_sharing_a_head": merged,
+              "ok": not problems and n_in > 0}
+    checks |= {f"{k}_not_printed": v for k, v in sorted(score.skipped.items())}
+    return Pairing(head_of, checks)

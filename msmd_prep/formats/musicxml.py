@@ -1,21 +1,20 @@
-"""MusicXML inputs (``.xml``, ``.musicxml``, ``.mxl``): LilyPond's ``musicxml2ly``.
+"""MusicXML inputs (``.xml``, ``.musicxml``, ``.mxl``) through our own writer.
 
-:func:`musicxml_to_ly` converts; its ``\\pointAndClickOff`` is dropped and its
-commented-out ``\\midi`` block (which holds the tempo) is restored.
-:func:`musicxml_notes` reads the notes for the input check.
+music21 reads the score (:func:`parse_musicxml`); :mod:`.music21_to_ly`
+writes the LilyPond and records where every note went (:func:`musicxml_to_ly`).
+The playback attributes of ``<sound>`` that music21 does not read (da capo,
+dal segno, segno, coda, to coda, fine) are read here (:func:`sound_jumps`).
 """
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError
-from ..lilypond import executable, run_converter
-from .input_checks import InputNote
-from .spelling import STEPS
+from .music21_to_ly import LyScore, write_score
+
+_JUMPS = ("dacapo", "dalsegno", "segno", "coda", "tocoda", "fine")
 
 
 def read_musicxml_text(path: Path) -> str:
@@ -37,68 +36,54 @@ def read_musicxml_text(path: Path) -> str:
         raise InputError(f"{path}: not a compressed MusicXML file ({e})") from None
 
 
-def musicxml_notes(text: str) -> list[InputNote]:
-    """The notes of a partwise MusicXML score, ties merged, with their moments.
+def sound_jumps(text: str) -> list[set]:
+    """Per measure of the first part: the jumps its ``<sound>`` elements name.
 
-    Every part starts at moment 0; within a measure ``<backup>`` and
-    ``<forward>`` move the position and a ``<chord/>`` note shares the
-    previous note's start; a measure is as long as the furthest position
-    reached in it (so a pickup measure is short).  Rests, unpitched notes and
-    tie continuations (a ``<tie type="stop"/>``) are left out.
-
-    Raises
-    ------
-    InputError
-        The text is not partwise MusicXML.
+    music21 reads repeat bar lines and voltas but not the playback attributes
+    ``dacapo``, ``dalsegno``, ``segno``, ``coda``, ``tocoda`` and ``fine``.
     """
     try:
         root = ET.fromstring(text.encode("utf-8"))
     except ET.ParseError as e:
         raise InputError(f"not well-formed MusicXML: {e}") from None
-    if root.tag.split("}")[-1] != "score-partwise":
-        raise InputError(f"only partwise MusicXML is read, not <{root.tag}>")
+    part = next(root.iter("part"), None)
+    if part is None:
+        return []
     out = []
-    for part in root.iter("part"):
-        divisions, start = Fraction(1), Fraction(0)
-        for measure in part.iter("measure"):
-            pos, far, last = Fraction(0), Fraction(0), Fraction(0)
-            for el in measure:
-                tag = el.tag
-                if tag == "attributes" and el.findtext("divisions"):
-                    divisions = Fraction(el.findtext("divisions").strip())
-                elif tag in ("backup", "forward"):
-                    d = Fraction(el.findtext("duration", "0").strip()) / divisions / 4
-                    pos += d if tag == "forward" else -d
-                elif tag == "note":
-                    grace = el.find("grace") is not None
-                    d = Fraction(el.findtext("duration", "0").strip()) / divisions / 4
-                    at = last if el.find("chord") is not None else pos
-                    pitch = el.find("pitch")
-                    tie_stop = any(t.get("type") == "stop" for t in el.findall("tie"))
-                    if pitch is not None and not tie_stop:
-                        midi = (12 * (int(pitch.findtext("octave")) + 1)
-                                + STEPS[pitch.findtext("step").strip()]
-                                + round(float(pitch.findtext("alter") or 0)))
-                        out.append(InputNote(midi, None if grace else start + at, grace))
-                    if not grace and el.find("chord") is None:
-                        last = pos
-                        pos += d
-                far = max(far, pos)
-            start += far
+    for measure in part.iter("measure"):
+        found = set()
+        for sound in measure.iter("sound"):
+            found |= {k for k in _JUMPS if sound.get(k) not in (None, "no")}
+        out.append(found)
     return out
 
 
-def musicxml_to_ly(path: Path, out_ly: Path, *, timeout_s: float = 120.0) -> None:
-    """Convert MusicXML to LilyPond with ``musicxml2ly``, ready for render.
+def parse_musicxml(text: str):
+    """The music21 score of a MusicXML text.
 
-    ``\\pointAndClickOff`` is removed and the commented-out ``\\midi`` block
-    that ``musicxml2ly`` writes is restored (it carries the score's tempo).
+    Raises
+    ------
+    InputError
+        music21 cannot read it.
     """
-    cmd = [str(executable("musicxml2ly")), "--absolute", "-o", str(out_ly)]
-    if path.suffix.lower() == ".mxl":
-        cmd.append("--compressed")
-    run_converter("musicxml2ly", [*cmd, str(path)], timeout_s, cwd=out_ly.parent)
-    text = out_ly.read_text(encoding="utf-8", errors="replace")
-    text = re.sub(r"^\s*\\pointAndClickOff\s*$", "", text, flags=re.M)
-    text = re.sub(r"^(\s*)%+\s*(\\midi\s*\{.*\})\s*$", r"\1\2", text, flags=re.M)
-    out_ly.write_text(text, encoding="utf-8")
+    import music21
+
+    try:
+        score = music21.converter.parseData(text, format="musicxml")
+    except (music21.exceptions21.Music21Exception, ET.ParseError, ValueError,
+            KeyError, IndexError, AttributeError, TypeError) as e:
+        raise InputError(f"music21 cannot read the MusicXML: {type(e).__name__}: {e}") from None
+    if not isinstance(score, music21.stream.Score):
+        score = music21.stream.Score([score])
+    return score
+
+
+def musicxml_to_ly(text: str, out_ly: Path, *, title: str = "") -> LyScore:
+    """Write the LilyPond of a MusicXML text to ``out_ly``; returns what was written."""
+    score = parse_musicxml(text)
+    try:
+        written = write_score(score, title=title, sounds=sound_jumps(text))
+    except ValueError as e:
+        raise InputError(f"MusicXML: {e}") from None
+    out_ly.write_text(written.ly, encoding="utf-8")
+    return written

@@ -1,7 +1,4 @@
-"""Pitch spelling tables shared by the input readers and the MIDI writer."""
-
-#: Note letter -> pitch class (semitones above C).
-STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+"""Pitch spelling tables of the MIDI writer."""
 
 #: Major key tonic -> sharps (> 0) or flats (< 0).
 MAJOR_FIFTHS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F#": 6, "C#": 7, "D#": 9, "G#": 8,
