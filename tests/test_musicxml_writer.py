@@ -82,7 +82,7 @@ MEASURES = [
             + dynamic("p") + note("D", 5, Q, "quarter") + backup(Q)
             + rest(Q, "quarter", staff=2, voice=5)),
     # Start of the repeat: triplet, grace note, and a second voice; a chord below.
-    measure("1", note("C", 5, 2, "eighth", tuplet="start") + note("D", 5, 2, "eighth")
+    measure("1", note("C", 5, 2, "eighth", tuplet="start") + note("D", 5, 2, "eighth", tuplet="mid")
             + note("E", 5, 2, "eighth", tuplet="stop") + note("A", 4, 0, "eighth", grace=True)
             + note("F", 5, Q, "quarter") + note("G", 5, Q, "quarter")
             + backup(3 * Q) + note("E", 4, H, "half", voice=2) + note("E", 4, Q, "quarter", voice=2)
@@ -141,7 +141,8 @@ def test_every_note_pairs_with_its_head(piece):
     assert checks["mismatches"] == 0 and checks["hidden_notes_not_printed"] == 1
     assert info["counts"]["tie_continuations"] == 1
     ly = next((piece / "build" / "converted").glob("*.ly")).read_text()
-    assert "\\tuplet 3/2" in ly and "\\grace" in ly and "\\partial 4" in ly
+    assert "\\tuplet 3/2 { c''8 d''8 e''8 }" in ly and "\\slashedGrace a'8" in ly
+    assert "\\partial 4" in ly
     assert "start-repeat" in ly and '(volta "1.")' in ly
 
 
@@ -212,3 +213,42 @@ def test_compressed_musicxml(tmp_path):
     [result] = render_many([mxl], tmp_path / "work", RenderConfig(dpi=100))
     assert not result.error, result.error
     assert _info(result.piece_dir)["input_checks"]["matched"] == 17
+
+
+def _jump_score(measures: list[str]) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<score-partwise version="3.1">'
+            '<part-list><score-part id="P1"><part-name>V</part-name></score-part></part-list>'
+            '<part id="P1">' + "".join(measures) + "</part></score-partwise>\n")
+
+
+def test_da_capo_al_fine_from_sound_and_words(tmp_path):
+    from msmd_prep.formats.unfold import playing_order
+
+    attrs = (f"<attributes><divisions>{DIV}</divisions><time><beats>1</beats>"
+             "<beat-type>4</beat-type></time></attributes>")
+    for fine, dc in ((direction("<words>Fine</words>", 'fine="yes"'),
+                      direction("<words>D.C. al Fine</words>", 'dacapo="yes"')),
+                     ("", direction("<words>D.C.</words>", 'dacapo="yes"'))):
+        xml = _jump_score([measure("1", attrs + note("C", 5, Q, "quarter")),
+                           measure("2", note("D", 5, Q, "quarter") + fine),
+                           measure("3", note("E", 5, Q, "quarter") + dc)])
+        written = musicxml_to_ly(xml, tmp_path / "j.ly")
+        want = [0, 1, 2, 0, 1] if fine else [0, 1, 2, 0, 1, 2]
+        assert playing_order(written.flags) == want
+
+
+def test_dal_segno_al_coda_from_sound(tmp_path):
+    from msmd_prep.formats.unfold import playing_order
+
+    attrs = (f"<attributes><divisions>{DIV}</divisions><time><beats>1</beats>"
+             "<beat-type>4</beat-type></time></attributes>")
+    xml = _jump_score([
+        measure("1", attrs + note("C", 5, Q, "quarter")),
+        measure("2", direction("<segno/>", 'segno="s1"') + note("D", 5, Q, "quarter")),
+        measure("3", note("E", 5, Q, "quarter") + direction("<words>To Coda</words>",
+                                                            'tocoda="c1"')),
+        measure("4", note("F", 5, Q, "quarter") + direction("<words>D.S. al Coda</words>",
+                                                            'dalsegno="s1"')),
+        measure("5", direction("<coda/>", 'coda="c1"') + note("G", 5, Q, "quarter"))])
+    written = musicxml_to_ly(xml, tmp_path / "s.ly")
+    assert playing_order(written.flags) == [0, 1, 2, 3, 1, 2, 4]

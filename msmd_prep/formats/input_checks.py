@@ -53,6 +53,19 @@ def _where(n: WrittenNote) -> str:
             f"at {n.offset} of the bar): {kind}{n.name}")
 
 
+def _mismatch(n: WrittenNote, h) -> str:
+    """What differs between a written note and the head at its source location."""
+    if h.pitch != n.pitch:
+        return f"is printed as MIDI pitch {h.pitch}, not {n.pitch}"
+    if bool(h.grace) != n.grace:
+        return "is a grace note in one of input and score only"
+    if not n.grace and Fraction(h.moment) != n.moment:
+        return f"is printed at moment {h.moment}, not {n.moment}"
+    if bool(h.tied) != n.tied:
+        return "is " + ("not " if n.tied else "") + "printed as a tie continuation"
+    return ""
+
+
 def pair_heads(heads, score: LyScore) -> Pairing:
     """Join every written note with the head LilyPond printed for it, and check them.
 
@@ -72,7 +85,7 @@ def pair_heads(heads, score: LyScore) -> Pairing:
     for h in heads:
         twins.setdefault((h.staff, Fraction(h.moment), h.pitch, bool(h.grace)), h)
     head_of, problems, used = {}, [], set()
-    merged = 0
+    merged = matched = 0
     for n in score.notes:
         found = by_loc.get((n.line, n.column))
         if not found:
@@ -81,30 +94,29 @@ def pair_heads(heads, score: LyScore) -> Pairing:
             if twin is not None and bool(twin.tied) == n.tied:
                 head_of[n.index] = twin
                 merged += 1
+                matched += not n.tied
             elif not n.tied:
                 problems.append(f"{_where(n)} has no head")
             continue
         h = next((x for x in found if x.id not in used), found[0])
         used.add(h.id)
         head_of[n.index] = h
-        if h.pitch != n.pitch:
-            problems.append(f"{_where(n)} is printed as MIDI pitch {h.pitch}, not {n.pitch}")
-        elif not n.grace and Fraction(h.moment) != n.moment:
-            problems.append(f"{_where(n)} is printed at moment {h.moment}, not {n.moment}")
-        elif bool(h.tied) != n.tied:
-            problems.append(f"{_where(n)} is " + ("not " if n.tied else "")
-                            + "printed as a tie continuation")
-        elif bool(h.grace) != n.grace:
-            problems.append(f"{_where(n)}: grace note in one of input and score only")
+        problem = _mismatch(n, h)
+        if problem:
+            problems.append(f"{_where(n)} {problem}")
+        else:
+            matched += not n.tied
+    overlapping = score.skipped.get("overlapping_notes", 0)
+    if overlapping:
+        problems.append(f"{overlapping} notes overlap the notes before them in their voice "
+                        "and are not printed")
     extra = [h for h in heads if h.id not in used and not h.tied]
     problems += [f"head {h.id} at {h.source} (MIDI pitch {h.pitch}, moment {h.moment}) "
                  "stands for no note of the input" for h in extra]
-    n_in = sum(1 for n in score.notes if not n.tied)
-    n_score = sum(1 for h in heads if not h.tied)
-    checks = {"input_notes": n_in, "score_notes": n_score,
-              "matched": n_in - sum(1 for p in problems if not p.startswith("head ")),
-              "mismatches": len(problems), "mismatch": problems[:MAX_NAMED],
-              "notes_sharing_a_head": merged,
+    n_in = sum(1 for n in score.notes if not n.tied) + overlapping
+    checks = {"input_notes": n_in, "score_notes": sum(1 for h in heads if not h.tied),
+              "matched": matched, "mismatches": len(problems),
+              "mismatch": problems[:MAX_NAMED], "notes_sharing_a_head": merged,
               "ok": not problems and n_in > 0}
     checks |= {f"{k}_not_printed": v for k, v in sorted(score.skipped.items())}
     return Pairing(head_of, checks)

@@ -298,8 +298,9 @@ def _events(elements, length: Fraction, skipped: dict) -> list[_Event]:
         if at < t and not grace:
             # Overlap within one voice (inconsistent input): keep the time line.
             if at + d <= t:
-                skipped["overlapping_notes"] = skipped.get("overlapping_notes", 0) + \
-                    len(getattr(el, "pitches", ())) if not el.isRest else 0
+                if not el.isRest:
+                    skipped["overlapping_notes"] = (skipped.get("overlapping_notes", 0)
+                                                    + len(el.pitches))
                 continue
             d, at = at + d - t, t
         if isinstance(el, note.Unpitched) or (isinstance(el, note.NotRest)
@@ -646,13 +647,15 @@ def _write_voice(text: _Text, notes: list[WrittenNote], s: int, rank: int, part:
             text.put(e.text + " ")
             k += 1
             continue
-        tup = _tuplet_of(e)
-        if tuplet_scale != 1 and (tup is None or tup[0] != tuplet_scale) and not e.grace:
+        # A grace group goes where its principal note's tuplet puts it.
+        lead = k
+        while seq[lead][1].grace and lead + 1 < len(seq) and seq[lead + 1][0] == i:
+            lead += 1
+        tup = _tuplet_of(seq[lead][1])
+        if tuplet_scale != 1 and (tup is None or tup[0] != tuplet_scale or tup[1] == "start"):
             text.put("} ")
             tuplet_scale = Fraction(1)
-        if tup is not None and (tuplet_scale == 1 or tup[1] == "start") and not e.grace:
-            if tuplet_scale != 1:
-                text.put("} ")
+        if tup is not None and tuplet_scale == 1:
             r = 1 / tup[0]
             text.put(f"\\tuplet {r.numerator}/{r.denominator} {{ ")
             tuplet_scale = tup[0]
@@ -670,14 +673,14 @@ def _write_voice(text: _Text, notes: list[WrittenNote], s: int, rank: int, part:
                     durs = _spacer_durations(length)
                 text.put(" ".join(letter + d for d in durs) + " ")
             open_notes.clear()
+            k += 1
         else:
             k = _write_notes(text, notes, seq, k, next_of, continued, open_notes, s, rank,
                              part, starts, numbers, tuplet_scale)
-            continue
-        if tup is not None and tup[1] == "stop" and tuplet_scale != 1:
+        last = _tuplet_of(seq[k - 1][1])
+        if last is not None and last[1] == "stop" and tuplet_scale != 1:
             text.put("} ")
             tuplet_scale = Fraction(1)
-        k += 1
     if tuplet_scale != 1:
         text.put("} ")
 
@@ -702,7 +705,9 @@ def _write_notes(text: _Text, notes, seq, k, next_of, continued, open_notes, s, 
         group.append(group[-1] + 1)
     graces = [g for g in group if seq[g][1].grace]
     if graces:
-        text.put("\\grace { " if len(graces) > 1 else "\\grace ")
+        slashed = getattr(seq[graces[0]][1].element.duration, "slash", False)
+        text.put(("\\slashedGrace " if slashed else "\\grace ")
+                 + ("{ " if len(graces) > 1 else ""))
     for pos, g in enumerate(group):
         i, e = seq[g]
         if not e.grace and graces and pos == len(graces):
@@ -754,11 +759,7 @@ def _write_notes(text: _Text, notes, seq, k, next_of, continued, open_notes, s, 
         text.put("~ " if single_tie else " ")
     if graces and len(group) == len(graces) and len(graces) > 1:
         text.put("} ")
-    last = group[-1]
-    tup = _tuplet_of(seq[last][1])
-    if tup is not None and tup[1] == "stop" and tuplet_scale != 1:
-        pass  # closed by the caller on the next event
-    return last + 1
+    return group[-1] + 1
 
 
 def _grace_duration(d) -> str:
