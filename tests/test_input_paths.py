@@ -69,3 +69,15 @@ def test_failed_pieces_keep_their_build_and_name_it(tmp_path, monkeypatch):
     assert "lilypond.log" in {p.name for p in (tmp_path / "w" / "bad" / "build").iterdir()}
     assert "nonsense" in (tmp_path / "w" / "bad" / "build" / "lilypond.log").read_text()
     assert "build files kept in" in result.output
+
+
+def test_dataset_from_musicxml_and_abc_with_relative_out(tmp_path, monkeypatch):
+    """``msmd-prep dataset song.musicxml --out d1``, as the README writes it."""
+    (tmp_path / "song.musicxml").write_text(MUSICXML)
+    (tmp_path / "tunes.abc").write_text(ABC)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["dataset", "song.musicxml", "tunes.abc", "--out", "d1",
+                                       "--tempo", "1.0"])
+    assert result.exit_code == 0, result.output
+    assert "2 ok, 0 flagged, 0 failed" in result.output
+    assert (tmp_path / "d1" / "dataset" / "index.json").is_file()
