@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .music21_to_ly import LyScore, write_score
+from .music21_to_ly import LyScore, write_ly_file
 
 
 @dataclass(frozen=True)
@@ -79,20 +79,10 @@ def abc_tune_ids(path: Path) -> list[str]:
 
 
 def parse_abc(text: str):
-    """The music21 score of one ABC tune.
-
-    Raises
-    ------
-    InputError
-        music21 cannot read it, or it has no notes.
-    """
+    """The music21 score of one ABC tune (the first, if the text holds several)."""
     import music21
 
-    try:
-        parsed = music21.converter.parseData(text, format="abc")
-    except (music21.exceptions21.Music21Exception, ValueError, KeyError, IndexError,
-            AttributeError, TypeError, ZeroDivisionError) as e:
-        raise InputError(f"music21 cannot read the ABC tune: {type(e).__name__}: {e}") from None
+    parsed = music21.converter.parseData(text, format="abc")
     if isinstance(parsed, music21.stream.Opus):
         scores = list(parsed.scores)
         if not scores:
@@ -104,14 +94,14 @@ def parse_abc(text: str):
 
 
 def abc_to_ly(text: str, out_ly: Path, *, title: str = "") -> LyScore:
-    """Write the LilyPond of one ABC tune to ``out_ly``; returns what was written."""
-    score = parse_abc(text)
-    try:
-        written = write_score(score, title=title)
-    except ValueError as e:
-        raise InputError(f"ABC: {e}") from None
-    out_ly.write_text(written.ly, encoding="utf-8")
-    return written
+    """Write the LilyPond of one ABC tune to ``out_ly``; returns what was written.
+
+    Raises
+    ------
+    InputError
+        music21 or the writer cannot take the tune.
+    """
+    return write_ly_file(lambda: parse_abc(text), out_ly, what="ABC tune", title=title)
 
 
 def read_abc_text(path: Path) -> str:

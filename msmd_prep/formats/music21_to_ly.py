@@ -26,9 +26,12 @@ exports) are written as spacer rests: nothing on the page stands for them.
 """
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
+from ..errors import InputError
 from .unfold import MeasureFlags
 
 _TYPES = {"maxima": "\\maxima", "longa": "\\longa", "breve": "\\breve", "whole": "1",
@@ -353,7 +356,7 @@ def write_score(score, *, title: str = "", sounds: list[set] | None = None) -> L
 
     Raises
     ------
-    ValueError
+    InputError
         The score has no measures.
     """
     from music21 import stream
@@ -364,7 +367,7 @@ def write_score(score, *, title: str = "", sounds: list[set] | None = None) -> L
     measures = [list(p.getElementsByClass(stream.Measure)) for p in staves]
     n_measures = max((len(m) for m in measures), default=0)
     if not staves or n_measures == 0:
-        raise ValueError("the score has no measures")
+        raise InputError("the score has no measures")
     parts = _part_of_staff(score, staves)
     skipped: dict = {}
     lengths = []
@@ -418,6 +421,28 @@ def write_score(score, *, title: str = "", sounds: list[set] | None = None) -> L
     tempi, dyn = _marks(measures, parts)
     return LyScore("\n".join(lines) + "\n", notes, lengths, numbers, flags, tempi, dyn,
                    skipped)
+
+
+def write_ly_file(read, out_ly: Path, *, what: str, title: str = "",
+                  sounds: list[set] | None = None) -> LyScore:
+    """Read a score with ``read()`` (music21) and write its LilyPond to ``out_ly``.
+
+    music21 and this writer meet inputs that no test has seen, and music21
+    raises many kinds of exceptions from inside its own objects; any of them
+    ends this piece only, as an :class:`InputError` naming ``what`` and the
+    exception, with the traceback kept beside ``out_ly`` (``.error.txt``).
+    """
+    try:
+        written = write_score(read(), title=title, sounds=sounds)
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- see the docstring
+        log = out_ly.with_suffix(".error.txt")
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        raise InputError(f"{what} cannot be read or written: {type(e).__name__}: {e} "
+                         f"(traceback in {log.name})") from None
+    out_ly.write_text(written.ly, encoding="utf-8")
+    return written
 
 
 def _part_of_staff(score, staves) -> list[int]:
@@ -525,7 +550,7 @@ def _global_ly(first, lengths: list[Fraction], flags: list[MeasureFlags]) -> str
         if ts is not None:
             meter = _frac(ts.barDuration.quarterLength)
             out.append(f"\\time {ts.numerator}/{ts.denominator}")
-        if m is not None and m.keySignature is not None:
+        if m is not None and m.keySignature is not None and m.keySignature.sharps is not None:
             out.append(_key_ly(m.keySignature))
         if meter is None:
             meter = length

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import InputError
-from .music21_to_ly import LyScore, write_score
+from .music21_to_ly import LyScore, write_ly_file
 
 _JUMPS = ("dacapo", "dalsegno", "segno", "coda", "tocoda", "fine")
 
@@ -59,31 +59,22 @@ def sound_jumps(text: str) -> list[set]:
 
 
 def parse_musicxml(text: str):
-    """The music21 score of a MusicXML text.
-
-    Raises
-    ------
-    InputError
-        music21 cannot read it.
-    """
+    """The music21 score of a MusicXML text (a lone part becomes a score)."""
     import music21
 
-    try:
-        score = music21.converter.parseData(text, format="musicxml")
-    except (music21.exceptions21.Music21Exception, ET.ParseError, ValueError,
-            KeyError, IndexError, AttributeError, TypeError) as e:
-        raise InputError(f"music21 cannot read the MusicXML: {type(e).__name__}: {e}") from None
+    score = music21.converter.parseData(text, format="musicxml")
     if not isinstance(score, music21.stream.Score):
         score = music21.stream.Score([score])
     return score
 
 
 def musicxml_to_ly(text: str, out_ly: Path, *, title: str = "") -> LyScore:
-    """Write the LilyPond of a MusicXML text to ``out_ly``; returns what was written."""
-    score = parse_musicxml(text)
-    try:
-        written = write_score(score, title=title, sounds=sound_jumps(text))
-    except ValueError as e:
-        raise InputError(f"MusicXML: {e}") from None
-    out_ly.write_text(written.ly, encoding="utf-8")
-    return written
+    """Write the LilyPond of a MusicXML text to ``out_ly``; returns what was written.
+
+    Raises
+    ------
+    InputError
+        The XML is not well-formed, or music21 or the writer cannot take it.
+    """
+    return write_ly_file(lambda: parse_musicxml(text), out_ly, what="MusicXML", title=title,
+                         sounds=sound_jumps(text))
