@@ -100,9 +100,11 @@ MEASURES = [
             + note("G", 2, 3 * Q, "half", staff=2, voice=5, dot=True),
             left=repeat_bar("left", "", "2", "start"),
             right=repeat_bar("right", "", "2", "discontinue")),
-    # Forte; the tie ends; a hidden note (an ornament spelled out for playback).
+    # Forte; the tie ends; C6 under an 8va bracket; a hidden note (an ornament
+    # spelled out for playback).
     measure("4", dynamic("f") + note("B", 5, H, "half", tie="stop")
-            + note("C", 6, Q, "quarter") + backup(Q) + note("D", 6, E, "eighth", hidden=True,
+            + direction('<octave-shift type="down" size="8"/>') + note("C", 6, Q, "quarter")
+            + direction('<octave-shift type="stop" size="8"/>') + backup(Q) + note("D", 6, E, "eighth", hidden=True,
                                                             voice=2)
             + backup(3 * Q - Q + E) + note("C", 3, 3 * Q, "half", staff=2, voice=5, dot=True)),
 ]
@@ -144,6 +146,7 @@ def test_every_note_pairs_with_its_head(piece):
     assert "\\tuplet 3/2 { c''8 d''8 e''8 }" in ly and "\\slashedGrace a'8" in ly
     assert "\\partial 4" in ly
     assert "start-repeat" in ly and '(volta "1.")' in ly
+    assert "\\ottava #1 c'''4 \\ottava #0" in ly   # printed an octave lower, pitch kept
 
 
 def test_moments_of_pickup_triplet_and_voices(piece):

@@ -399,6 +399,7 @@ def write_score(score, *, title: str = "", sounds: list[set] | None = None) -> L
     lines.append(f"global = {{ {_global_ly(first, lengths, flags)} }}")
     lines.append("\\score {")
     lines.append("  <<")
+    ottavas = _ottavas(score)
     notes: list[WrittenNote] = []
     group_open = None
     for s, staff in enumerate(staves):
@@ -412,7 +413,8 @@ def write_score(score, *, title: str = "", sounds: list[set] | None = None) -> L
         elif not grouped and group_open is not None:
             lines.append("    >>")
             group_open = None
-        _write_staff(lines, notes, s, group, measures[s], lengths, meters, numbers, skipped)
+        _write_staff(lines, notes, s, group, measures[s], lengths, meters, numbers, skipped,
+                     ottavas)
     if group_open is not None:
         lines.append("    >>")
     lines.append("  >>")
@@ -593,7 +595,7 @@ class _Text:
 
 def _write_staff(lines: list[str], notes: list[WrittenNote], s: int, part: int, measures,
                  lengths: list[Fraction], meters: list[Fraction], numbers: list[str],
-                 skipped: dict) -> None:
+                 skipped: dict, ottavas: tuple[dict, set]) -> None:
     """Write one staff: every voice rank as one LilyPond voice over all measures."""
     per_measure = []
     for i, length in enumerate(lengths):
@@ -618,7 +620,7 @@ def _write_staff(lines: list[str], notes: list[WrittenNote], s: int, part: int, 
                                                                   "space")]
             flat.append((i, len(voices), evs))
         _write_voice(text, notes, s, rank, part, flat, lengths, meters, starts, numbers,
-                     n_voices)
+                     n_voices, ottavas)
         text.put("}")
         text.newline()
     lines.append("    >>")
@@ -641,7 +643,8 @@ def _add_clefs(m, voices: list[list[_Event]]) -> None:
 
 
 def _write_voice(text: _Text, notes: list[WrittenNote], s: int, rank: int, part: int, flat,
-                 lengths, meters, starts, numbers, n_voices: int) -> None:
+                 lengths, meters, starts, numbers, n_voices: int,
+                 ottavas: tuple[dict, set]) -> None:
     """The events of one voice rank over the whole piece, with ties and tuplets."""
     # Next sounding event after each one, for deciding which ties LilyPond will draw.
     seq = [(i, e) for i, _, evs in flat for e in evs]
@@ -700,14 +703,42 @@ def _write_voice(text: _Text, notes: list[WrittenNote], s: int, rank: int, part:
             open_notes.clear()
             k += 1
         else:
+            shift = next((ottavas[0][id(seq[j][1].element)] for j in range(k, lead + 1)
+                          if id(seq[j][1].element) in ottavas[0]), None)
+            if shift is not None:
+                text.put(f"\\ottava #{shift} ")
             k = _write_notes(text, notes, seq, k, next_of, continued, open_notes, s, rank,
                              part, starts, numbers, tuplet_scale)
+            if id(seq[k - 1][1].element) in ottavas[1]:
+                text.put("\\ottava #0 ")
         last = _tuplet_of(seq[k - 1][1])
         if last is not None and last[1] == "stop" and tuplet_scale != 1:
             text.put("} ")
             tuplet_scale = Fraction(1)
     if tuplet_scale != 1:
         text.put("} ")
+
+
+_OTTAVA_SHIFTS = {"8va": 1, "8vb": -1, "15ma": 2, "15mb": -2, "22da": 3, "22db": -3}
+
+
+def _ottavas(score) -> tuple[dict, set]:
+    """Octave-shift brackets: ``id`` of each first element -> shift, ids of last elements.
+
+    Printing only: the notes keep their (sounding) pitch, and LilyPond's
+    export does not apply an ottava to a head's pitch.
+    """
+    from music21 import spanner
+
+    first, last = {}, set()
+    for o in score.recurse().getElementsByClass(spanner.Ottava):
+        shift = _OTTAVA_SHIFTS.get(o.type)
+        els = [e for e in o.getSpannedElements() if not _is_hidden(e)]
+        if shift is None or not els or getattr(o, "transposing", False):
+            continue
+        first[id(els[0])] = shift
+        last.add(id(els[-1]))
+    return first, last
 
 
 def _tuplet_of(e: _Event):
