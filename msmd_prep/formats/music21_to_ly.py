@@ -396,7 +396,7 @@ def write_score(score, *, title: str = "", sounds: list[set] | None = None) -> L
         header += f" composer = {_ly_string(composer)}"
     lines.append(header + " tagline = ##f }")
     meters = _meters(first, lengths)
-    lines.append(f"global = {{ {_global_ly(first, lengths, flags)} }}")
+    lines.append(f"global = {{ {_global_ly(first, lengths, flags, _dense(measures))} }}")
     lines.append("\\score {")
     lines.append("  <<")
     ottavas = _ottavas(score)
@@ -510,6 +510,20 @@ def _add_voltas(score, first, flags: list[MeasureFlags]) -> list[MeasureFlags]:
     return out
 
 
+#: A measure with more notes than this in one voice may be broken across lines.
+DENSE_MEASURE_NOTES = 40
+
+
+def _dense(measures) -> set[int]:
+    """Measures (indices) with more than :data:`DENSE_MEASURE_NOTES` notes in a voice."""
+    out = set()
+    for ms in measures:
+        for i, m in enumerate(ms):
+            if any(len(v) > DENSE_MEASURE_NOTES for v in _voices_of(m)):
+                out.add(i)
+    return out
+
+
 def _meters(first, lengths: list[Fraction]) -> list[Fraction]:
     """The length of a full measure under the meter in force at every measure."""
     out, meter = [], None
@@ -521,7 +535,8 @@ def _meters(first, lengths: list[Fraction]) -> list[Fraction]:
     return out
 
 
-def _global_ly(first, lengths: list[Fraction], flags: list[MeasureFlags]) -> str:
+def _global_ly(first, lengths: list[Fraction], flags: list[MeasureFlags],
+               dense: set[int]) -> str:
     """Meters, keys, measure lengths, repeat bars and voltas, as spacer music.
 
     The repeat commands of one bar line (the end of one measure, the start
@@ -563,7 +578,16 @@ def _global_ly(first, lengths: list[Fraction], flags: list[MeasureFlags]) -> str
                 out.append(f"\\partial {_rest_durations(length)[0]}")
             else:
                 out.append(f"\\set Timing.measureLength = {_moment_ly(length)}")
-        out.append("s" + _rest_durations(length)[0])
+        if i in dense:
+            # A cadenza of many notes in one bar: let LilyPond break the line inside it.
+            beats = [Fraction(1, 4)] * int(length / Fraction(1, 4))
+            rest = length - sum(beats, Fraction(0))
+            spacers = [f"s{_rest_durations(b)[0]}" for b in beats + ([rest] if rest else [])]
+            out.append("\\set Score.forbidBreakBetweenBarLines = ##f "
+                       + " \\allowBreak ".join(spacers)
+                       + " \\set Score.forbidBreakBetweenBarLines = ##t")
+        else:
+            out.append("s" + _rest_durations(length)[0])
         if length != meter and i > 0:
             out.append(f"\\set Timing.measureLength = {_moment_ly(meter)}")
     if at[n]:
@@ -749,7 +773,8 @@ def _tuplet_of(e: _Event):
     if not tuplets:
         return None
     t = tuplets[0]
-    return Fraction(t.tupletMultiplier()).limit_denominator(1000), t.type
+    scale = Fraction(t.tupletMultiplier()).limit_denominator(1000)
+    return None if scale == 1 else (scale, t.type)  # a 1:1 "tuplet" changes nothing
 
 
 def _write_notes(text: _Text, notes, seq, k, next_of, continued, open_notes, s, rank, part,
