@@ -255,3 +255,14 @@ def test_dal_segno_al_coda_from_sound(tmp_path):
         measure("5", direction("<coda/>", 'coda="c1"') + note("G", 5, Q, "quarter"))])
     written = musicxml_to_ly(xml, tmp_path / "s.ly")
     assert playing_order(written.flags) == [0, 1, 2, 3, 1, 2, 4]
+
+
+def test_transposing_instrument_is_printed_and_played_at_concert_pitch(tmp_path):
+    attrs = (f"<attributes><divisions>{DIV}</divisions><key><fifths>2</fifths></key>"
+             "<time><beats>1</beats><beat-type>4</beat-type></time>"
+             "<transpose><diatonic>-1</diatonic><chromatic>-2</chromatic></transpose>"
+             "</attributes>")
+    xml = _jump_score([measure("1", attrs + note("D", 5, Q, "quarter"))])
+    written = musicxml_to_ly(xml, tmp_path / "c.ly")
+    assert [n.pitch for n in written.notes] == [72]         # written D5 sounds C5
+    assert "\\key c \\major" in (tmp_path / "c.ly").read_text()

@@ -361,6 +361,10 @@ def write_score(score, *, title: str = "", sounds: list[set] | None = None) -> L
     """
     from music21 import stream
 
+    if _transposing(score):
+        # Printed at concert pitch: the heads and the performance then agree,
+        # and the performance sounds as the composer wrote it.
+        score = score.toSoundingPitch(inPlace=False)
     # music21 reads some short ABC tunes as a part of notes without measures.
     staves = [p if p.getElementsByClass(stream.Measure) else p.makeMeasures()
               for p in score.parts]
@@ -425,6 +429,18 @@ def write_score(score, *, title: str = "", sounds: list[set] | None = None) -> L
                    skipped)
 
 
+def _transposing(score) -> bool:
+    """Some part is written for a transposing instrument (clarinet in B flat, horn in F)."""
+    if getattr(score, "atSoundingPitch", False) is True:
+        return False
+    for p in score.parts:
+        inst = p.getInstrument(returnDefault=False)
+        if inst is not None and inst.transposition is not None \
+                and inst.transposition.semitones != 0:
+            return True
+    return False
+
+
 def write_ly_file(read, out_ly: Path, *, what: str, title: str = "",
                   sounds: list[set] | None = None) -> LyScore:
     """Read a score with ``read()`` (music21) and write its LilyPond to ``out_ly``.
@@ -448,13 +464,16 @@ def write_ly_file(read, out_ly: Path, *, what: str, title: str = "",
 
 
 def _part_of_staff(score, staves) -> list[int]:
-    """Index of the part (brace group) of every staff."""
+    """Index of the part of every staff: the staves of a brace group (a piano part) are one.
+
+    Bracket groups (the strings of an orchestra) stay separate parts: their
+    dynamics are their own.
+    """
     group_of = {}
     for g, sg in enumerate(score.getElementsByClass("StaffGroup")):
-        members = [id(p) for p in sg.getSpannedElements()]
-        if sg.symbol == "brace" or len(members) > 1:
-            for m in members:
-                group_of.setdefault(m, f"g{g}")
+        if sg.symbol == "brace":
+            for p in sg.getSpannedElements():
+                group_of.setdefault(id(p), f"g{g}")
     out, names = [], {}
     for i, p in enumerate(staves):
         key = group_of.get(id(p), f"s{i}")
