@@ -1,0 +1,99 @@
+"""Multi-resolution DTW between a score's features and a performance's, by synctoolbox.
+
+The result is a warping path in seconds, strictly monotonic, from which any
+score time maps to a performance time by linear interpolation, and the
+path's normalised cost, which decides the repeat choice and the confidence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .features import FEATURE_RATE_FPS, Features
+
+# synctoolbox's recommended weights for chroma + DLNCO (its audio-score tutorials).
+STEP_WEIGHTS = np.array([1.5, 1.5, 2.0])
+THRESHOLD_REC = 10 ** 6
+
+
+@dataclass(frozen=True)
+class Warping:
+    """A warping path between score time and performance time.
+
+    Attributes
+    ----------
+    score_s, performance_s : np.ndarray [shape=(n,), dtype=float64]
+        Matching times, seconds, both strictly increasing.
+    cost : float
+        Mean chroma cosine distance along the path (0 identical ... 1 orthogonal).
+    null_cost : float
+        The same mean over random pairs of frames: what an alignment of
+        unrelated music costs.
+    """
+
+    score_s: np.ndarray
+    performance_s: np.ndarray
+    cost: float
+    null_cost: float
+
+    @property
+    def normalised_cost(self) -> float:
+        """``cost / null_cost``: about 1 for unrelated music, near 0 for a good match."""
+        return self.cost / self.null_cost if self.null_cost > 0 else 1.0
+
+    def to_performance(self, score_s: np.ndarray) -> np.ndarray:
+        """Performance times of ``score_s`` (seconds), linear along the path."""
+        return np.interp(score_s, self.score_s, self.performance_s)
+
+    def to_score(self, performance_s: np.ndarray) -> np.ndarray:
+        """Score times of ``performance_s`` (seconds), linear along the path."""
+        return np.interp(performance_s, self.performance_s, self.score_s)
+
+
+def _unit(chroma: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(chroma, axis=0, keepdims=True)
+    out = chroma / np.maximum(norm, 1e-9)
+    out[:, norm[0] < 1e-9] = 1.0 / np.sqrt(12)
+    return out
+
+
+def path_costs(score: Features, performance: Features, path: np.ndarray) -> tuple[float, float]:
+    """Mean cosine distance of chroma along ``path`` (2 x n frames) and over random pairs.
+
+    Frames silent on both sides are left out of the path mean (silence
+    matches silence and says nothing about the piece).  The random pairs are
+    drawn with a fixed seed, so the value is reproducible.
+    """
+    a, b = _unit(score.chroma), _unit(performance.chroma)
+    i, j = np.asarray(path, dtype=np.int64)
+    sounding = (score.chroma[:, i].sum(axis=0) > 0) | (performance.chroma[:, j].sum(axis=0) > 0)
+    i, j = i[sounding], j[sounding]
+    if not len(i):
+        return 1.0, 1.0
+    cost = float(np.mean(1.0 - np.sum(a[:, i] * b[:, j], axis=0)))
+    rng = np.random.default_rng(0)
+    ri = rng.choice(i, size=4096)
+    rj = rng.choice(j, size=4096)
+    null = float(np.mean(1.0 - np.sum(a[:, ri] * b[:, rj], axis=0)))
+    return cost, null
+
+
+def warp(score: Features, performance: Features) -> Warping:
+    """Align two feature sequences with chroma + DLNCO MrMsDTW.
+
+    Parameters
+    ----------
+    score, performance : Features
+        At ``FEATURE_RATE_FPS``; the score is sequence 1 of synctoolbox.
+    """
+    from synctoolbox.dtw.mrmsdtw import sync_via_mrmsdtw
+    from synctoolbox.dtw.utils import make_path_strictly_monotonic
+
+    path = sync_via_mrmsdtw(f_chroma1=score.chroma, f_onset1=score.dlnco,
+                            f_chroma2=performance.chroma, f_onset2=performance.dlnco,
+                            input_feature_rate=FEATURE_RATE_FPS, step_weights=STEP_WEIGHTS,
+                            threshold_rec=THRESHOLD_REC, verbose=False)
+    cost, null = path_costs(score, performance, path)
+    path = make_path_strictly_monotonic(path).astype(np.float64)
+    return Warping(path[0] / FEATURE_RATE_FPS, path[1] / FEATURE_RATE_FPS, cost, null)

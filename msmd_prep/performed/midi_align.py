@@ -1,0 +1,160 @@
+"""Note-level alignment of a MIDI performance to the score's notes.
+
+1. MrMsDTW on chroma + DLNCO features of both note lists (synctoolbox) gives
+   a coarse map from score time to performance time.
+2. Per pitch, score notes are paired with performed notes of that pitch by a
+   minimum-cost assignment of |predicted - played| onset (scipy's
+   ``linear_sum_assignment``), pairs further apart than a window dropped.
+3. The map is rebuilt from the pairs themselves (median played onset per
+   score onset, kept monotonic) and step 2 is repeated with a narrower window.
+
+A score note without a partner is *left out* (the performer did not play
+it), a performed note without one is *extra* (ornaments, wrong notes); both
+are counted, never given an onset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .dtw import Warping, warp
+from .features import Notes, note_features
+
+FIRST_WINDOW_S = 0.5
+SECOND_WINDOW_S = 0.25
+
+
+@dataclass(frozen=True)
+class NoteMatch:
+    """Which performed note plays which score note.
+
+    Attributes
+    ----------
+    partner : np.ndarray [shape=(n_score,), dtype=int64]
+        Index of the performed note playing score note ``i``, -1 if left out.
+    n_extra : int
+        Performed notes that play no score note.
+    warping : Warping
+        The coarse DTW map (its cost is the alignment's cost).
+    """
+
+    partner: np.ndarray
+    n_extra: int
+    warping: Warping
+
+    @property
+    def n_left_out(self) -> int:
+        return int(np.sum(self.partner < 0))
+
+
+def pair_by_pitch(score: Notes, predicted_s: np.ndarray, performance: Notes,
+                  window_s: float) -> np.ndarray:
+    """Pair score notes with performed notes of the same pitch.
+
+    Parameters
+    ----------
+    score : Notes
+    predicted_s : np.ndarray [shape=(len(score),)]
+        Where each score note is expected in the performance, seconds.
+    performance : Notes
+    window_s : float
+        Largest |predicted - played| of a pair, seconds.
+
+    Returns
+    -------
+    partner : np.ndarray [shape=(len(score),), dtype=int64]
+        Index into ``performance`` or -1.
+    """
+    partner = np.full(len(score), -1, dtype=np.int64)
+    for pitch in np.intersect1d(score.pitch, performance.pitch):
+        si = np.flatnonzero(score.pitch == pitch)
+        pj = np.flatnonzero(performance.pitch == pitch)
+        cost = np.abs(predicted_s[si][:, None] - performance.onset_s[pj][None, :])
+        # Far pairs get a cost above any sum of near ones, so they are chosen
+        # only when nothing else is left, and then dropped.
+        cost[cost > window_s] = 1e6
+        rows, cols = linear_sum_assignment(cost)
+        keep = cost[rows, cols] <= window_s
+        partner[si[rows[keep]]] = pj[cols[keep]]
+    return partner
+
+
+def monotone_map(score_s: np.ndarray, performance_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Anchor points of a strictly increasing map through matched onset pairs.
+
+    Pairs are grouped by score onset (median performed onset per group), and
+    the longest strictly increasing run of groups is kept, so a stray pair
+    cannot fold the map back.
+    """
+    order = np.argsort(score_s, kind="stable")
+    s, p = score_s[order], performance_s[order]
+    keys, start = np.unique(np.round(s, 4), return_index=True)
+    groups = np.split(p, start[1:])
+    anchors_s = keys
+    anchors_p = np.array([np.median(g) for g in groups])
+    keep = _longest_increasing(anchors_p)
+    return anchors_s[keep], anchors_p[keep]
+
+
+def _longest_increasing(x: np.ndarray) -> np.ndarray:
+    """Indices of a longest strictly increasing subsequence of ``x`` (O(n log n))."""
+    import bisect
+
+    tails: list[float] = []
+    tail_idx: list[int] = []
+    prev = np.full(len(x), -1, dtype=np.int64)
+    for i, v in enumerate(x):
+        k = bisect.bisect_left(tails, v)
+        if k == len(tails):
+            tails.append(v)
+            tail_idx.append(i)
+        else:
+            tails[k] = v
+            tail_idx[k] = i
+        prev[i] = tail_idx[k - 1] if k else -1
+    out = []
+    i = tail_idx[-1] if tail_idx else -1
+    while i >= 0:
+        out.append(i)
+        i = prev[i]
+    return np.array(out[::-1], dtype=np.int64)
+
+
+def match_notes(score: Notes, performance: Notes, warping: Warping | None = None) -> NoteMatch:
+    """Align a MIDI performance to the score note by note.
+
+    Parameters
+    ----------
+    score : Notes
+        The score's notes (one per played head onset), seconds in the score.
+    performance : Notes
+        The performed notes, seconds in the performance.
+    warping : Warping, optional
+        A precomputed DTW of the two (else computed here).
+    """
+    if warping is None:
+        n = max(int(np.ceil(score.end_s * 50)), 1) + 1
+        m = max(int(np.ceil(performance.end_s * 50)), 1) + 1
+        warping = warp(note_features(score, n), note_features(performance, m))
+    partner = pair_by_pitch(score, warping.to_performance(score.onset_s), performance,
+                            FIRST_WINDOW_S)
+    matched = partner >= 0
+    if matched.sum() >= 2:
+        s_anchor, p_anchor = monotone_map(score.onset_s[matched],
+                                          performance.onset_s[partner[matched]])
+        if len(s_anchor) >= 2:
+            predicted = _extrapolated(score.onset_s, s_anchor, p_anchor)
+            partner = pair_by_pitch(score, predicted, performance, SECOND_WINDOW_S)
+    n_extra = len(performance) - int(np.sum(partner >= 0))
+    return NoteMatch(partner, n_extra, warping)
+
+
+def _extrapolated(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Linear interpolation through (xp, fp), continued at the ends with the end slopes."""
+    y = np.interp(x, xp, fp)
+    lo, hi = x < xp[0], x > xp[-1]
+    y[lo] = fp[0] + (x[lo] - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+    y[hi] = fp[-1] + (x[hi] - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return y
