@@ -270,7 +270,7 @@ def audio_features(audio: np.ndarray, sample_rate_hz: int) -> tuple[Features, in
     from synctoolbox.feature.utils import estimate_tuning
 
     audio = np.asarray(audio, dtype=np.float32)
-    tuning = int(estimate_tuning(audio[: 120 * sample_rate_hz].astype(np.float64),
+    tuning = int(estimate_tuning(audio[: 30 * sample_rate_hz].astype(np.float64),
                                  sample_rate_hz))
     fb = pitch_filterbank(CHROMA_WINDOW, sample_rate_hz, tuning)
     f_pitch = _band_energies(audio, _hop(sample_rate_hz, FEATURE_RATE_FPS), CHROMA_WINDOW,
