@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
-from msmd_prep.performance import NoteEvent, Performance, sort_events
+from msmd_prep.score import NoteEvent, Performance, sort_events
 from msmd_prep.performed.audio_align import align_audio
 from msmd_prep.performed.features import Notes, iir_audio_features
 from msmd_prep.performed.midi_align import match_notes, monotone_map

@@ -32,9 +32,9 @@ import numpy as np
 import scipy.signal
 import soundfile
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError, InputError
-from ..performance import NoteEvent, Performance, read_performance_csv, sort_events
+from ..score import NoteEvent, Performance, read_performance_csv, sort_events
 from ..synth import AUDIO_NAME, ONSETS_NAME, PERFORMANCE_JSON, Synthesizer, write_onsets_csv
 from ..workdir import (PERFORMANCES_DIR, read_json, sha256_file, sha256_json, write_atomic,
                        write_json_atomic)
