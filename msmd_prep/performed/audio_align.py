@@ -3,11 +3,10 @@
 1. Chroma + DLNCO features of the recording (:func:`features.audio_features`)
    and of the score's own note list (no synthesis), MrMsDTW between them
    (synctoolbox): every score onset gets a performance time off the path.
-2. Refinement by the recording's onset peaks: each score note takes the
-   strongest onset peak of its pitch (or its octave, where the fundamental is
-   weak) within ``REFINE_WINDOW_S`` of the path's time; the notes of one
-   score onset (a chord) then share the median of the times found, and a
-   chord with no peak keeps the path's time.  Chords stay in score order.
+2. Refinement by the recording's onset peaks: each score onset (a chord)
+   moves to the onset peak near the path's time that the most of its
+   pitches support (:func:`chord_time`); chords that found none, or would
+   break score order, follow their neighbours.
 """
 from __future__ import annotations
 
@@ -15,10 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dtw import Warping, warp
-from .features import Features, Notes, audio_features, note_features
+from .dtw import Warping, warp_score
+from .features import Features, Notes, audio_features
+from .midi_align import longest_increasing
 
-REFINE_WINDOW_S = 0.06
+SEARCH_WINDOW_S = 0.15
+PRIOR_WIDTH_S = 0.06
+CHORD_SPREAD_S = 0.03
 
 
 @dataclass(frozen=True)
@@ -42,24 +44,46 @@ class AudioAlignment:
     tuning_cents: int
 
 
-def _peak_near(peaks: dict, pitches: tuple[int, ...], t: float, window_s: float) -> float | None:
-    best, best_h = None, 0.0
-    for p in pitches:
-        row = peaks.get(p)
-        if row is None or not row.shape[1]:
+def _pitch_peaks(peaks: dict, pitch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onset peak times (s) and heights of a pitch and its octave, sorted by time."""
+    rows = [peaks[p] for p in (pitch, pitch + 12) if p in peaks and peaks[p].shape[1]]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    both = np.concatenate(rows, axis=1)
+    order = np.argsort(both[0])
+    return both[0, order] / 1000.0, both[1, order]
+
+
+def chord_time(pitches: np.ndarray, t0: float, peaks: dict, *,
+               window_s: float = SEARCH_WINDOW_S, prior_s: float = PRIOR_WIDTH_S,
+               spread_s: float = CHORD_SPREAD_S) -> float | None:
+    """The onset of a chord near ``t0`` in a recording's onset peaks, or ``None``.
+
+    Every peak of a chord pitch (or its octave) within ``window_s`` of ``t0``
+    is a candidate; its support is the sum over the chord's pitches of their
+    strongest peak within ``spread_s`` of it, weighted by a Gaussian of width
+    ``prior_s`` around ``t0`` (the path's time).  The best candidate wins.
+    """
+    per_pitch = [_pitch_peaks(peaks, int(p)) for p in np.unique(pitches)]
+    cands = np.concatenate([t[(t >= t0 - window_s) & (t <= t0 + window_s)]
+                            for t, _ in per_pitch]) if per_pitch else np.zeros(0)
+    if not len(cands):
+        return None
+    support = np.zeros(len(cands))
+    for times, heights in per_pitch:
+        if not len(times):
             continue
-        times = row[0] / 1000.0
-        lo, hi = np.searchsorted(times, [t - window_s, t + window_s])
-        if hi > lo:
-            k = lo + int(np.argmax(row[1, lo:hi]))
-            if row[1, k] > best_h:
-                best, best_h = float(times[k]), float(row[1, k])
-    return best
+        lo = np.searchsorted(times, cands - spread_s)
+        hi = np.searchsorted(times, cands + spread_s)
+        for k, (a, b) in enumerate(zip(lo, hi)):
+            if b > a:
+                support[k] += heights[a:b].max()
+    score = support * np.exp(-0.5 * ((cands - t0) / prior_s) ** 2)
+    return float(cands[int(np.argmax(score))])
 
 
-def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
-                  window_s: float = REFINE_WINDOW_S) -> tuple[np.ndarray, np.ndarray]:
-    """Move each score onset group onto the recording's onset peaks.
+def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Move each score onset group (chord) onto the recording's onset peaks.
 
     Parameters
     ----------
@@ -68,29 +92,33 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
         The path's time of each note, seconds.
     peaks : dict
         Onset peaks per pitch (:func:`features.novelty_peaks`).
-    window_s : float
-        Largest move, seconds.
 
     Returns
     -------
-    onset_s, refined : np.ndarray
+    onset_s, refined : np.ndarray [shape=(len(score),)]
+        A chord's notes share one time.  Chords whose refined times would
+        not keep score order (the longest increasing run is kept), or that
+        found no peak, are interpolated between their refined neighbours.
     """
     keys, group = np.unique(np.round(score.onset_s, 4), return_inverse=True)
-    out = predicted_s.copy()
-    refined = np.zeros(len(score), dtype=bool)
-    group_t = np.empty(len(keys))
+    t_path = np.array([np.median(predicted_s[group == g]) for g in range(len(keys))])
+    t_found = np.full(len(keys), np.nan)
     for g in range(len(keys)):
-        members = np.flatnonzero(group == g)
-        t0 = float(np.median(predicted_s[members]))
-        found = [_peak_near(peaks, (int(score.pitch[i]), int(score.pitch[i]) + 12), t0, window_s)
-                 for i in members]
-        found = [f for f in found if f is not None]
-        group_t[g] = float(np.median(found)) if found else t0
-        refined[members] = bool(found)
-    # A refined chord may not overtake its neighbours: keep score order.
-    group_t = np.maximum.accumulate(group_t)
-    out[:] = group_t[group]
-    return out, refined
+        t = chord_time(score.pitch[group == g], float(t_path[g]), peaks)
+        if t is not None:
+            t_found[g] = t
+    ok = np.flatnonzero(np.isfinite(t_found))
+    refined = np.zeros(len(keys), dtype=bool)
+    if len(ok) >= 2:
+        keep = ok[longest_increasing(t_found[ok])]
+        refined[keep] = True
+        # Between refined chords, move the others by the path's shape.
+        offset = np.interp(keys, keys[keep], t_found[keep] - t_path[keep])
+        t_out = np.where(refined, t_found, t_path + offset)
+    else:
+        t_out = t_path
+    t_out = np.maximum.accumulate(t_out)
+    return t_out[group], refined[group]
 
 
 def align_audio(score: Notes, audio: np.ndarray, sample_rate_hz: int,
@@ -109,8 +137,7 @@ def align_audio(score: Notes, audio: np.ndarray, sample_rate_hz: int,
         not depend on the score, so the repeat choice computes them once).
     """
     perf_features, tuning = features or audio_features(audio, sample_rate_hz)
-    score_features = note_features(score)
-    warping = warp(score_features, perf_features)
+    warping = warp_score(score, perf_features)
     onset_s, refined = refine_onsets(score, warping.to_performance(score.onset_s),
                                      perf_features.onset_peaks)
     return AudioAlignment(onset_s, refined, warping, tuning)

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import FEATURE_RATE_FPS, Features
+from .features import FEATURE_RATE_FPS, Features, Notes, note_features
 
 # synctoolbox's recommended weights for chroma + DLNCO (its audio-score tutorials).
 STEP_WEIGHTS = np.array([1.5, 1.5, 2.0])
 THRESHOLD_REC = 10 ** 6
+# Silence put before and after the score, so that the silence a recording
+# starts and ends with has score silence to align to (DTW paths start at (0, 0)).
+SCORE_PAD_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,16 @@ def warp(score: Features, performance: Features) -> Warping:
     cost, null = path_costs(score, performance, path)
     path = make_path_strictly_monotonic(path).astype(np.float64)
     return Warping(path[0] / FEATURE_RATE_FPS, path[1] / FEATURE_RATE_FPS, cost, null)
+
+
+def warp_score(score: Notes, performance: Features, pad_s: float = SCORE_PAD_S) -> Warping:
+    """Warp a score's note list onto a performance's features.
+
+    The score is given ``pad_s`` seconds of silence at both ends for the DTW;
+    the path is returned in the score's own time (the padding may map to
+    negative times or past the end).
+    """
+    padded = Notes(score.onset_s + pad_s, score.duration_s, score.pitch, score.velocity)
+    n_frames = int(np.ceil((score.end_s + 2 * pad_s) * FEATURE_RATE_FPS)) + 1
+    w = warp(note_features(padded, n_frames), performance)
+    return Warping(w.score_s - pad_s, w.performance_s, w.cost, w.null_cost)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .dtw import Warping, warp
+from .dtw import Warping, warp_score
 from .features import Notes, note_features
 
 FIRST_WINDOW_S = 0.5
@@ -94,11 +94,11 @@ def monotone_map(score_s: np.ndarray, performance_s: np.ndarray) -> tuple[np.nda
     groups = np.split(p, start[1:])
     anchors_s = keys
     anchors_p = np.array([np.median(g) for g in groups])
-    keep = _longest_increasing(anchors_p)
+    keep = longest_increasing(anchors_p)
     return anchors_s[keep], anchors_p[keep]
 
 
-def _longest_increasing(x: np.ndarray) -> np.ndarray:
+def longest_increasing(x: np.ndarray) -> np.ndarray:
     """Indices of a longest strictly increasing subsequence of ``x`` (O(n log n))."""
     import bisect
 
@@ -135,9 +135,7 @@ def match_notes(score: Notes, performance: Notes, warping: Warping | None = None
         A precomputed DTW of the two (else computed here).
     """
     if warping is None:
-        n = max(int(np.ceil(score.end_s * 50)), 1) + 1
-        m = max(int(np.ceil(performance.end_s * 50)), 1) + 1
-        warping = warp(note_features(score, n), note_features(performance, m))
+        warping = warp_score(score, note_features(performance))
     partner = pair_by_pitch(score, warping.to_performance(score.onset_s), performance,
                             FIRST_WINDOW_S)
     matched = partner >= 0
