@@ -136,6 +136,68 @@ def synth(workdir: Path, tempos: tuple[float, ...], soundfonts: tuple[str, ...],
     _report_stage("synth", workdir, results)
 
 
+def _performance_sources(manifest: Path | None, score_field: str, files: tuple[Path, ...],
+                         score: Path | None) -> list:
+    """Performances from a manifest and/or files given for one score."""
+    from .performed.manifest import read_manifest, sources_for_score
+
+    if files and score is None:
+        raise click.BadParameter("--performance needs --score (the score they play)")
+    try:
+        return ((read_manifest(manifest, score_field=score_field) if manifest else [])
+                + (sources_for_score(score, files) if files else []))
+    except MsmdPrepError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def _perform_options(command):  # type: ignore[no-untyped-def]
+    """Options shared by ``perform`` and ``dataset``: where the real performances are."""
+    for option in reversed([
+        click.option("--performances", "manifest", default=None,
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Manifest of real performances (CSV or YAML: score, performance, "
+                          "optional id; or ASAP's metadata.csv)."),
+        click.option("--score-field", default="midi_score", show_default=True,
+                     type=click.Choice(["midi_score", "xml_score"]),
+                     help="ASAP manifests: the score to align to."),
+        click.option("--performance", "performance_files", cls=_ManyValues, multiple=True,
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="MIDI or audio performances of the score named by --score."),
+        click.option("--score", "performance_score", default=None,
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="The score the --performance files play."),
+        click.option("--min-confidence", default=0.3, show_default=True, type=float,
+                     help="Performances aligned with less confidence are flagged and not packed."),
+    ]):
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("workdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_perform_options
+@click.option("--soundfont", "soundfonts", cls=_ManyValues, multiple=True,
+              default=("timgm6mb",), show_default=True,
+              help="SoundFonts that play the MIDI performances.")
+def perform(workdir: Path, manifest: Path | None, score_field: str,
+            performance_files: tuple[Path, ...], performance_score: Path | None,
+            min_confidence: float, soundfonts: tuple[str, ...]) -> None:
+    """Align real performances (MIDI or audio) to the rendered pieces of WORKDIR."""
+    from .performed.perform import PerformConfig, perform_workdir
+    from .soundfonts import resolve_soundfont
+
+    sources = _performance_sources(manifest, score_field, performance_files, performance_score)
+    if not sources:
+        raise click.BadParameter("no performances: give --performances or --performance")
+    try:
+        cfg = PerformConfig(min_confidence=min_confidence)
+        fonts = [resolve_soundfont(name) for name in soundfonts]
+    except MsmdPrepError as e:
+        raise click.BadParameter(str(e)) from e
+    results = perform_workdir(workdir, sources, soundfonts=fonts, config=cfg, progress=True)
+    _report_stage("perform", workdir, results)
+
+
 @main.command()
 @click.argument("workdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--preset", "presets", cls=_ManyValues, multiple=True, default=("default",),
@@ -297,10 +359,14 @@ def _params(command: click.Command, names: set[str]) -> list[click.Parameter]:
 @main.command(params=[*_params(render, {"dpi", "timeout_s", "default_qpm", "no_sandbox"}),
                       *_params(synth, {"tempos", "soundfonts", "velocity", "gain"}),
                       *_params(spectrogram, {"keep_audio"})])
-@click.argument("scores", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("scores", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Output folder: OUT/work (the stages' work folder), OUT/dataset and "
                    "OUT/failures.json.")
+@_perform_options
+@click.option("--no-synth", is_flag=True,
+              help="Make no synthesized performances: only the real ones (--performances, "
+                   "--performance, <score>.performances/ folders) are packed.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
               help="Pieces processed at once, in local processes.")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -309,23 +375,31 @@ def _params(command: click.Command, names: set[str]) -> list[click.Parameter]:
 def dataset(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float, default_qpm: float,
             no_sandbox: bool, tempos: tuple[float, ...], soundfonts: tuple[str, ...],
             velocity: str, gain: float, keep_audio: bool, jobs: int, scheduler: str | None,
+            manifest: Path | None, score_field: str, performance_files: tuple[Path, ...],
+            performance_score: Path | None, min_confidence: float, no_synth: bool,
             **options) -> None:  # type: ignore[no-untyped-def]
-    """Run render, synth, spectrogram, align and pack from SCORES to OUT/dataset."""
+    """Run render, synth, perform, spectrogram, align and pack from SCORES to OUT/dataset."""
     from .dataset import build_dataset, summary_rows
+    from .performed.perform import PerformConfig
     from .render import RenderConfig
     from .synth import SynthConfig
 
+    sources = _performance_sources(manifest, score_field, performance_files, performance_score)
+    if not scores and not sources:
+        raise click.BadParameter("give SCORES, or performances with --performances/--performance")
     pack_cfg = _pack_config(**options)
     try:
         render_cfg = RenderConfig(dpi=dpi, timeout_s=timeout_s, default_qpm=default_qpm,
                                   sandbox=not no_sandbox)
         synth_cfg = SynthConfig.from_velocity(velocity, gain=gain)
+        perform_cfg = PerformConfig(min_confidence=min_confidence)
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
     result = build_dataset(list(scores), out, render_config=render_cfg, tempo_factors=tempos,
                            soundfonts=soundfonts, synth_config=synth_cfg, pack_config=pack_cfg,
                            keep_audio=keep_audio, jobs=jobs, scheduler=scheduler,
-                           progress=True)
+                           performances=sources, synthesize=not no_synth,
+                           perform_config=perform_cfg, progress=True)
     if result.pack is not None:
         _report_pack(result.pack)
     width = max(len(label) for label, _ in summary_rows(result))

@@ -14,8 +14,8 @@ and on the terminal; the others go on.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +24,8 @@ from .errors import MsmdPrepError
 from .packing.core import PackResult
 from .packing.snippets import PackConfig, pack_workdir
 from .parallel import map_pieces
+from .performed.manifest import PerformanceSource, attached_performances
+from .performed.perform import PerformConfig, perform_piece
 from .render import RenderConfig, RenderJob, find_scores, render_job, render_jobs
 from .soundfonts import SoundFont, resolve_soundfont
 from .spectrogram import PRESETS as SPECTROGRAM_PRESETS
@@ -34,7 +36,7 @@ from .workdir import performance_dirs, write_json_atomic
 WORK_DIR = "work"
 DATASET_DIR = "dataset"
 FAILURES_NAME = "failures.json"
-STAGES = ("render", "synth", "spectrogram", "align", "pack")
+STAGES = ("render", "synth", "perform", "spectrogram", "align", "pack")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,13 @@ class PieceConfig:
     synth: SynthConfig
     spectrogram_preset: str
     keep_audio: bool = False
+    performances: Mapping[str, tuple[PerformanceSource, ...]] = field(default_factory=dict)
+    synthesize: bool = True
+    perform: PerformConfig = PerformConfig()
+
+    def sources(self, score: Path) -> tuple[PerformanceSource, ...]:
+        """The real performances attached to ``score``."""
+        return self.performances.get(str(Path(score).resolve()), ())
 
 
 @dataclass
@@ -110,11 +119,21 @@ def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
         piece = job.piece_dir
         stage = "synth"
         t0 = time.perf_counter()
-        for soundfont in config.soundfonts:
-            synth = _synthesizer(soundfont, config.synth)
-            for factor in config.tempo_factors:
-                synthesize_performance(synth, piece, float(factor))
+        if config.synthesize:
+            for soundfont in config.soundfonts:
+                synth = _synthesizer(soundfont, config.synth)
+                for factor in config.tempo_factors:
+                    synthesize_performance(synth, piece, float(factor))
         report.seconds["synth"] = time.perf_counter() - t0
+        sources = config.sources(job.source)
+        if sources:
+            stage = "perform"
+            t0 = time.perf_counter()
+            # Performed MIDI keeps its own dynamics whatever --velocity says.
+            played = replace(config.synth, velocity_policy="score")
+            perform_piece(piece, sources, [_synthesizer(sf, played) for sf in config.soundfonts],
+                          config.perform)
+            report.seconds["perform"] = time.perf_counter() - t0
         stage = "spectrogram"
         t0 = time.perf_counter()
         preset = config.spectrogram_preset
@@ -163,6 +182,8 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
                   tempo_factors: Sequence[float], soundfonts: Sequence[str | SoundFont],
                   synth_config: SynthConfig, pack_config: PackConfig,
                   keep_audio: bool = False, jobs: int = 1, scheduler: str | None = None,
+                  performances: Sequence[PerformanceSource] = (), synthesize: bool = True,
+                  perform_config: PerformConfig = PerformConfig(),
                   progress: bool = False) -> DatasetResult:
     """Run every stage from ``scores`` to the dataset ``out/dataset``.
 
@@ -189,6 +210,14 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
     scheduler : str, optional
         Dask scheduler address (``tcp://host:port``); workers need ``out`` at
         the same path.
+    performances : sequence of PerformanceSource
+        Real performances (:func:`msmd_prep.performed.manifest.read_manifest`);
+        their scores are rendered too.  Performances in ``<stem>.performances/``
+        folders beside the scores are added.
+    synthesize : bool
+        Also synthesize every piece at every tempo with every SoundFont; without,
+        only scores with real performances are processed.
+    perform_config : PerformConfig
     progress : bool
         Show progress bars on stderr.
     """
@@ -209,7 +238,19 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
     if fonts:
         config = PieceConfig(render_config, tuple(tempo_factors), tuple(fonts), synth_config,
                              pack_config.preset_obj.spectrogram_preset, keep_audio)
-        todo = render_jobs(find_scores(list(scores)), work)
+        found = find_scores(list(scores))
+        known = {p.resolve() for p in found}
+        found += list(dict.fromkeys(s.score for s in performances if s.score.resolve() not in known))
+        attached = list(performances) + attached_performances(found)
+        by_score: dict[str, tuple[PerformanceSource, ...]] = {}
+        for src in attached:
+            key = str(src.score.resolve())
+            by_score[key] = by_score.get(key, ()) + (src,)
+        if not synthesize:
+            found = [p for p in found if str(p.resolve()) in by_score]
+        config = replace(config, performances=by_score, synthesize=synthesize,
+                         perform=perform_config)
+        todo = render_jobs(found, work)
         # Largest scores first, so that no worker is left with a long piece at the end.
         order = sorted(range(len(todo)), key=lambda i: -_size(todo[i].source))
         reports = map_pieces(partial(process_piece, config=config), [todo[i] for i in order],

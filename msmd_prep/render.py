@@ -103,11 +103,15 @@ def find_scores(paths: list[Path]) -> list[Path]:
     US letter copies of A4 scores (see :func:`drop_paper_variants`).  MIDI,
     MusicXML and ABC files are scores too, unless a ``.ly`` file of the same
     name lies beside them (see :func:`msmd_prep.formats.drop_lilypond_outputs`).
+    Files in ``<stem>.performances/`` folders are performances, not scores.
     """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in SCORE_SUFFIXES and p.is_file())
+            # A <stem>.performances/ folder holds performances of a score, not scores.
+            files = sorted(p for p in path.rglob("*") if p.suffix in SCORE_SUFFIXES and p.is_file()
+                           and not any(d.endswith(".performances")
+                                       for d in p.relative_to(path).parts[:-1]))
             included = set()
             for f in files:
                 text = f.read_bytes().decode("utf-8", "replace")

@@ -134,6 +134,7 @@ class PerformanceInput:
     soundfont: dict
     tempo_factor: float
     spec_meta: dict
+    kind: str = "synthesized"
 
 
 def performance_inputs(piece: Path, spectrogram_preset: str, *,
@@ -148,9 +149,14 @@ def performance_inputs(piece: Path, spectrogram_preset: str, *,
         piece has no performance.
     """
     found = []
+    flagged = []
     for perf_dir in performance_dirs(piece):
         perf = read_json(perf_dir / PERFORMANCE_JSON)
         if perf is None or perf.get("status") != "complete":
+            continue
+        # A real performance flagged by the perform stage (wrong piece, silence) is left out.
+        if perf.get("flagged"):
+            flagged.append(perf_dir.name)
             continue
         if not (perf_dir / ALIGNMENT_NAME).is_file():
             raise InputError(f"{perf_dir}: no {ALIGNMENT_NAME}; run `msmd-prep align WORKDIR`")
@@ -160,7 +166,11 @@ def performance_inputs(piece: Path, spectrogram_preset: str, *,
                              f"{spectrogram_preset!r}; run `msmd-prep spectrogram WORKDIR "
                              f"--preset {spectrogram_preset}`")
         found.append(PerformanceInput(piece.name, perf_dir.name, perf_dir, perf["soundfont"],
-                                      float(perf["tempo_factor"]), spec_meta))
+                                      float(perf["tempo_factor"]), spec_meta,
+                                      perf.get("kind", "synthesized")))
+    if not found and flagged:
+        raise InputError(f"{piece}: every performance is flagged ({', '.join(flagged)}: "
+                         "see their performance.json)")
     if not found:
         raise InputError(f"{piece}: no synthesized performance; run `msmd-prep synth` first")
     return found
@@ -514,7 +524,9 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
                 before = writer.n_added
                 extra = task.pack_piece(name, split, source, perfs, writer.add, tmp, attrs)
                 piece_index[name] = {"split": split, "samples": writer.n_added - before,
-                                     "performances": [p.performance for p in perfs], **extra}
+                                     "performances": [p.performance for p in perfs],
+                                     "performance_kinds": {p.performance: p.kind
+                                                           for p in perfs}, **extra}
                 result.pieces[name] = split
                 bar.update()
             shards = writer.close()

@@ -161,3 +161,18 @@ def attached_performances(scores: Sequence[Path]) -> list[PerformanceSource]:
             items += [(score.resolve(), p.resolve(), None) for p in sorted(folder.iterdir())
                       if p.is_file() and is_performance_file(p)]
     return _unique_ids(items)
+
+
+def sources_for_score(score: Path, files: Sequence[Path]) -> list[PerformanceSource]:
+    """Performances given one by one for one score (ids from their file stems).
+
+    Raises
+    ------
+    InputError
+        A file is neither MIDI nor audio.
+    """
+    bad = [str(f) for f in files if not is_performance_file(Path(f))]
+    if bad:
+        raise InputError(f"not a MIDI or audio file: {', '.join(bad)} "
+                         f"({', '.join(MIDI_SUFFIXES + AUDIO_SUFFIXES)})")
+    return _unique_ids([(Path(score).resolve(), Path(f).resolve(), None) for f in files])

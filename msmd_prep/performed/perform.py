@@ -33,7 +33,7 @@ import scipy.signal
 import soundfile
 
 from .._version import __version__
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, MsmdPrepError
 from ..score import NoteEvent, Performance, read_performance_csv, sort_events
 from ..synth import AUDIO_NAME, ONSETS_NAME, PERFORMANCE_JSON, Synthesizer, write_onsets_csv
 from ..workdir import (PERFORMANCES_DIR, read_json, sha256_file, sha256_json, write_atomic,
@@ -343,6 +343,10 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
     """
     if source.kind == "midi" and not synths:
         raise ConfigError(f"{source.path}: a MIDI performance needs at least one SoundFont")
+    for synth in synths:
+        if synth.config.velocity_policy != "score":
+            raise ConfigError("a performed MIDI file is played with its own velocities: "
+                              "the synth's velocity_policy must be 'score'")
     source_sha = sha256_file(source.path)
     input_hash = sha256_json([source_sha, sha256_file(piece / "performance.csv"),
                               sha256_file(piece / "noteheads.csv")])
@@ -414,3 +418,98 @@ def performance_kind(meta: dict) -> str:
 def is_flagged(meta: dict) -> bool:
     """Whether a ``performance.json`` says the performance is left out of packing."""
     return bool(meta.get("flagged"))
+
+
+def perform_piece(piece: Path, sources: Sequence[PerformanceSource],
+                  synths: Sequence[Synthesizer],
+                  config: PerformConfig = PerformConfig()) -> tuple[int, int]:
+    """Align every performance of one rendered piece (see :func:`perform_source`).
+
+    Returns
+    -------
+    done, skipped : int
+        Performance folders written and already up to date.
+    """
+    done = skipped = 0
+    for source in sources:
+        try:
+            d, s = perform_source(piece, source, synths, config)
+        except InputError as e:
+            raise InputError(f"{source.path}: {e}" if str(source.path) not in str(e)
+                             else str(e)) from e
+        done, skipped = done + d, skipped + s
+    return done, skipped
+
+
+def sources_by_piece(workdir: Path, sources: Sequence[PerformanceSource]
+                     ) -> tuple[dict[Path, list[PerformanceSource]], list[PerformanceSource]]:
+    """The rendered piece of ``workdir`` each performance's score became (by ``piece.json`` source).
+
+    Returns
+    -------
+    by_piece : dict of Path to list of PerformanceSource
+    unmatched : list of PerformanceSource
+        Performances whose score is not a rendered piece of ``workdir``.
+    """
+    from ..workdir import rendered_pieces
+
+    piece_of = {}
+    for piece in rendered_pieces(workdir):
+        src = (read_json(piece / "piece.json") or {}).get("source")
+        if src:
+            piece_of.setdefault(Path(src).resolve(), piece)
+    by_piece: dict[Path, list[PerformanceSource]] = {}
+    unmatched = []
+    for s in sources:
+        piece = piece_of.get(s.score.resolve())
+        if piece is None:
+            unmatched.append(s)
+        else:
+            by_piece.setdefault(piece, []).append(s)
+    return by_piece, unmatched
+
+
+def perform_workdir(workdir: Path, sources: Sequence[PerformanceSource], *,
+                    soundfonts: Sequence, config: PerformConfig = PerformConfig(),
+                    progress: bool = False) -> list:
+    """Align every performance to its rendered piece in ``workdir``.
+
+    Parameters
+    ----------
+    workdir : Path
+    sources : sequence of PerformanceSource
+    soundfonts : sequence of SoundFont
+        Play the MIDI performances (each SoundFont loaded once).
+    config : PerformConfig
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    results : list of PieceResult
+        One per piece with performances (and one failure per performance
+        whose score is not rendered in ``workdir``).
+    """
+    from tqdm import tqdm
+
+    from ..synth import SynthConfig
+    from ..workdir import PieceResult
+
+    by_piece, unmatched = sources_by_piece(workdir, sources)
+    results = [PieceResult(s.score, error=f"{s.path}: its score is not rendered in {workdir}; "
+                                          "run `msmd-prep render` on it first")
+               for s in unmatched]
+    synths = [Synthesizer(sf, SynthConfig()) for sf in soundfonts]
+    try:
+        for piece, piece_sources in tqdm(sorted(by_piece.items()), desc="perform",
+                                         unit="piece", disable=not progress):
+            try:
+                done, skipped = perform_piece(piece, piece_sources, synths, config)
+            except MsmdPrepError as e:
+                results.append(PieceResult(piece, error=str(e)))
+            else:
+                results.append(PieceResult(piece, done, skipped))
+    finally:
+        for synth in synths:
+            synth.close()
+    return results
