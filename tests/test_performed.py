@@ -1,0 +1,275 @@
+"""Real performances: performances made by the tests from the fixture scores, with known truth.
+
+Each "human" performance is the rendered score's notes with a tempo curve
+(rubato +-20 %), chord asynchrony (+-30 ms), velocity changes and one
+left-out note (:mod:`msmd_prep.performed.simulate`); a "recording" is such a
+performance played by FluidSynth with another SoundFont than the reference
+``timgm6mb``, with reverb and noise, written as 44.1 kHz stereo.
+"""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile
+
+from msmd_prep.performed.features import Notes
+from msmd_prep.performed.manifest import (PerformanceSource, attached_performances,
+                                          read_manifest)
+from msmd_prep.performed.perform import PerformConfig, perform_source, read_score_events
+from msmd_prep.performed.repeats import find_jumps, unfoldings
+from msmd_prep.performed.simulate import Humanized, humanize, reverb_and_noise
+from msmd_prep.render import RenderConfig, render_many
+from msmd_prep.score import NoteEvent, Performance, sort_events
+from msmd_prep.soundfonts import load_manifest, resolve_soundfont
+from msmd_prep.synth import SynthConfig, Synthesizer, read_onsets_csv
+
+FIXTURES = Path(__file__).parent / "fixtures" / "performed"
+
+
+def other_soundfont() -> str:
+    """A SoundFont other than the reference timgm6mb, or skip."""
+    for name in ("musescore_general", "fluidr3_gm"):
+        if load_manifest()[name].locate() is not None:
+            return name
+    pytest.skip("no second SoundFont installed (make soundfonts)")
+
+
+@pytest.fixture(scope="module")
+def pieces(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("performed")
+    results = render_many(sorted(FIXTURES.glob("*.ly")), out, RenderConfig(dpi=100))
+    assert not [r.error for r in results if r.error]
+    return {r.source.stem: r.piece_dir for r in results}
+
+
+@pytest.fixture(scope="module")
+def reference_synth():
+    with Synthesizer(resolve_soundfont("timgm6mb"), SynthConfig()) as synth:
+        yield synth
+
+
+def write_midi(notes: Notes, path: Path) -> Path:
+    pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
+    inst = pretty_midi.Instrument(program=0)
+    inst.notes = [pretty_midi.Note(int(v), int(p), float(o), float(o + d)) for o, d, p, v in
+                  zip(notes.onset_s, notes.duration_s, notes.pitch, notes.velocity)]
+    pm.instruments.append(inst)
+    pm.write(str(path))
+    return path
+
+
+def play(notes: Notes, soundfont: str) -> np.ndarray:
+    events = sort_events([NoteEvent(float(o), float(d), int(p), int(v), f"n{i}") for i, (o, d, p, v)
+                          in enumerate(zip(notes.onset_s, notes.duration_s, notes.pitch,
+                                           notes.velocity))])
+    with Synthesizer(resolve_soundfont(soundfont), SynthConfig()) as synth:
+        return synth.render(Performance(events)).audio
+
+
+def human(piece: Path, unfolding: str, seed: int) -> tuple[Humanized, list[str]]:
+    """A human-like performance of one unfolding of ``piece``, and the head of each score note."""
+    score = read_score_events(piece)
+    u = {u.name: u for u in unfoldings(score.notes.onset_s, score.heads, score.moments)}[unfolding]
+    n = score.notes.take(u.events)
+    notes = Notes(u.onset_s, n.duration_s, n.pitch, n.velocity)
+    return humanize(notes, np.random.default_rng(seed)), [score.heads[i] for i in u.events]
+
+
+def truth_onsets(h: Humanized, heads: list[str]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for k, i in enumerate(h.source):
+        out.setdefault(heads[i], []).append(float(h.notes.onset_s[k]))
+    return {head: sorted(t) for head, t in out.items()}
+
+
+def nearest_errors(onsets: list[tuple[str, float]], truth: dict[str, list[float]]) -> np.ndarray:
+    """Per aligned onset the distance to the nearest true onset of its head, seconds."""
+    return np.array([min(abs(np.array(truth[h]) - t)) for h, t in onsets if h in truth])
+
+
+def meta(perf_dir: Path) -> dict:
+    return json.loads((perf_dir / "performance.json").read_text())
+
+
+# ---------------------------------------------------------------- repeats
+
+def test_nested_repeats_give_all_none_and_first():
+    # |: X |: Y :| Z :|  played  X Y Y Z X Y Y Z; each passage is two half notes.
+    passages = "XYYZXYYZ"
+    heads = [f"{p.lower()}{k}" for p in passages for k in (1, 2)]
+    start = {"X": Fraction(0), "Y": Fraction(1), "Z": Fraction(2)}
+    moments = [start[p] + Fraction(k, 2) for p in passages for k in (0, 1)]
+    onsets = np.arange(16.0)
+    jumps = find_jumps(onsets, heads, moments)
+    assert [(j.start_s, j.at_s) for j in jumps] == [(2, 4), (0, 8), (10, 12)]
+    got = {u.name: "".join(heads[i][0] for i in u.events[::2]).upper()
+           for u in unfoldings(onsets, heads, moments)}
+    assert got == {"all": "XYYZXYYZ", "none": "XYZ", "first": "XYYZXYZ"}
+    none = next(u for u in unfoldings(onsets, heads, moments) if u.name == "none")
+    assert none.onset_s.tolist() == list(range(6))
+
+
+def test_volta_unfoldings_of_a_rendered_score(pieces):
+    score = read_score_events(pieces["sonatina"])
+    found = {u.name: u for u in unfoldings(score.notes.onset_s, score.heads, score.moments)}
+    assert set(found) == {"all", "none"}
+    none = found["none"]
+    # Without the repeat every head is played once, and the times close up.
+    assert len(none.events) == len(set(score.heads))
+    assert sorted(score.heads[i] for i in none.events) == sorted(set(score.heads))
+    assert np.all(np.diff(none.onset_s) >= 0) and none.onset_s[0] == 0.0
+
+
+def test_a_piece_without_repeats_has_one_unfolding(pieces):
+    score = read_score_events(pieces["other"])
+    assert [u.name for u in unfoldings(score.notes.onset_s, score.heads, score.moments)] == ["all"]
+
+
+# ---------------------------------------------------------------- MIDI performances
+
+@pytest.mark.parametrize("unfolding,seed", [("all", 1), ("none", 2)])
+def test_midi_performance_aligned_note_by_note(pieces, reference_synth, tmp_path, unfolding, seed):
+    piece = pieces["sonatina"]
+    h, heads = human(piece, unfolding, seed)
+    midi = write_midi(h.notes, tmp_path / "human.mid")
+    done, _ = perform_source(piece, PerformanceSource(FIXTURES / "sonatina.ly", midi, f"h{seed}"),
+                             [reference_synth])
+    assert done == 1
+    perf_dir = piece / "performances" / f"h{seed}_timgm6mb"
+    m = meta(perf_dir)
+    assert m["kind"] == "performed_midi" and not m["flagged"]
+    assert m["repeats"]["choice"] == unfolding
+    assert m["source"]["sha256"] and m["soundfont"]["name"] == "timgm6mb"
+    # The left-out note is found, and only it; no performed note is extra.
+    assert [x["notehead_id"] for x in m["left_out"]] == [heads[i] for i in h.left_out]
+    assert m["notes"]["extra_performed"] == 0
+    onsets = read_onsets_csv(perf_dir / "onsets.csv")
+    assert len(onsets) == len(h.notes)
+    # Each head gets the onset of the performed note that plays it: within the
+    # MIDI tick (0.5 ms) and FluidSynth's block grid (0.73 ms).
+    errors = nearest_errors(onsets, truth_onsets(h, heads))
+    assert errors.max() < 1.5e-3
+    assert (perf_dir / "audio.flac").is_file() and (perf_dir / "warping.csv").is_file()
+    assert perform_source(piece, PerformanceSource(FIXTURES / "sonatina.ly", midi, f"h{seed}"),
+                          [reference_synth]) == (0, 1)
+
+
+def test_midi_performance_of_another_piece_is_flagged(pieces, reference_synth, tmp_path):
+    h, _ = human(pieces["sonatina"], "all", 3)
+    midi = write_midi(h.notes, tmp_path / "sonatina.mid")
+    perform_source(pieces["other"], PerformanceSource(FIXTURES / "other.ly", midi, "wrong"),
+                   [reference_synth])
+    m = meta(pieces["other"] / "performances" / "wrong_timgm6mb")
+    assert m["flagged"] and m["confidence"] < PerformConfig().min_confidence
+
+
+# ---------------------------------------------------------------- recordings
+
+@pytest.fixture(scope="module")
+def recording(pieces, tmp_path_factory):
+    """A reverberant, noisy recording of sonatina (all repeats), 44.1 kHz stereo, with its truth."""
+    h, heads = human(pieces["sonatina"], "all", 4)
+    audio = reverb_and_noise(play(h.notes, other_soundfont()), 22050, np.random.default_rng(4))
+    import scipy.signal
+    audio44 = scipy.signal.resample_poly(audio, 2, 1)
+    path = tmp_path_factory.mktemp("rec") / "sonatina.wav"
+    soundfile.write(path, np.stack([audio44, 0.5 * audio44], axis=1), 44100)
+    return path, h, heads
+
+
+def test_recording_aligned_by_its_onsets(pieces, recording):
+    path, h, heads = recording
+    piece = pieces["sonatina"]
+    perform_source(piece, PerformanceSource(FIXTURES / "sonatina.ly", path, "rec"), [])
+    perf_dir = piece / "performances" / "rec"
+    m = meta(perf_dir)
+    assert m["kind"] == "recorded_audio" and not m["flagged"]
+    assert m["repeats"]["choice"] == "all" and m["sounding_share"] > 0.8
+    audio, sr = soundfile.read(perf_dir / "audio.flac")
+    assert sr == 22050 and audio.ndim == 1
+    assert abs(len(audio) / sr - soundfile.info(path).duration) < 0.01
+    onsets = read_onsets_csv(perf_dir / "onsets.csv")
+    truth = truth_onsets(h, heads)
+    # Every chord of the score against the median true onset of its notes.
+    chord_err = []
+    onset_of = {}
+    for head, t in onsets:
+        onset_of.setdefault(head, []).append(t)
+    score = read_score_events(piece)
+    for t_score in np.unique(score.notes.onset_s):
+        members = [k for k in np.flatnonzero(score.notes.onset_s == t_score)]
+        pass_no = [sum(1 for j in range(k) if score.heads[j] == score.heads[k]) for k in members]
+        got = [sorted(onset_of[score.heads[k]])[p] for k, p in zip(members, pass_no)]
+        true = [truth[score.heads[k]][p] for k, p in zip(members, pass_no)
+                if score.heads[k] in truth and p < len(truth[score.heads[k]])]
+        if true:
+            chord_err.append(abs(np.median(got) - np.median(true)))
+    chord_err = np.array(chord_err)
+    assert np.median(chord_err) <= 0.025
+    assert np.mean(chord_err <= 0.05) >= 0.9
+    assert np.mean(chord_err <= 0.1) >= 0.97
+
+
+def test_recording_of_another_piece_is_flagged(pieces, recording):
+    path, _, _ = recording
+    perform_source(pieces["other"], PerformanceSource(FIXTURES / "other.ly", path, "wrongrec"), [])
+    m = meta(pieces["other"] / "performances" / "wrongrec")
+    assert m["flagged"] and any("confidence" in f for f in m["flags"])
+
+
+def test_a_mostly_silent_recording_is_flagged(pieces, tmp_path):
+    piece = pieces["other"]
+    h, _ = human(piece, "all", 5)
+    audio = play(h.notes, "timgm6mb")
+    silent = np.concatenate([audio[: 22050 * 3], np.zeros(22050 * 30, np.float32)])
+    path = tmp_path / "silent.flac"
+    soundfile.write(path, silent, 22050)
+    perform_source(piece, PerformanceSource(FIXTURES / "other.ly", path, "silent"), [])
+    m = meta(piece / "performances" / "silent")
+    assert m["flagged"] and any("silence" in f for f in m["flags"])
+
+
+# ---------------------------------------------------------------- manifests
+
+def test_manifest_csv_yaml_and_asap_forms(tmp_path):
+    (tmp_path / "s").mkdir()
+    score = tmp_path / "s" / "piece.mid"
+    score.write_bytes(b"MThd")
+    for name in ("a.mid", "b.wav", "sub/a.mid"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "m.csv").write_text("score,performance,id\ns/piece.mid,a.mid,\n"
+                                    "s/piece.mid,sub/a.mid,\ns/piece.mid,b.wav,take 2\n")
+    got = read_manifest(tmp_path / "m.csv")
+    assert [(s.path.name, s.id, s.kind) for s in got] == [
+        ("a.mid", "a", "midi"), ("a.mid", "sub__a", "midi"), ("b.wav", "take-2", "audio")]
+    assert all(s.score == score.resolve() for s in got)
+    (tmp_path / "m.yaml").write_text("performances:\n  - {score: s/piece.mid, performance: a.mid}\n")
+    assert [s.id for s in read_manifest(tmp_path / "m.yaml")] == ["a"]
+    (tmp_path / "meta.csv").write_text(
+        "composer,xml_score,midi_score,midi_performance,audio_performance\n"
+        "X,s/piece.mid,s/piece.mid,a.mid,missing.wav\n")
+    asap = read_manifest(tmp_path / "meta.csv", score_field="xml_score")
+    assert [(s.path.name, s.id) for s in asap] == [("a.mid", "a")]
+    (tmp_path / "bad.csv").write_text("score,performance\ns/piece.mid,nothere.mid\n")
+    with pytest.raises(Exception, match="nothere.mid does not exist"):
+        read_manifest(tmp_path / "bad.csv")
+
+
+def test_performances_folder_beside_a_score(tmp_path):
+    score = tmp_path / "minuet.ly"
+    score.write_text("{ c'4 }")
+    folder = tmp_path / "minuet.performances"
+    folder.mkdir()
+    (folder / "take1.mid").write_bytes(b"x")
+    (folder / "take2.flac").write_bytes(b"x")
+    (folder / "notes.txt").write_text("ignored")
+    got = attached_performances([score])
+    assert [(s.id, s.kind) for s in got] == [("take1", "midi"), ("take2", "audio")]
+    from msmd_prep.render import find_scores
+    assert find_scores([tmp_path]) == [score]
