@@ -475,6 +475,14 @@ def inspect_piece(piece: Path, out: Path | None = None, *, performance: str | No
             else:
                 figures.append(strip)
         dataset = root
+    if perf_dir is not None and (read_json(perf_dir / "performance.json") or {}).get(
+            "kind", "synthesized") != "synthesized":
+        from .performed.listen import listening_outputs
+        png, text = listening_outputs(perf_dir, out)
+        if png is None:
+            notes.append(text)
+        else:
+            figures.append(Figure("onsets", text, png))
     title = f"{piece.name}" + (f" — {perf_dir.name}" if perf_dir is not None else "")
     page = write_report(figures, out, title, notes=notes)
     return InspectResult(html=page, pictures=[out / f"{f.name}.png" for f in figures],
