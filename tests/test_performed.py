@@ -273,3 +273,40 @@ def test_performances_folder_beside_a_score(tmp_path):
     assert [(s.id, s.kind) for s in got] == [("take1", "midi"), ("take2", "audio")]
     from msmd_prep.render import find_scores
     assert find_scores([tmp_path]) == [score]
+
+
+# ---------------------------------------------------------------- the dataset job
+
+def test_dataset_from_a_manifest_packs_the_real_performances(pieces, tmp_path):
+    from click.testing import CliRunner
+
+    from msmd_prep.cli import main
+
+    h, _ = human(pieces["other"], "all", 6)
+    take = write_midi(h.notes, tmp_path / "take.mid")
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(22050 * 20, np.float32), 22050)
+    (tmp_path / "m.csv").write_text(f"score,performance,id\n{FIXTURES / 'other.ly'},take.mid,\n"
+                                    f"{FIXTURES / 'other.ly'},silent.wav,\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["dataset", "--performances", str(tmp_path / "m.csv"),
+                                       "--no-synth", "--out", str(out), "--keep-audio"])
+    assert result.exit_code == 0, result.output
+    index = json.loads((out / "dataset" / "index.json").read_text())
+    assert index["pieces"]["other"]["performance_kinds"] == {"take_timgm6mb": "performed_midi"}
+    assert meta(out / "work" / "other" / "performances" / "silent")["flagged"]
+    report = CliRunner().invoke(main, ["inspect", str(out / "work" / "other"),
+                                       "--performance", "take_timgm6mb"])
+    assert report.exit_code == 0, report.output
+    listen, sr = soundfile.read(out / "work" / "other" / "inspect" / "listen.wav")
+    assert sr == 22050 and listen.shape[1] == 2
+    clicks = np.flatnonzero(np.abs(listen[:, 1]) > 0.1)
+    onsets = np.array([t for _, t in read_onsets_csv(
+        out / "work" / "other" / "performances" / "take_timgm6mb" / "onsets.csv")])
+    # The right channel clicks at every aligned onset and nowhere else.
+    loud = np.abs(listen[:, 1]) > 0.05
+    at = np.rint(onsets * sr).astype(int)
+    assert all(loud[a:a + 44].any() for a in at)
+    dist = np.min(np.abs(clicks[:, None] / sr - onsets[None, :]), axis=1)
+    assert dist.max() < 0.016
+    assert np.abs(listen[:, 0]).max() > 0.5

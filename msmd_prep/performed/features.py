@@ -270,8 +270,9 @@ def audio_features(audio: np.ndarray, sample_rate_hz: int) -> tuple[Features, in
     from synctoolbox.feature.utils import estimate_tuning
 
     audio = np.asarray(audio, dtype=np.float32)
-    tuning = int(estimate_tuning(audio[: 30 * sample_rate_hz].astype(np.float64),
-                                 sample_rate_hz))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tuning = estimate_tuning(audio[: 30 * sample_rate_hz].astype(np.float64), sample_rate_hz)
+    tuning = int(tuning) if np.isfinite(tuning) else 0  # silence has no tuning
     fb = pitch_filterbank(CHROMA_WINDOW, sample_rate_hz, tuning)
     f_pitch = _band_energies(audio, _hop(sample_rate_hz, FEATURE_RATE_FPS), CHROMA_WINDOW,
                              fb).astype(np.float64)
