@@ -8,7 +8,7 @@ SOUNDFONT_PACKAGES := fluid-soundfont-gm musescore-general-soundfont-small
 DATASET_TEMPOS ?= 0.8 1.0 1.2
 DATASET_SOUNDFONTS ?= timgm6mb
 # Every extra of pyproject.toml, so that make test and make dataset lose nothing.
-EXTRAS := dev,dask
+EXTRAS := dev,dask,performances
 
 .PHONY: install apt soundfonts test dataset fixture bench clean
 
@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 
 install: apt $(VENV)/.installed
 
-test: install
+test: install soundfonts
 	$(BIN)/python -m pytest -q
 
 dataset: install

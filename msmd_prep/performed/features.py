@@ -80,6 +80,18 @@ class Features:
         return self.chroma.shape[1]
 
 
+def require_synctoolbox() -> None:
+    """Fail with a clear message when the ``performances`` extra is not installed."""
+    import importlib.util
+
+    from ..errors import ConfigError
+
+    for module in ("synctoolbox", "pandas"):
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"aligning real performances needs {module}: "
+                              "pip install 'msmd-prep[performances]' (make install does)")
+
+
 def _frames(duration_s: float) -> int:
     return int(np.ceil(duration_s * FEATURE_RATE_FPS)) + 1
 
@@ -114,6 +126,7 @@ def note_features(notes: Notes, n_frames: int | None = None) -> Features:
     n_frames : int, optional
         Length of the sequences; by default up to the end of the last note.
     """
+    require_synctoolbox()
     from synctoolbox.feature.csv_tools import df_to_pitch_features, df_to_pitch_onset_features
     from synctoolbox.feature.dlnco import pitch_onset_features_to_DLNCO
 
