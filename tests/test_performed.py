@@ -310,3 +310,24 @@ def test_dataset_from_a_manifest_packs_the_real_performances(pieces, tmp_path):
     dist = np.min(np.abs(clicks[:, None] / sr - onsets[None, :]), axis=1)
     assert dist.max() < 0.016
     assert np.abs(listen[:, 0]).max() > 0.5
+
+
+def test_perform_command_with_files_for_one_score(pieces, tmp_path):
+    from click.testing import CliRunner
+
+    from msmd_prep.cli import main
+
+    h, _ = human(pieces["other"], "all", 7)
+    take = write_midi(h.notes, tmp_path / "take7.mid")
+    work = str(pieces["other"].parent)
+    args = ["perform", work, "--score", str(FIXTURES / "other.ly"), "--performance", str(take)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "1 outputs made" in result.output
+    assert not meta(pieces["other"] / "performances" / "take7_timgm6mb")["flagged"]
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "1 up to date" in again.output
+    orphan = CliRunner().invoke(main, ["perform", work, "--score", str(FIXTURES.parent / "scores"
+                                                                       / "melody.ly"),
+                                       "--performance", str(take)])
+    assert orphan.exit_code == 1 and "is not rendered in" in orphan.output
