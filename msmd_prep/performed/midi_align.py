@@ -6,7 +6,8 @@
    minimum-cost assignment of |predicted - played| onset (scipy's
    ``linear_sum_assignment``), pairs further apart than a window dropped.
 3. The map is rebuilt from the pairs themselves (median played onset per
-   score onset, kept monotonic) and step 2 is repeated with a narrower window.
+   score onset, kept monotonic) and step 2 is repeated with a narrower
+   window (``REFINE_WINDOWS_S``).
 
 A score note without a partner is *left out* (the performer did not play
 it), a performed note without one is *extra* (ornaments, wrong notes); both
@@ -23,7 +24,8 @@ from .dtw import Warping, warp_score
 from .features import Notes, note_features
 
 FIRST_WINDOW_S = 0.5
-SECOND_WINDOW_S = 0.25
+# Windows of the passes after the first, each on the map the previous one made.
+REFINE_WINDOWS_S = (0.25,)
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,16 @@ def match_notes(score: Notes, performance: Notes, warping: Warping | None = None
         warping = warp_score(score, note_features(performance))
     partner = pair_by_pitch(score, warping.to_performance(score.onset_s), performance,
                             FIRST_WINDOW_S)
-    matched = partner >= 0
-    if matched.sum() >= 2:
+    for window_s in REFINE_WINDOWS_S:
+        matched = partner >= 0
+        if matched.sum() < 2:
+            break
         s_anchor, p_anchor = monotone_map(score.onset_s[matched],
                                           performance.onset_s[partner[matched]])
-        if len(s_anchor) >= 2:
-            predicted = _extrapolated(score.onset_s, s_anchor, p_anchor)
-            partner = pair_by_pitch(score, predicted, performance, SECOND_WINDOW_S)
+        if len(s_anchor) < 2:
+            break
+        predicted = _extrapolated(score.onset_s, s_anchor, p_anchor)
+        partner = pair_by_pitch(score, predicted, performance, window_s)
     n_extra = len(performance) - int(np.sum(partner >= 0))
     return NoteMatch(partner, n_extra, warping)
 
