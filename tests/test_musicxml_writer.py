@@ -109,6 +109,9 @@ MEASURES = [
             + backup(3 * Q - Q + E) + note("C", 3, 3 * Q, "half", staff=2, voice=5, dot=True)),
 ]
 MUSICXML = ('<?xml version="1.0" encoding="UTF-8"?>\n<score-partwise version="3.1">'
+            # A title and composer over two lines (as in some ASAP scores).
+            '<work><work-title>Piano\npiece</work-title></work><identification>'
+            '<creator type="composer">Joseph Haydn\nHob. XVI:50</creator></identification>'
             '<part-list><score-part id="P1"><part-name>Piano</part-name></score-part>'
             '</part-list><part id="P1">' + "".join(MEASURES) + "</part></score-partwise>\n")
 QUARTER_S = 60 / 90

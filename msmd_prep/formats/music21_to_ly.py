@@ -26,6 +26,7 @@ exports) are written as spacer rests: nothing on the page stands for them.
 """
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -169,6 +170,8 @@ def pitch_name(p) -> str:
 
 
 def _ly_string(text: str) -> str:
+    """A LilyPond string on one line (a line break would shift every recorded line)."""
+    text = re.sub(r"\s+", " ", text).strip()
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
