@@ -1,0 +1,171 @@
+"""Piece files: one piece's unrolled score, spectrograms and onset table, stored compactly.
+
+``pieces/<piece>.h5`` is the unit of storage of a dataset: the samples of
+the piece are cut from it, by ``pack`` into shards or by
+:class:`msmd_prep.reader.SnippetReader` at read time.  The unrolled score
+is compressed losslessly (it is mostly white), the spectrograms are stored
+as float16 (or float32) and compressed alike, and both are chunked in large
+pieces for whole-piece reads.  The codec was chosen by measurement
+(``benchmarks/bench_codecs.py``) and is recorded in the file (attribute
+``codecs``); HDF5 also records each dataset's filter, so any HDF5 reader
+with the filter decodes it.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import ConfigError, InputError
+
+STRING_BYTES = 64
+#: Columns per chunk of an unrolled score, frames per chunk of a spectrogram.
+SHEET_CHUNK_COLS = 16384
+SPEC_CHUNK_FRAMES = 8192
+#: Codecs by name: HDF5 filters available in every h5py build (no plugin needed).
+CODECS: dict[str, dict] = {
+    "none": {},
+    "gzip-1": {"compression": "gzip", "compression_opts": 1},
+    "gzip-4": {"compression": "gzip", "compression_opts": 4},
+    "gzip-4-shuffle": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
+    "lzf": {"compression": "lzf"},
+}
+SHEET_CODEC = "gzip-4"
+SPEC_CODEC = "gzip-4-shuffle"
+ONSET_DTYPE = np.dtype([("notehead_id", f"S{STRING_BYTES}"), ("pitch", "<i2"),
+                        ("system", "<i2"), ("onset_s", "<f8"), ("onset_frame", "<i8"),
+                        ("unrolled_x", "<f8"), ("unrolled_y", "<f8"), ("center_y", "<f8")])
+
+
+def codec(name: str) -> dict:
+    """The h5py ``create_dataset`` keywords of codec ``name`` (a key of :data:`CODECS`)."""
+    try:
+        return CODECS[name]
+    except KeyError:
+        raise ConfigError(f"unknown codec {name!r}; use one of {sorted(CODECS)}") from None
+
+
+@dataclass(frozen=True)
+class StoredPerformance:
+    """One performance as a piece file holds it.
+
+    Attributes
+    ----------
+    performance : str
+        Its id (``<soundfont>_t<tempo>``).
+    spec : np.ndarray [shape=(F, n_frames)]
+        The pack preset's spectrogram, float16 or float32.
+    onsets : np.ndarray [shape=(n,), dtype=ONSET_DTYPE]
+        One row per sample, in sample order (``alignment.csv`` order):
+        head id, pitch, system, onset (s and frame at the preset's frame
+        rate), the head's centre and its system's centre row in the unrolled score.
+    tempo_factor : float
+    soundfont : dict
+        Name, SHA-256, bank and preset.
+    """
+
+    performance: str
+    spec: np.ndarray
+    onsets: np.ndarray
+    tempo_factor: float
+    soundfont: dict
+
+
+@dataclass(frozen=True)
+class StoredPiece:
+    """What a piece file holds: the unrolled score, its layout and the performances."""
+
+    piece: str
+    split: str
+    unrolled: np.ndarray
+    layout: dict
+    performances: tuple[StoredPerformance, ...]
+
+
+def write_piece_file(path: Path, piece: StoredPiece, *, attrs: Mapping[str, str | int],
+                     sheet_codec: str = SHEET_CODEC, spec_codec: str = SPEC_CODEC) -> None:
+    """Write ``piece`` to ``path`` (no timestamps: the same piece gives the same bytes).
+
+    Datasets: ``unrolled`` uint8 (band_height, width); per performance id a
+    group with ``spec`` (F, n_frames) and ``onsets`` (:data:`ONSET_DTYPE`),
+    and attributes ``tempo_factor`` and ``soundfont`` (JSON).  File
+    attributes: ``attrs``, ``piece``, ``split``, ``layout`` (JSON),
+    ``performances`` (JSON list, sample order) and ``codecs`` (JSON:
+    ``{"sheet": name, "spec": name}`` with their HDF5 filter settings).
+    """
+    sheet_kw, spec_kw = codec(sheet_codec), codec(spec_codec)
+    with h5py.File(path, "w", libver=("v110", "v110")) as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["piece"] = piece.piece
+        f.attrs["split"] = piece.split
+        f.attrs["layout"] = json.dumps(piece.layout)
+        f.attrs["performances"] = json.dumps([p.performance for p in piece.performances])
+        f.attrs["codecs"] = json.dumps({"sheet": {"name": sheet_codec, **sheet_kw},
+                                        "spec": {"name": spec_codec, **spec_kw}})
+        image = piece.unrolled
+        f.create_dataset("unrolled", data=image, track_times=False,
+                         chunks=_chunks(image.shape, SHEET_CHUNK_COLS) if sheet_kw else None,
+                         **sheet_kw)
+        for perf in piece.performances:
+            group = f.create_group(perf.performance, track_order=True)
+            group.create_dataset("spec", data=perf.spec, track_times=False,
+                                 chunks=_chunks(perf.spec.shape, SPEC_CHUNK_FRAMES)
+                                 if spec_kw else None, **spec_kw)
+            group.create_dataset("onsets", data=perf.onsets, track_times=False)
+            group.attrs["tempo_factor"] = perf.tempo_factor
+            group.attrs["soundfont"] = json.dumps(perf.soundfont, sort_keys=True)
+
+
+def _chunks(shape: tuple[int, ...], cols: int) -> tuple[int, int] | None:
+    if 0 in shape:
+        return None
+    return shape[0], min(shape[1], cols)
+
+
+def read_piece_file(path: Path) -> StoredPiece:
+    """Read a piece file whole.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable or lacks a dataset.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            perfs = tuple(
+                StoredPerformance(performance=name, spec=f[name]["spec"][:],
+                                  onsets=f[name]["onsets"][:],
+                                  tempo_factor=float(f[name].attrs["tempo_factor"]),
+                                  soundfont=json.loads(f[name].attrs["soundfont"]))
+                for name in json.loads(f.attrs["performances"]))
+            return StoredPiece(piece=str(f.attrs["piece"]), split=str(f.attrs["split"]),
+                               unrolled=f["unrolled"][:], layout=json.loads(f.attrs["layout"]),
+                               performances=perfs)
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"{path}: unreadable piece file ({e})") from e
+
+
+def onset_table(*, notehead_id: Sequence[str], pitch: np.ndarray, system: np.ndarray,
+                onset_s: np.ndarray, onset_frame: np.ndarray, unrolled_x: np.ndarray,
+                unrolled_y: np.ndarray, center_y: np.ndarray) -> np.ndarray:
+    """The :data:`ONSET_DTYPE` table of one performance from its columns [shape=(n,)]."""
+    table = np.zeros(len(onset_s), dtype=ONSET_DTYPE)
+    table["notehead_id"] = [fixed_bytes(h) for h in notehead_id]
+    for name, column in (("pitch", pitch), ("system", system), ("onset_s", onset_s),
+                         ("onset_frame", onset_frame), ("unrolled_x", unrolled_x),
+                         ("unrolled_y", unrolled_y), ("center_y", center_y)):
+        table[name] = column
+    return table
+
+
+def fixed_bytes(text: str) -> bytes:
+    """``text`` as UTF-8 for a fixed-length string field of :data:`STRING_BYTES`."""
+    data = text.encode()
+    if len(data) > STRING_BYTES:
+        raise InputError(f"name {text!r} is longer than {STRING_BYTES} bytes of UTF-8")
+    return data
