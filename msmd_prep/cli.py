@@ -275,7 +275,11 @@ def _pack_options(command):  # type: ignore[no-untyped-def]
                      type=click.Choice(["float16", "float32"]),
                      help="Type of the stored spectrogram excerpts."),
         click.option("--shard-mb", "shard_max_mb", default=256.0, show_default=True,
-                     type=float, help="Size cap of a shard, MB."),
+                     type=float, help="Size cap of a shard, MB of uncompressed samples."),
+        click.option("--shards/--no-shards", default=True, show_default=True,
+                     help="Also write the samples into compressed shards (SnippetDataset); "
+                          "--no-shards: piece files only, the compact form that "
+                          "SnippetReader cuts samples from on the fly."),
         click.option("--include-flagged", is_flag=True,
                      help="Also pack pieces whose self-checks failed (aligned_well false)."),
     ]
@@ -285,7 +289,7 @@ def _pack_options(command):  # type: ignore[no-untyped-def]
 
 
 def _pack_config(pack_preset: str, seed: int, split_file: str | None, spec_anchor: str,
-                 no_augment: bool, spec_dtype: str, shard_max_mb: float,
+                 no_augment: bool, spec_dtype: str, shard_max_mb: float, shards: bool,
                  include_flagged: bool):  # type: ignore[no-untyped-def]
     from .packing.snippets import PackConfig
 
@@ -293,7 +297,7 @@ def _pack_config(pack_preset: str, seed: int, split_file: str | None, spec_ancho
         return PackConfig(preset=pack_preset, seed=seed, split_file=split_file,
                           spec_anchor=spec_anchor, spec_dtype=spec_dtype,
                           shard_max_mb=shard_max_mb, include_flagged=include_flagged,
-                          augment_splits=() if no_augment else ("train",))
+                          shards=shards, augment_splits=() if no_augment else ("train",))
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
 
@@ -322,7 +326,9 @@ def _report_pack(result) -> None:  # type: ignore[no-untyped-def]
 @click.option("--spectrogram-preset", default=None,
               help="Score following only: the spectrogram the excerpts come from "
                    "[default: default, 136 bins at 31.25 fps].")
-def pack(workdir: Path, out: Path, task: str, spectrogram_preset: str | None,
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Pieces packed at once, in local processes (the same bytes as 1).")
+def pack(workdir: Path, out: Path, task: str, spectrogram_preset: str | None, jobs: int,
          **options) -> None:  # type: ignore[no-untyped-def]
     """Pack the aligned pieces of WORKDIR into snippet shards in OUT."""
     from .packing.snippets import pack_workdir
@@ -335,12 +341,13 @@ def pack(workdir: Path, out: Path, task: str, spectrogram_preset: str | None,
             sf_cfg = ScoreFollowingConfig.from_pack_config(cfg, spectrogram_preset)
         except MsmdPrepError as e:
             raise click.BadParameter(str(e)) from e
-        run = lambda: pack_score_following(workdir, out, sf_cfg, progress=True)  # noqa: E731
+        run = lambda: pack_score_following(workdir, out, sf_cfg, progress=True,  # noqa: E731
+                                           jobs=jobs)
     elif spectrogram_preset is not None:
         raise click.BadParameter("--spectrogram-preset is for --task score-following; the "
                                  "snippet task takes the spectrogram of --preset")
     else:
-        run = lambda: pack_workdir(workdir, out, cfg, progress=True)  # noqa: E731
+        run = lambda: pack_workdir(workdir, out, cfg, progress=True, jobs=jobs)  # noqa: E731
     try:
         result = run()
     except MsmdPrepError as e:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # noqa: F401  (registers the Blosc filter the compact files use)
 import numpy as np
 
 from .errors import InputError
@@ -121,6 +122,34 @@ class _SampleArray:
         return out
 
 
+class _SpecFrames:
+    """The spectrogram excerpts of a compact snippet shard: slices of ``spec_frames``.
+
+    ``spec_frames`` (the frames each run of samples spans, stored once) is
+    read whole when the shard opens; excerpt ``i`` starts at ``spec_offset[i]``.
+    """
+
+    def __init__(self, file: h5py.File) -> None:
+        self.frames = file["spec_frames"][:]
+        self.offsets = file["spec_offset"][:].tolist()
+        self.n_frames = int(file.attrs["spec_frames"])
+
+    def read(self, i: int) -> np.ndarray:
+        o = self.offsets[i]
+        return self.frames[:, o:o + self.n_frames].copy()
+
+    def read_into(self, i: int, out: np.ndarray) -> None:
+        o = self.offsets[i]
+        out[...] = self.frames[:, o:o + self.n_frames]
+
+    def read_range(self, lo: int, hi: int) -> np.ndarray:
+        out = np.empty((max(hi - lo, 0), self.frames.shape[0], self.n_frames),
+                       dtype=self.frames.dtype)
+        for k in range(lo, hi):
+            self.read_into(k, out[k - lo])
+        return out
+
+
 class _Shard:
     """One open shard: its sample arrays and its metadata, decoded once when opened.
 
@@ -132,7 +161,8 @@ class _Shard:
         self.file = h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
         self.fd = os.open(path, os.O_RDONLY)
         self.sheet = _SampleArray(self.file[image], self.fd)
-        self.spec = _SampleArray(self.file["spec"], self.fd)
+        self.spec = (_SpecFrames(self.file) if "spec_frames" in self.file
+                     else _SampleArray(self.file["spec"], self.fd))
         self.target = (_SampleArray(self.file["target"], self.fd)
                        if "target" in self.file else None)
         self.meta = _decode_meta(self.file["meta"][:])
@@ -180,6 +210,9 @@ class SnippetDataset:
                              f"splits: {sorted(self.index['splits'])}")
         self.split = split
         shards = self.index["splits"][split]["shards"]
+        if not shards and self.index["splits"][split]["count"]:
+            raise InputError(f"{self.root}: the {split} split has no shards (a dataset of "
+                             "piece files only); read it with msmd_prep.reader.SnippetReader")
         self._paths = [self.root / s["path"] for s in shards]
         self._counts = [int(s["count"]) for s in shards]
         self._starts = np.concatenate([[0], np.cumsum(self._counts)]).astype(np.int64).tolist()

@@ -264,7 +264,8 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
     if any(not r.error for r in result.reports):
         t0 = time.perf_counter()
         try:
-            result.pack = pack_workdir(work, out / DATASET_DIR, pack_config, progress=progress)
+            result.pack = pack_workdir(work, out / DATASET_DIR, pack_config, progress=progress,
+                                       jobs=jobs, scheduler=scheduler)
         except MsmdPrepError as e:
             result.failures.append((str(work), "pack", str(e)))
         else:

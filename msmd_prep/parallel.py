@@ -7,6 +7,8 @@ everything downstream (packing above all) is the same as a one-process run.
 """
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Sequence, TypeVar
 
@@ -88,3 +90,51 @@ def _map_dask(func, items, scheduler, bar) -> list:
             results[index[future.key]] = future.result()
             bar.update()
     return results
+
+
+def iter_pieces(func: Callable[[T], R], items: Sequence[T], *, jobs: int = 1,
+                scheduler: str | None = None, desc: str = "", progress: bool = False,
+                ahead: int | None = None) -> Iterator[R]:
+    """``func(item)`` for each item, spread over workers, yielded in the order of ``items``.
+
+    Like :func:`map_pieces`, but results stream: at most ``ahead`` items
+    (default ``2 * jobs``) are in flight or waiting to be consumed, so that
+    large results (packed samples) need not all fit in memory.
+    """
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs!r}")
+    ahead = max(1, 2 * jobs if ahead is None else ahead)
+    bar = tqdm(total=len(items), desc=desc, unit="piece", disable=not progress)
+    try:
+        if not scheduler and (jobs == 1 or len(items) <= 1):
+            for item in items:
+                yield func(item)
+                bar.update()
+            return
+        if scheduler:
+            from distributed import Client
+
+            with Client(scheduler) as client:
+                yield from _stream(lambda item: client.submit(func, item, pure=False),
+                                   items, ahead, bar)
+            return
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            yield from _stream(lambda item: pool.submit(func, item), items, ahead, bar)
+    finally:
+        bar.close()
+
+
+def _stream(submit, items, ahead, bar) -> Iterator:  # type: ignore[no-untyped-def]
+    pending: deque = deque()
+    todo = iter(items)
+    for item in todo:
+        pending.append(submit(item))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        result = pending.popleft().result()
+        bar.update()
+        for item in todo:
+            pending.append(submit(item))
+            break
+        yield result

@@ -11,9 +11,10 @@ from fixture_dataset import PIECES, SEED, fixture_dataset
 from msmd_prep.align import read_alignment_csv
 from msmd_prep.data import PieceDataset
 from msmd_prep.errors import ConfigError, InputError
-from msmd_prep.packing.core import SPLITS, assign_splits, extract_spec, read_split_file
-from msmd_prep.packing.snippets import (PRESETS, PackConfig, extract_sheet, pack_workdir,
+from msmd_prep.packing.excerpts import (cut_sheets, extract_spec, no_augmentation, pad_sheet,
                                         spec_start)
+from msmd_prep.packing.core import SPLITS, assign_splits, read_split_file
+from msmd_prep.packing.snippets import PRESETS, PackConfig, pack_workdir
 
 
 @pytest.fixture(scope="session")
@@ -26,29 +27,44 @@ def _shards(root, split):
     return [root / s["path"] for s in index["splits"][split]["shards"]]
 
 
+def _read_shard(path):
+    """sheet, spec excerpts (cut from spec_frames at spec_offset) and meta of a shard."""
+    with h5py.File(path, "r") as f:
+        frames, offsets, T = f["spec_frames"][:], f["spec_offset"][:], int(f.attrs["spec_frames"])
+        spec = np.stack([frames[:, o:o + T] for o in offsets]) if len(offsets) else None
+        return {"sheet": f["sheet"][:], "spec": spec, "meta": f["meta"][:]}
+
+
 def _arrays(root):
-    out = {}
-    for split in SPLITS:
-        for path in _shards(root, split):
-            with h5py.File(path, "r") as f:
-                out[path.relative_to(root).as_posix()] = {k: f[k][:] for k in ("sheet", "spec",
-                                                                               "meta")}
-    return out
+    return {path.relative_to(root).as_posix(): _read_shard(path)
+            for split in SPLITS for path in _shards(root, split)}
 
 
-def test_extract_sheet_puts_the_point_on_the_middle_column():
+def _cut(image, x, center_y, scale=1.0, shift_px=0):
+    aug = no_augmentation(1)
+    aug.sheet_scale[0], aug.sheet_shift_px[0] = scale, shift_px
+    out = np.empty((1, 160, 200), np.uint8)
+    cut_sheets([pad_sheet(image, height_px=160, width_px=200)], np.zeros(1, int),
+               x=np.array([x]), center_y=np.array([center_y]), aug=aug, out=out)
+    return out[0]
+
+
+def test_cut_sheet_puts_the_point_on_the_middle_column():
     image = np.full((200, 1000), 255, np.uint8)
     image[95:105, 500:502] = 0       # a mark centred on x = 501, y = 100
-    ex = extract_sheet(image, x=501.0, center_y=100.0, scale=1.0, shift_px=0,
-                       height_px=160, width_px=200)
-    cols = np.nonzero((ex < 128).any(axis=0))[0]
-    rows = np.nonzero((ex < 128).any(axis=1))[0]
-    assert cols.tolist() == [99, 100] and rows.tolist() == list(range(75, 85))
-    shifted = extract_sheet(image, x=501.0, center_y=100.0, scale=1.0, shift_px=5,
-                            height_px=160, width_px=200)
+    for x in (501.0, 500.6, 501.4):  # the nearest pixel boundary is 501
+        ex = _cut(image, x, 100.0)
+        cols = np.nonzero((ex < 128).any(axis=0))[0]
+        rows = np.nonzero((ex < 128).any(axis=1))[0]
+        assert cols.tolist() == [99, 100] and rows.tolist() == list(range(75, 85))
+        assert set(np.unique(ex)) == {0, 255}      # unscaled: pixels copied, not interpolated
+    shifted = _cut(image, 501.0, 100.0, shift_px=5)
     assert np.nonzero((shifted < 128).any(axis=1))[0].tolist() == list(range(80, 90))
-    assert (extract_sheet(image, x=5.0, center_y=100.0, scale=1.0, shift_px=0,
-                          height_px=160, width_px=200)[:, :90] == 255).all()
+    assert (_cut(image, 5.0, 100.0)[:, :90] == 255).all()
+    # Rescaled about the anchor: the mark grows symmetrically about column 100.
+    big = _cut(image, 501.0, 100.0, scale=2.0)
+    cols = np.nonzero((big < 128).any(axis=0))[0]
+    assert cols.min() + cols.max() == 199 and len(cols) >= 4
 
 
 @pytest.mark.parametrize("anchor,expected_col", [("center", 21), ("end", 40)])
@@ -114,9 +130,12 @@ def test_fixture_dataset_shapes_and_counts(fixture_ds):
             with h5py.File(path, "r") as f:
                 n = len(f["meta"])
                 assert f["sheet"].shape == (n, preset.sheet_height_px, preset.sheet_width_px)
-                assert f["sheet"].dtype == np.uint8 and f["spec"].dtype == np.float16
-                assert f["spec"].shape == (n, preset.spec_bins, preset.spec_frames)
+                assert f["sheet"].dtype == np.uint8 and f["spec_frames"].dtype == np.float16
+                assert f["spec_frames"].shape[0] == preset.spec_bins
+                assert f.attrs["spec_frames"] == preset.spec_frames
+                assert f["spec_offset"].shape == (n,)
                 assert f["sheet"].chunks[0] == 1
+                assert json.loads(f.attrs["codecs"])["sheet"]["name"] == "blosc-zstd"
                 assert f.attrs["schema_version"] == 1 and f.attrs["split"] == split
                 prov = json.loads(f.attrs["provenance"])
                 assert prov["soundfonts"]["timgm6mb"] == (
@@ -133,11 +152,11 @@ def test_every_sample_has_its_head_and_onset(fixture_ds):
     head_ink, off_ink, n = [], [], 0
     for split in SPLITS:
         for path in _shards(root, split):
-            with h5py.File(path, "r") as f:
-                sheets, specs, meta = f["sheet"][:], f["spec"][:], f["meta"][:]
+            a = _read_shard(path)
+            sheets, specs, meta = a["sheet"], a["spec"], a["meta"]
             for sheet, spec, m in zip(sheets, specs, meta):
                 n += 1
-                assert m["head_col"] == 100.0
+                assert abs(m["head_col"] - 100.0) <= 0.5 * m["sheet_scale"] + 1e-4
                 assert 0 <= m["onset_col"] < 42
                 assert m["spec_start_frame"] + m["onset_col"] == m["onset_frame"]
                 whole = full[(m["piece"].decode(), m["performance"].decode())]

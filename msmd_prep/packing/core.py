@@ -30,13 +30,13 @@ import cv2
 import h5py
 import numpy as np
 import yaml
-from tqdm import tqdm
 
 from .._version import __version__
 from ..align import ALIGNMENT_JSON, ALIGNMENT_NAME
 from ..data import INDEX_NAME, SCHEMA_VERSION
 from ..errors import ConfigError, InputError, MsmdPrepError
 from ..synth import PERFORMANCE_JSON
+from ..parallel import iter_pieces
 from ..workdir import performance_dirs, read_json, rendered_pieces, sha256_file, write_json_atomic
 
 SPLITS = ("train", "valid", "test")
@@ -246,12 +246,14 @@ class ShardWriter:
 
     A block is a dataclass of arrays with one row per sample (``meta`` among
     them): :class:`SampleBlock`, or the score-following block.  Blocks are
-    queued and every full shard is written at once, under a temporary name
-    renamed when complete.
+    queued and every full shard is written at once by ``write`` (default
+    :func:`write_shard`), under a temporary name renamed when complete.
     """
 
     def __init__(self, folder: Path, *, split: str, max_samples: int, chunk_samples: int,
-                 attrs: Mapping[str, str | int]) -> None:
+                 attrs: Mapping[str, str | int],
+                 write: Callable[..., None] | None = None) -> None:
+        self.write = write_shard if write is None else write
         self.folder = folder
         self.split = split
         self.max_samples = max_samples
@@ -288,7 +290,7 @@ class ShardWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
         tmp = self.folder / f".{name}.tmp"
-        write_shard(tmp, {key: array[:n] for key, array in whole.items()},
+        self.write(tmp, {key: array[:n] for key, array in whole.items()},
                     chunk_samples=self.chunk_samples,
                     attrs=self.attrs | {"split": self.split, "shard": len(self.shards)})
         os.replace(tmp, path)
@@ -377,27 +379,6 @@ def load_spec(perf: PerformanceInput, spectrogram_preset: str, *, n_bins: int,
     return np.ascontiguousarray(spec.astype(dtype))
 
 
-def extract_spec(spec: np.ndarray, *, start: int, n_frames: int) -> np.ndarray:
-    """Frames ``start .. start + n_frames - 1`` of ``spec``, zeros outside it.
-
-    Parameters
-    ----------
-    spec : np.ndarray [shape=(n_bins, total_frames)]
-
-    Returns
-    -------
-    excerpt : np.ndarray [shape=(n_bins, n_frames), dtype=spec.dtype]
-    """
-    total = spec.shape[1]
-    if start >= 0 and start + n_frames <= total:
-        return spec[:, start:start + n_frames]
-    out = np.zeros((spec.shape[0], n_frames), dtype=spec.dtype)
-    lo, hi = max(start, 0), min(start + n_frames, total)
-    if lo < hi:
-        out[:, lo - start:hi - start] = spec[:, lo:hi]
-    return out
-
-
 def replace_folder(new: Path, target: Path) -> None:
     """Put the finished folder ``new`` at ``target``, replacing an earlier dataset."""
     if target.exists():
@@ -434,6 +415,8 @@ class Plan:
         SoundFonts and library versions.
     index : dict
         Fields of ``index.json`` that the task adds (sample shapes and the like).
+    write_shard : callable, optional
+        Writes one shard (signature of :func:`write_shard`, the default).
     """
 
     sample_bytes: int
@@ -441,6 +424,7 @@ class Plan:
     shard_attrs: dict
     provenance: dict
     index: dict
+    write_shard: Callable[..., None] | None = None
 
 
 class PackTask(Protocol):
@@ -470,12 +454,39 @@ class PackTask(Protocol):
         """Pass every sample block of one piece to ``add``; extra ``index.json`` piece fields.
 
         ``staging`` is the dataset folder being built, ``attrs`` the shards'
-        attributes (for files of the task's own).
+        attributes (for files of the task's own).  The extra fields may give
+        ``samples`` when the task passes no blocks (a dataset without shards).
+        It runs in a worker process when packing with ``jobs > 1``.
         """
 
 
+@dataclass(frozen=True)
+class PieceJob:
+    """One piece to pack, picklable for a worker process."""
+
+    task: Any
+    name: str
+    split: str
+    piece: Path
+    perfs: tuple[PerformanceInput, ...]
+    staging: Path
+    attrs: dict
+
+
+def pack_one(job: PieceJob) -> tuple[list, dict] | str:
+    """The sample blocks and extra index fields of one piece, or why it cannot be opened."""
+    try:
+        source = job.task.open_piece(job.piece)
+    except MsmdPrepError as e:
+        return str(e)
+    blocks: list = []
+    extra = job.task.pack_piece(job.name, job.split, source, job.perfs, blocks.append,
+                                job.staging, job.attrs)
+    return blocks, extra
+
+
 def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = False,
-                ) -> PackResult:
+                jobs: int = 1, scheduler: str | None = None) -> PackResult:
     """Pack every aligned piece of ``workdir`` into the dataset folder ``out`` with ``task``.
 
     The dataset is built in a temporary folder next to ``out`` and moved
@@ -485,6 +496,11 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
     out and named in :attr:`PackResult.failures` and ``index.json``
     (``failed_pieces``); pieces that failed their self-checks are left out
     unless ``include_flagged`` (``flagged_pieces``).
+
+    Each piece's blocks are made by :func:`pack_one`, in ``jobs`` local
+    processes or on the Dask ``scheduler`` (:func:`msmd_prep.parallel.iter_pieces`),
+    and written into the shards here in piece order: the files are
+    byte-identical to a one-process pack.
     """
     config = task.config
     result = PackResult(out=Path(out))
@@ -508,32 +524,36 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
     tmp = staging_folder(out)
     index_splits, piece_index = {}, {}
     try:
-        bar = tqdm(total=len(inputs), desc="pack", unit="piece", disable=not progress)
-        for split in SPLITS:
-            names = sorted(p for p in inputs if splits[p] == split)
+        order = [(split, sorted(p for p in inputs if splits[p] == split)) for split in SPLITS]
+        jobs_list = [PieceJob(task, name, split, inputs[name][0], tuple(inputs[name][1]), tmp,
+                              attrs) for split, names in order for name in names]
+        packed = iter_pieces(pack_one, jobs_list, jobs=jobs, scheduler=scheduler, desc="pack",
+                             progress=progress)
+        for split, names in order:
             writer = ShardWriter(tmp / split, split=split, max_samples=max_samples,
-                                 chunk_samples=plan.chunk_samples, attrs=attrs)
+                                 chunk_samples=plan.chunk_samples, attrs=attrs,
+                                 write=plan.write_shard)
             for name in names:
                 piece, perfs = inputs[name]
-                try:
-                    source = task.open_piece(piece)
-                except MsmdPrepError as e:
-                    result.failures.append((str(piece), str(e)))
-                    bar.update()
+                outcome = next(packed)
+                if isinstance(outcome, str):
+                    result.failures.append((str(piece), outcome))
                     continue
-                before = writer.n_added
-                extra = task.pack_piece(name, split, source, perfs, writer.add, tmp, attrs)
-                piece_index[name] = {"split": split, "samples": writer.n_added - before,
+                blocks, extra = outcome
+                for block in blocks:
+                    writer.add(block)
+                piece_index[name] = {"split": split,
+                                     "samples": sum(len(b.meta) for b in blocks),
                                      "performances": [p.performance for p in perfs],
                                      "performance_kinds": {p.performance: p.kind
                                                            for p in perfs}, **extra}
                 result.pieces[name] = split
-                bar.update()
             shards = writer.close()
-            index_splits[split] = {"pieces": [n for n in names if n in piece_index],
-                                   "count": sum(s["count"] for s in shards), "shards": shards}
+            kept = [n for n in names if n in piece_index]
+            index_splits[split] = {"pieces": kept,
+                                   "count": sum(piece_index[n]["samples"] for n in kept),
+                                   "shards": shards}
             result.counts[split] = index_splits[split]["count"]
-        bar.close()
         write_json_atomic(tmp / INDEX_NAME, plan.index | {
             "schema_version": SCHEMA_VERSION, "format": task.format,
             "config": asdict(config), "spec_dtype": config.spec_dtype,

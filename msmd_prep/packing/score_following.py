@@ -44,8 +44,8 @@ from ..score import System, read_systems_csv
 from ..spectrogram import time_to_frames
 from ..unroll import Band, band_image, system_band
 from .core import (SPEC_DTYPES, Inputs, PackResult, PerformanceInput, Plan, check_split_options,
-                   extract_spec, fixed_bytes, load_spec, meta_dtype, pack_pieces,
-                   performance_inputs)
+                   fixed_bytes, load_spec, meta_dtype, pack_pieces, performance_inputs)
+from .excerpts import extract_spec
 
 if TYPE_CHECKING:
     from .snippets import PackConfig
@@ -362,17 +362,17 @@ class ScoreFollowingTask:
 
 def pack_score_following(workdir: Path, out: Path,
                          config: ScoreFollowingConfig = ScoreFollowingConfig(), *,
-                         progress: bool = False) -> PackResult:
+                         progress: bool = False, jobs: int = 1) -> PackResult:
     """Pack every aligned piece of ``workdir`` into a score-following dataset ``out``.
 
     See :func:`msmd_prep.packing.core.pack_pieces` (staging, splits, failed
-    and flagged pieces, sample order).
+    and flagged pieces, sample order; ``jobs`` pieces at once, same bytes).
 
     Returns
     -------
     result : PackResult
     """
-    return pack_pieces(workdir, out, ScoreFollowingTask(config), progress=progress)
+    return pack_pieces(workdir, out, ScoreFollowingTask(config), progress=progress, jobs=jobs)
 
 
 def _staff_images(piece: Path, config: ScoreFollowingConfig,

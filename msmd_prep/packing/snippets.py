@@ -4,9 +4,11 @@ One sample per row of ``alignment.csv``, that is per (note head, onset,
 performance):
 
 * the sheet excerpt: ``sheet_height_px x sheet_width_px`` pixels of the
-  preset's unrolled score, the head's centre on the excerpt's middle column
-  boundary ``x = W / 2`` and the system's vertical centre on ``y = H / 2``
-  (before augmentation); white outside the score;
+  preset's unrolled score, anchored at the pixel boundaries nearest the
+  head's centre (column ``W // 2``) and the system's vertical centre (row
+  ``H // 2``, before the shift): a copy of pixels when unscaled, the head
+  within half a pixel of ``W // 2`` (``head_col`` exact); white outside the
+  score (:mod:`.excerpts`, shared with the on-the-fly reader);
 * the spectrogram excerpt: ``spec_frames`` frames of the preset's
   spectrogram, the onset frame at column ``T // 2`` (``anchor="center"``) or
   at ``T - 1 - jitter_max_frames`` (``anchor="end"``: the excerpt ends just
@@ -17,35 +19,39 @@ drawn per sample from a :class:`numpy.random.Generator` seeded from the
 config's seed and the piece and performance ids, so that a piece's samples
 do not depend on which other pieces are packed or in which order:
 
-* sheet rescale by a factor uniform in ``sheet_scale_range`` about the head;
+* sheet rescale by a factor uniform in ``sheet_scale_range`` about the anchor;
 * vertical shift of the sheet, an integer uniform in ``+-shift_max_px``;
 * onset jitter, an integer uniform in ``+-jitter_max_frames`` frames.
 
 Every synthesized performance (tempo, SoundFont) of a piece is packed; those
-are the tempo and SoundFont augmentations.  Splits are by piece.  Sample
+are the tempo and SoundFont augmentations.  Each piece is also stored whole,
+compressed, in ``pieces/<piece>.h5`` (:mod:`.pieces`); with
+``shards=False`` that is all, the compact form the on-the-fly reader
+(:mod:`msmd_prep.reader`) cuts samples from.  Splits are by piece.  Sample
 order is sorted (split, piece, performance, alignment row) so that the same
 inputs and seed give byte-identical arrays.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
-import h5py
 import numpy as np
 
 from ..align import ALIGNMENT_NAME, read_alignment_csv, unroll_piece
 from ..errors import ConfigError, InputError
 from ..spectrogram import time_to_frames
-from ..unroll import WHITE, Unrolled, UnrollConfig
-from .core import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput, Plan,
-                   check_split_options, extract_spec, fixed_bytes, load_spec, meta_dtype,
-                   pack_pieces, performance_inputs)
+from ..unroll import Unrolled, UnrollConfig
+from .core import (SPEC_DTYPES, SPLITS, PackResult, PerformanceInput, Plan,
+                   check_split_options, fixed_bytes, load_spec, meta_dtype, pack_pieces,
+                   performance_inputs)
+from .excerpts import (Augmentation, Padded, cut_sheets, cut_specs, draw_augmentation,
+                       head_position, no_augmentation, pad_sheet, pad_spec, spec_start)
+from .pieces import StoredPerformance, StoredPiece, onset_table, write_piece_file
+from .shards import write_snippet_shard
 
 ANCHORS = ("center", "end")
 PIECES_DIR = "pieces"
@@ -140,7 +146,11 @@ class PackConfig:
     spec_dtype : {"float16", "float32"}
         Type of the stored spectrogram excerpts.
     shard_max_mb : float
-        Size cap of a shard, MB (10**6 bytes) of sample arrays.
+        Size cap of a shard, MB (10**6 bytes) of uncompressed sample arrays.
+    shards : bool
+        Also write the samples into shards; without, the dataset is the
+        compact piece form only (``pieces/``, read by
+        :class:`msmd_prep.reader.SnippetReader`).
     chunk_samples : int
         Samples per HDF5 chunk.
     include_flagged : bool
@@ -159,6 +169,7 @@ class PackConfig:
     augment_splits: tuple[str, ...] = ("train",)
     spec_dtype: str = "float16"
     shard_max_mb: float = 256.0
+    shards: bool = True
     chunk_samples: int = 1
     include_flagged: bool = False
 
@@ -197,29 +208,14 @@ class PackConfig:
         return PRESETS[self.preset]
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Per-sample augmentation parameters, arrays of shape (n,)."""
-
-    sheet_scale: np.ndarray
-    sheet_shift_px: np.ndarray
-    onset_jitter_frames: np.ndarray
-
-
-def draw_augmentation(n: int, *, rng: np.random.Generator | None, config: PackConfig,
-                      ) -> Augmentation:
-    """Augmentation for ``n`` samples; none (scale 1, no shift or jitter) when ``rng`` is None.
-
-    The draws are made in a fixed order (scales, shifts, jitters) so that a
-    generator seeded alike gives the same parameters.
-    """
+def augmentation_for(n: int, rng: np.random.Generator | None, config: PackConfig,
+                     ) -> Augmentation:
+    """The augmentation of ``n`` samples by ``config``; none when ``rng`` is None."""
     if rng is None:
-        return Augmentation(np.ones(n, np.float32), np.zeros(n, np.int16), np.zeros(n, np.int16))
-    lo, hi = config.sheet_scale_range
-    scale = rng.uniform(lo, hi, n).astype(np.float32)
-    shift = rng.integers(-config.shift_max_px, config.shift_max_px, n, endpoint=True)
-    jitter = rng.integers(-config.jitter_max_frames, config.jitter_max_frames, n, endpoint=True)
-    return Augmentation(scale, shift.astype(np.int16), jitter.astype(np.int16))
+        return no_augmentation(n)
+    return draw_augmentation(n, rng, scale_range=config.sheet_scale_range,
+                             shift_max_px=config.shift_max_px,
+                             jitter_max_frames=config.jitter_max_frames)
 
 
 def sample_rng(seed: int, piece: str, performance: str) -> np.random.Generator:
@@ -227,48 +223,6 @@ def sample_rng(seed: int, piece: str, performance: str) -> np.random.Generator:
     digest = hashlib.sha256(f"{piece}\0{performance}".encode()).digest()
     words = np.frombuffer(digest, dtype="<u4").tolist()
     return np.random.default_rng(np.random.SeedSequence([seed, *words]))
-
-
-def extract_sheet(image: np.ndarray, *, x: float, center_y: float, scale: float, shift_px: int,
-                  height_px: int, width_px: int) -> np.ndarray:
-    """Cut a sheet excerpt around ``x``, rescaled about that point.
-
-    The excerpt pixel at continuous position ``(X, Y)`` shows the unrolled
-    score at ``(x + (X - W/2) / scale, center_y + (Y - H/2 - shift_px) / scale)``
-    (bilinear, white outside the score): the point ``x`` lands on ``X = W/2``
-    and the row ``center_y`` on ``Y = H/2 + shift_px``.
-
-    Parameters
-    ----------
-    image : np.ndarray [shape=(band_height, width), dtype=uint8]
-        The unrolled score.
-    x, center_y : float
-        Column of the head and row of its system's centre, continuous pixels.
-    scale : float
-        Magnification; > 1 enlarges.
-    shift_px : int
-        Vertical shift, pixels down.
-    height_px, width_px : int
-        Excerpt size H, W.
-
-    Returns
-    -------
-    excerpt : np.ndarray [shape=(height_px, width_px), dtype=uint8]
-    """
-    inv = 1.0 / scale
-    # cv2 samples at pixel indices; continuous X is index + 0.5.
-    matrix = np.array([[inv, 0.0, x - 0.5 + (0.5 - width_px / 2) * inv],
-                       [0.0, inv, center_y - 0.5 + (0.5 - height_px / 2 - shift_px) * inv]])
-    return cv2.warpAffine(image, matrix, (width_px, height_px),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=WHITE)
-
-
-def spec_start(onset_frame: int, *, n_frames: int, anchor: str, jitter_max_frames: int) -> int:
-    """First frame of the excerpt for an (already jittered) onset frame; may be < 0."""
-    if anchor == "center":
-        return onset_frame - n_frames // 2
-    return onset_frame - (n_frames - 1 - jitter_max_frames)
 
 
 @dataclass
@@ -328,7 +282,7 @@ def place_onsets(rows: Sequence, unrolled: Unrolled, *, frame_rate_fps: float) -
                   center_y=np.array(c, dtype=np.float64))
 
 
-def make_samples(onsets: Onsets, *, image: np.ndarray, spec: np.ndarray, aug: Augmentation,
+def make_samples(onsets: Onsets, *, sheet: Padded, spec: Padded, aug: Augmentation,
                  preset: PackPreset, config: PackConfig, piece: str, performance: str,
                  soundfont: str, tempo_factor: float) -> SampleBlock:
     """Cut the sheet and spectrogram excerpts of one performance's onsets.
@@ -337,10 +291,10 @@ def make_samples(onsets: Onsets, *, image: np.ndarray, spec: np.ndarray, aug: Au
     ----------
     onsets : Onsets
         From :func:`place_onsets`, ``n`` onsets.
-    image : np.ndarray [shape=(band_height, width), dtype=uint8]
-        The preset's unrolled score.
-    spec : np.ndarray [shape=(F, total_frames)]
-        The preset's spectrogram, already in the stored dtype.
+    sheet : Padded
+        The preset's unrolled score (:func:`~msmd_prep.packing.excerpts.pad_sheet`).
+    spec : Padded
+        The preset's spectrogram in the stored dtype (:func:`~msmd_prep.packing.excerpts.pad_spec`).
     aug : Augmentation
         ``n`` entries.
     preset : PackPreset
@@ -356,17 +310,16 @@ def make_samples(onsets: Onsets, *, image: np.ndarray, spec: np.ndarray, aug: Au
     n = len(onsets.onset_s)
     H, W, T = preset.sheet_height_px, preset.sheet_width_px, preset.spec_frames
     sheets = np.empty((n, H, W), dtype=np.uint8)
-    specs = np.empty((n, spec.shape[0], T), dtype=spec.dtype)
-    starts = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        sheets[i] = extract_sheet(image, x=onsets.unrolled_x[i], center_y=onsets.center_y[i],
-                                  scale=float(aug.sheet_scale[i]),
-                                  shift_px=int(aug.sheet_shift_px[i]), height_px=H, width_px=W)
-        starts[i] = spec_start(int(onsets.onset_frame[i] + aug.onset_jitter_frames[i]),
-                               n_frames=T, anchor=config.spec_anchor,
-                               jitter_max_frames=config.jitter_max_frames)
-        specs[i] = extract_spec(spec, start=int(starts[i]), n_frames=T)
-    scale = aug.sheet_scale.astype(np.float64)
+    specs = np.empty((n, spec.array.shape[0], T), dtype=spec.array.dtype)
+    which = np.zeros(n, dtype=np.int64)
+    starts = spec_start(onsets.onset_frame + aug.onset_jitter_frames, n_frames=T,
+                        anchor=config.spec_anchor, jitter_max_frames=config.jitter_max_frames)
+    cut_sheets([sheet], which, x=onsets.unrolled_x, center_y=onsets.center_y, aug=aug,
+               out=sheets)
+    cut_specs([spec], which, starts=starts, out=specs)
+    head_row, head_col = head_position(x=onsets.unrolled_x, y=onsets.unrolled_y,
+                                       center_y=onsets.center_y, aug=aug, height_px=H,
+                                       width_px=W)
     meta = np.zeros(n, dtype=META_DTYPE)
     meta["piece"] = fixed_bytes(piece)
     meta["performance"] = fixed_bytes(performance)
@@ -382,43 +335,10 @@ def make_samples(onsets: Onsets, *, image: np.ndarray, spec: np.ndarray, aug: Au
     meta["sheet_shift_px"] = aug.sheet_shift_px
     meta["onset_jitter_frames"] = aug.onset_jitter_frames
     meta["spec_start_frame"] = starts
-    meta["head_row"] = H / 2 + aug.sheet_shift_px + (onsets.unrolled_y - onsets.center_y) * scale
-    meta["head_col"] = W / 2
+    meta["head_row"] = head_row
+    meta["head_col"] = head_col
     meta["onset_col"] = onsets.onset_frame - starts
     return SampleBlock(sheets, specs, meta)
-
-
-def write_piece_file(path: Path, *, piece: str, split: str, unrolled: Unrolled,
-                     performances: Sequence[tuple[PerformanceInput, Onsets, np.ndarray]],
-                     attrs: Mapping[str, str | int]) -> None:
-    """Write what :class:`msmd_prep.data.PieceDataset` serves of one piece.
-
-    Datasets: ``unrolled`` (band_height, width) uint8; per performance id,
-    ``<perf>/spec`` (F, n_frames) and ``<perf>/onsets``, a structured array
-    of ``notehead_id, pitch, system, onset_s, onset_frame, unrolled_x,
-    unrolled_y`` sorted by onset.
-    """
-    onset_dtype = np.dtype([("notehead_id", f"S{STRING_BYTES}"), ("pitch", "<i2"),
-                            ("system", "<i2"), ("onset_s", "<f8"), ("onset_frame", "<i8"),
-                            ("unrolled_x", "<f4"), ("unrolled_y", "<f4")])
-    with h5py.File(path, "w", libver=("v110", "v110")) as f:
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        f.attrs["piece"] = piece
-        f.attrs["split"] = split
-        f.attrs["layout"] = json.dumps(unrolled.layout())
-        f.attrs["performances"] = json.dumps([p.performance for p, _, _ in performances])
-        f.create_dataset("unrolled", data=unrolled.image, track_times=False)
-        for perf, onsets, spec in performances:
-            table = np.zeros(len(onsets.onset_s), dtype=onset_dtype)
-            table["notehead_id"] = [fixed_bytes(h) for h in onsets.notehead_id]
-            for name in ("pitch", "system", "onset_s", "onset_frame", "unrolled_x",
-                         "unrolled_y"):
-                table[name] = getattr(onsets, name)
-            f.create_dataset(f"{perf.performance}/spec", data=spec, track_times=False)
-            f.create_dataset(f"{perf.performance}/onsets", data=table, track_times=False)
-            f[perf.performance].attrs["tempo_factor"] = perf.tempo_factor
-            f[perf.performance].attrs["soundfont"] = json.dumps(perf.soundfont, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -458,7 +378,8 @@ class SnippetTask:
             chunk_samples=config.chunk_samples, shard_attrs={"preset": preset.name},
             provenance={"config": asdict(config), "preset": asdict(preset)},
             index={"preset": asdict(preset), "sheet_shape": [H, W],
-                   "spec_shape": [preset.spec_bins, preset.spec_frames]})
+                   "spec_shape": [preset.spec_bins, preset.spec_frames]},
+            write_shard=write_snippet_shard)
 
     def open_piece(self, piece: Path) -> Unrolled:
         """The preset's unrolled score of ``piece``."""
@@ -467,30 +388,45 @@ class SnippetTask:
     def pack_piece(self, name: str, split: str, source: Unrolled,
                    perfs: Sequence[PerformanceInput], add: Callable[[SampleBlock], None],
                    staging: Path, attrs: Mapping[str, str | int]) -> dict:
-        """The samples of every performance of one piece; its piece file (``pieces/``)."""
+        """The samples of every performance of one piece (with shards); its piece file."""
         config, preset = self.config, self.preset
-        stored = []
+        sheet = pad_sheet(source.image, height_px=preset.sheet_height_px,
+                          width_px=preset.sheet_width_px)
+        stored, count = [], 0
         for perf in perfs:
             rows = read_alignment_csv(perf.perf_dir / ALIGNMENT_NAME)
             onsets = place_onsets(rows, source, frame_rate_fps=preset.frame_rate_fps)
             spec = load_spec(perf, preset.spectrogram_preset, n_bins=preset.spec_bins,
                              dtype=config.spec_dtype)
-            rng = (sample_rng(config.seed, name, perf.performance)
-                   if split in config.augment_splits else None)
-            aug = draw_augmentation(len(rows), rng=rng, config=config)
-            add(make_samples(onsets, image=source.image, spec=spec, aug=aug, preset=preset,
-                             config=config, piece=name, performance=perf.performance,
-                             soundfont=perf.soundfont["name"], tempo_factor=perf.tempo_factor))
-            stored.append((perf, onsets, spec))
+            count += len(rows)
+            if config.shards:
+                rng = (sample_rng(config.seed, name, perf.performance)
+                       if split in config.augment_splits else None)
+                add(make_samples(onsets, sheet=sheet,
+                                 spec=pad_spec(spec, n_frames=preset.spec_frames),
+                                 aug=augmentation_for(len(rows), rng, config), preset=preset,
+                                 config=config, piece=name, performance=perf.performance,
+                                 soundfont=perf.soundfont["name"],
+                                 tempo_factor=perf.tempo_factor))
+            stored.append(StoredPerformance(
+                performance=perf.performance, spec=spec,
+                onsets=onset_table(notehead_id=onsets.notehead_id, pitch=onsets.pitch,
+                                   system=onsets.system, onset_s=onsets.onset_s,
+                                   onset_frame=onsets.onset_frame,
+                                   unrolled_x=onsets.unrolled_x, unrolled_y=onsets.unrolled_y,
+                                   center_y=onsets.center_y),
+                tempo_factor=perf.tempo_factor, soundfont=perf.soundfont))
         (staging / PIECES_DIR).mkdir(exist_ok=True)
         path = f"{PIECES_DIR}/{name}.h5"
-        write_piece_file(staging / path, piece=name, split=split, unrolled=source,
-                         performances=stored, attrs=attrs)
-        return {"file": path}
+        write_piece_file(staging / path, StoredPiece(
+            piece=name, split=split, unrolled=source.image, layout=source.layout(),
+            performances=tuple(stored)), attrs=attrs)
+        return {"file": path, "samples": count}
 
 
 def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
-                 progress: bool = False) -> PackResult:
+                 progress: bool = False, jobs: int = 1,
+                 scheduler: str | None = None) -> PackResult:
     """Pack every aligned piece of ``workdir`` into the snippet dataset folder ``out``.
 
     See :func:`msmd_prep.packing.core.pack_pieces` (staging, splits, failed
@@ -505,9 +441,14 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
     config : PackConfig
     progress : bool
         Show a progress bar on stderr.
+    jobs : int
+        Pieces packed at once, in local processes (the same bytes as one).
+    scheduler : str, optional
+        Pack the pieces on this Dask scheduler (``tcp://host:port``) instead.
 
     Returns
     -------
     result : PackResult
     """
-    return pack_pieces(workdir, out, SnippetTask(config), progress=progress)
+    return pack_pieces(workdir, out, SnippetTask(config), progress=progress, jobs=jobs,
+                       scheduler=scheduler)

@@ -18,24 +18,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
+import hdf5plugin
 import numpy as np
 
-from .errors import ConfigError, InputError
-
-STRING_BYTES = 64
+from ..errors import ConfigError, InputError
+from .core import STRING_BYTES, fixed_bytes
 #: Columns per chunk of an unrolled score, frames per chunk of a spectrogram.
 SHEET_CHUNK_COLS = 16384
 SPEC_CHUNK_FRAMES = 8192
-#: Codecs by name: HDF5 filters available in every h5py build (no plugin needed).
+#: Codecs by name: h5py ``create_dataset`` keywords.  ``blosc-zstd`` (Blosc's
+#: zstd at level 5, byte shuffle) needs the filter of hdf5plugin to read:
+#: ``import hdf5plugin`` before opening a file with h5py (msmd-prep's readers do).
 CODECS: dict[str, dict] = {
     "none": {},
-    "gzip-1": {"compression": "gzip", "compression_opts": 1},
     "gzip-4": {"compression": "gzip", "compression_opts": 4},
-    "gzip-4-shuffle": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
-    "lzf": {"compression": "lzf"},
+    "blosc-zstd": dict(hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)),
+    "blosc-lz4": dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)),
 }
-SHEET_CODEC = "gzip-4"
-SPEC_CODEC = "gzip-4-shuffle"
+# Measured on Mutopia (benchmarks/bench_codecs.py, docs in /work/notes/issue14.md):
+# unrolled scores 9.2x smaller, spectrograms 1.35x, decoded at 2-5x the speed of gzip.
+SHEET_CODEC = "blosc-zstd"
+SPEC_CODEC = "blosc-zstd"
 ONSET_DTYPE = np.dtype([("notehead_id", f"S{STRING_BYTES}"), ("pitch", "<i2"),
                         ("system", "<i2"), ("onset_s", "<f8"), ("onset_frame", "<i8"),
                         ("unrolled_x", "<f8"), ("unrolled_y", "<f8"), ("center_y", "<f8")])
@@ -105,8 +108,7 @@ def write_piece_file(path: Path, piece: StoredPiece, *, attrs: Mapping[str, str 
         f.attrs["split"] = piece.split
         f.attrs["layout"] = json.dumps(piece.layout)
         f.attrs["performances"] = json.dumps([p.performance for p in piece.performances])
-        f.attrs["codecs"] = json.dumps({"sheet": {"name": sheet_codec, **sheet_kw},
-                                        "spec": {"name": spec_codec, **spec_kw}})
+        f.attrs["codecs"] = codecs_attr(sheet=sheet_codec, spec=spec_codec)
         image = piece.unrolled
         f.create_dataset("unrolled", data=image, track_times=False,
                          chunks=_chunks(image.shape, SHEET_CHUNK_COLS) if sheet_kw else None,
@@ -119,6 +121,13 @@ def write_piece_file(path: Path, piece: StoredPiece, *, attrs: Mapping[str, str 
             group.create_dataset("onsets", data=perf.onsets, track_times=False)
             group.attrs["tempo_factor"] = perf.tempo_factor
             group.attrs["soundfont"] = json.dumps(perf.soundfont, sort_keys=True)
+
+
+def codecs_attr(**names: str) -> str:
+    """JSON of the codecs used, by role: ``{role: {"name": ..., <h5py keywords>}}``."""
+    return json.dumps({role: {"name": name, **{k: list(v) if isinstance(v, tuple) else v
+                                               for k, v in codec(name).items()}}
+                       for role, name in names.items()})
 
 
 def _chunks(shape: tuple[int, ...], cols: int) -> tuple[int, int] | None:
@@ -161,11 +170,3 @@ def onset_table(*, notehead_id: Sequence[str], pitch: np.ndarray, system: np.nda
                          ("unrolled_y", unrolled_y), ("center_y", center_y)):
         table[name] = column
     return table
-
-
-def fixed_bytes(text: str) -> bytes:
-    """``text`` as UTF-8 for a fixed-length string field of :data:`STRING_BYTES`."""
-    data = text.encode()
-    if len(data) > STRING_BYTES:
-        raise InputError(f"name {text!r} is longer than {STRING_BYTES} bytes of UTF-8")
-    return data

@@ -1,0 +1,95 @@
+"""Compressed snippet shards: fixed samples, stored compactly.
+
+A snippet shard holds ``N`` samples:
+
+* ``sheet`` uint8 (N, H, W): the sheet excerpts, one sample per chunk,
+  each compressed on its own, so that a random read decodes one sample;
+* ``spec_frames`` (F, M) and ``spec_offset`` int64 (N,): the spectrogram
+  excerpt of sample ``i`` is ``spec_frames[:, spec_offset[i]:spec_offset[i] + T]``.
+  The excerpts of one performance overlap (consecutive onsets are frames
+  apart), so each run of samples of one performance stores the frames it
+  spans once (zeros where no excerpt reaches), 10 to 20 times less than
+  the excerpts; the reader loads ``spec_frames`` whole when it opens the shard;
+* ``meta`` (N,): the structured metadata.
+
+The codec (``msmd_prep.pieces.CODECS``, chosen by measurement) is recorded
+in the attribute ``codecs``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .pieces import SPEC_CHUNK_FRAMES, codec, codecs_attr
+
+SHEET_CODEC = "blosc-zstd"
+SPEC_CODEC = "blosc-zstd"
+META_CODEC = "gzip-4"
+
+
+def spec_runs(spec: np.ndarray, starts: np.ndarray, runs: np.ndarray,
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The frames that ``n`` excerpts span, once per run, and where each excerpt starts in them.
+
+    Parameters
+    ----------
+    spec : np.ndarray [shape=(n, F, T)]
+        The excerpts.
+    starts : np.ndarray [shape=(n,)]
+        First frame of each excerpt in its performance's spectrogram.
+    runs : np.ndarray [shape=(n,)]
+        Run label of each excerpt (samples of one performance in a row share it).
+
+    Returns
+    -------
+    frames : np.ndarray [shape=(F, M)]
+        The runs' frames side by side, zeros where no excerpt reaches.
+    offsets : np.ndarray [shape=(n,), dtype=int64]
+        ``spec[i] == frames[:, offsets[i]:offsets[i] + T]``.
+    """
+    n, n_bins, n_frames = spec.shape
+    starts = np.asarray(starts, dtype=np.int64)
+    bounds = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1], True]) if n else np.zeros(1, int)
+    offsets = np.empty(n, dtype=np.int64)
+    spans = []
+    base = 0
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        first = int(starts[lo:hi].min())
+        offsets[lo:hi] = base + starts[lo:hi] - first
+        spans.append(int(starts[lo:hi].max()) - first + n_frames)
+        base += spans[-1]
+    frames = np.zeros((n_bins, base), dtype=spec.dtype)
+    for i, o in enumerate(offsets.tolist()):
+        frames[:, o:o + n_frames] = spec[i]
+    return frames, offsets
+
+
+def write_snippet_shard(path: Path, arrays: Mapping[str, np.ndarray], *, chunk_samples: int,
+                        attrs: Mapping[str, str | int]) -> None:
+    """Write one snippet shard from ``sheet``, ``spec`` (excerpts) and ``meta`` arrays.
+
+    No timestamps are stored, so the same arrays give the same file.
+    """
+    sheet, spec, meta = arrays["sheet"], arrays["spec"], arrays["meta"]
+    change = ((meta["piece"][1:] != meta["piece"][:-1])
+              | (meta["performance"][1:] != meta["performance"][:-1]))
+    runs = np.r_[0, np.cumsum(change)] if len(meta) else np.zeros(0, np.int64)
+    frames, offsets = spec_runs(spec, meta["spec_start_frame"], runs)
+    with h5py.File(path, "w", libver=("v110", "v110")) as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["codecs"] = codecs_attr(sheet=SHEET_CODEC, spec_frames=SPEC_CODEC,
+                                        meta=META_CODEC)
+        f.attrs["spec_frames"] = spec.shape[2]
+        rows = max(1, min(chunk_samples, len(sheet)))
+        f.create_dataset("sheet", data=sheet, chunks=(rows, *sheet.shape[1:]),
+                         track_times=False, **codec(SHEET_CODEC))
+        f.create_dataset("spec_frames", data=frames, track_times=False,
+                         chunks=(frames.shape[0], max(1, min(frames.shape[1], SPEC_CHUNK_FRAMES))),
+                         **codec(SPEC_CODEC))
+        f.create_dataset("spec_offset", data=offsets, track_times=False)
+        f.create_dataset("meta", data=meta, chunks=(max(1, min(1024, len(meta))),),
+                         track_times=False, **codec(META_CODEC))

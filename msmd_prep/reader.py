@@ -1,0 +1,251 @@
+"""The on-the-fly snippet reader: samples cut at read time from a dataset's piece files.
+
+:class:`SnippetReader` loads the piece files of one split into memory once
+(the unrolled scores and spectrograms, padded so that excerpts are slices)
+and cuts each sample when it is read, as MSMD's own training code did
+(its data pools keep whole pieces and an (image, spectrogram, onset) index
+table).  The samples are those ``pack`` writes for the same dataset: one per
+(head, onset, performance), in the same order, with the same preset, the
+same cutting code (:mod:`msmd_prep.packing.excerpts`) and the same augmentation
+distributions (sheet rescale, vertical shift, onset jitter; every tempo and
+SoundFont variant is a performance of its own).  Without augmentation its
+samples are bit-identical to the packed ones.
+
+Augmentation is seeded by ``(seed, epoch, index)`` only: the parameters of
+sample ``i`` in epoch ``e`` are the ``i % 4096``-th draw of a generator seeded
+by ``SeedSequence([seed, e, i // 4096])``, whatever the batch, the order or
+the worker that reads it.  An epoch is reproducible; :meth:`set_epoch` gives
+the next one other augmentations.
+
+It is a map-style dataset for ``torch.utils.data.DataLoader`` (torch is not
+imported here): ``reader[i]`` is one sample, ``reader.__getitems__(indices)``
+a whole batch, which the DataLoader calls for every batch; pass
+``collate_fn=torch_batch`` to hand the batch over as tensors.  Without torch,
+:meth:`SnippetReader.iter_batches` yields shuffled batches.
+"""
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from .data import _read_index
+from .errors import InputError
+from .packing.excerpts import (Augmentation, Padded, cut_sheets, cut_specs, draw_augmentation,
+                               head_position, no_augmentation, pad_sheet, pad_spec, spec_start)
+from .packing.pieces import read_piece_file
+from .packing.snippets import PRESETS, PackConfig
+
+#: Samples per augmentation generator: sample ``i`` uses generator ``i // AUG_BLOCK``.
+AUG_BLOCK = 4096
+
+
+def pack_config(index: dict) -> PackConfig:
+    """The :class:`PackConfig` recorded in a dataset's ``index.json``."""
+    known = {f.name for f in fields(PackConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in index["config"].items() if k in known}
+    return PackConfig(**values)
+
+
+class SnippetReader:
+    """The snippets of one split, cut on the fly from the piece files.
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset folder (``index.json`` and ``pieces/``).
+    split : {"train", "valid", "test"}
+    augment : bool, optional
+        Rescale, shift and jitter as the pack config says; default: as
+        ``pack`` did for this split (``augment_splits``).
+    seed : int, optional
+        Seeds the augmentation and :meth:`iter_batches`' shuffle; default:
+        the pack config's seed.
+
+    Notes
+    -----
+    ``reader[i]`` returns ``(sheet, spec, meta)`` as
+    :class:`msmd_prep.data.SnippetDataset` does: ``sheet`` uint8
+    [shape=(H, W)], ``spec`` [shape=(F, T)] in the stored dtype, ``meta`` a
+    dict of the fields of ``docs/FORMAT.md``.  ``reader[[i, j, ...]]`` and
+    ``reader.__getitems__([i, j, ...])`` return a batch: arrays
+    [shape=(B, H, W)] and [shape=(B, F, T)] and a dict of arrays [shape=(B,)].
+    """
+
+    def __init__(self, root: str | Path, split: str, *, augment: bool | None = None,
+                 seed: int | None = None) -> None:
+        self.root = Path(root)
+        index = _read_index(self.root)
+        if index.get("task", "snippets") != "snippets":
+            raise InputError(f"{self.root}: a {index['task']!r} dataset has no piece files; "
+                             "read it with ScoreFollowingDataset")
+        if split not in index["splits"]:
+            raise InputError(f"{self.root}: no split {split!r}; splits: {sorted(index['splits'])}")
+        self.split = split
+        self.config = pack_config(index)
+        self.preset = PRESETS[self.config.preset]
+        self.augment = split in self.config.augment_splits if augment is None else bool(augment)
+        self.seed = self.config.seed if seed is None else int(seed)
+        self.epoch = 0
+        p = self.preset
+        self.sheet_shape = (p.sheet_height_px, p.sheet_width_px)
+        self.spec_shape = (p.spec_bins, p.spec_frames)
+        self._load(index)
+        self._aug: tuple[int, Augmentation] | None = None
+
+    def _load(self, index: dict) -> None:
+        H, W = self.sheet_shape
+        T = self.spec_shape[1]
+        names = sorted(n for n, e in index["pieces"].items() if e["split"] == self.split)
+        self._sheets: list[Padded] = []
+        self._specs: list[Padded] = []
+        piece_names, perf_names, soundfonts, tempos, perf_piece = [], [], [], [], []
+        columns: dict[str, list[np.ndarray]] = {k: [] for k in (
+            "perf", "notehead_id", "pitch", "system", "onset_s", "onset_frame", "unrolled_x",
+            "unrolled_y", "center_y")}
+        for name in names:
+            stored = read_piece_file(self.root / index["pieces"][name]["file"])
+            sheet = pad_sheet(stored.unrolled, height_px=H, width_px=W)
+            piece_names.append(name)
+            for perf in stored.performances:
+                k = len(self._specs)
+                self._sheets.append(sheet)
+                self._specs.append(pad_spec(perf.spec, n_frames=T))
+                perf_names.append(perf.performance)
+                soundfonts.append(perf.soundfont["name"])
+                tempos.append(perf.tempo_factor)
+                perf_piece.append(len(piece_names) - 1)
+                table = perf.onsets
+                columns["perf"].append(np.full(len(table), k, np.int32))
+                for field in columns:
+                    if field != "perf":
+                        columns[field].append(table[field])
+        self.spec_dtype = (self._specs[0].array.dtype if self._specs
+                           else np.dtype(index.get("spec_dtype", "float16")))
+        cols = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in columns.items()}
+        self._perf = cols["perf"].astype(np.int32)
+        self._x, self._y, self._cy = cols["unrolled_x"], cols["unrolled_y"], cols["center_y"]
+        self._onset_frame = cols["onset_frame"].astype(np.int64)
+        # Decoded once: a batch's strings are then a gather of object pointers.
+        self._text = {
+            "piece": np.array(piece_names, dtype=object)[np.array(perf_piece, np.int64)]
+            if perf_piece else np.zeros(0, object),
+            "performance": np.array(perf_names, dtype=object),
+            "soundfont": np.array(soundfonts, dtype=object)}
+        self._tempo = np.array(tempos, dtype=np.float32)
+        self._meta = {"notehead_id": np.char.decode(cols["notehead_id"], "utf-8").astype(object)
+                      if len(cols["notehead_id"]) else np.zeros(0, object),
+                      "onset_s": cols["onset_s"].astype(np.float64),
+                      "onset_frame": self._onset_frame.astype(np.int32),
+                      "pitch": cols["pitch"].astype(np.int16),
+                      "system": cols["system"].astype(np.int16),
+                      "unrolled_x": self._x.astype(np.float32)}
+
+    def __len__(self) -> int:
+        return len(self._perf)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augment as epoch ``epoch`` (an integer >= 0); call it before each epoch.
+
+        DataLoader workers get the reader anew at the start of every epoch
+        (unless ``persistent_workers=True``), so this reaches them.
+        """
+        if not (isinstance(epoch, int) and epoch >= 0):
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        self.epoch = epoch
+
+    def augmentation(self, indices: np.ndarray) -> Augmentation:
+        """The augmentation parameters of samples ``indices`` in the current epoch."""
+        if not self.augment:
+            return no_augmentation(len(indices))
+        if self._aug is None or self._aug[0] != self.epoch:
+            n, c = len(self), self.config
+            blocks = [draw_augmentation(
+                AUG_BLOCK, np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, b])),
+                scale_range=c.sheet_scale_range, shift_max_px=c.shift_max_px,
+                jitter_max_frames=c.jitter_max_frames) for b in range(-(-n // AUG_BLOCK))]
+            whole = Augmentation(*(np.concatenate([getattr(b, f.name) for b in blocks])[:n]
+                                   if blocks else np.zeros(0)
+                                   for f in fields(Augmentation)))
+            self._aug = (self.epoch, whole)
+        return self._aug[1][indices]
+
+    def _indices(self, indices) -> np.ndarray:  # type: ignore[no-untyped-def]
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        idx = np.where(idx < 0, idx + n, idx)
+        if len(idx) and not (0 <= idx.min() and idx.max() < n):
+            raise IndexError(f"sample indices out of range for {n} samples")
+        return idx
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict]:
+        """A batch: ``(sheet [shape=(B, H, W)], spec [shape=(B, F, T)], meta)``."""
+        idx = self._indices(indices)
+        B = len(idx)
+        H, W = self.sheet_shape
+        F, T = self.spec_shape
+        c = self.config
+        aug = self.augmentation(idx)
+        perf = self._perf[idx]
+        onset_frame = self._onset_frame[idx]
+        starts = spec_start(onset_frame + aug.onset_jitter_frames, n_frames=T,
+                            anchor=c.spec_anchor, jitter_max_frames=c.jitter_max_frames)
+        sheets = np.empty((B, H, W), dtype=np.uint8)
+        specs = np.empty((B, F, T), dtype=self.spec_dtype)
+        x, cy = self._x[idx], self._cy[idx]
+        cut_sheets(self._sheets, perf, x=x, center_y=cy, aug=aug, out=sheets)
+        cut_specs(self._specs, perf, starts=starts, out=specs)
+        head_row, head_col = head_position(x=x, y=self._y[idx], center_y=cy, aug=aug,
+                                           height_px=H, width_px=W)
+        meta = {"piece": self._text["piece"][perf],
+                "performance": self._text["performance"][perf],
+                "notehead_id": self._meta["notehead_id"][idx],
+                "soundfont": self._text["soundfont"][perf],
+                "tempo_factor": self._tempo[perf],
+                **{k: self._meta[k][idx] for k in ("onset_s", "onset_frame", "pitch", "system",
+                                                   "unrolled_x")},
+                "sheet_scale": aug.sheet_scale, "sheet_shift_px": aug.sheet_shift_px,
+                "onset_jitter_frames": aug.onset_jitter_frames,
+                "spec_start_frame": starts.astype(np.int32),
+                "head_row": head_row.astype(np.float32), "head_col": head_col.astype(np.float32),
+                "onset_col": (onset_frame - starts).astype(np.int16)}
+        return sheets, specs, meta
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        """``reader[i] -> (sheet, spec, meta)``; ``reader[[i, j, ...]]`` -> a batch."""
+        if isinstance(i, (list, tuple, np.ndarray)):
+            return self.__getitems__(i)
+        sheets, specs, meta = self.__getitems__([operator.index(i)])
+        return sheets[0], specs[0], {k: v[0].item() if hasattr(v[0], "item") else v[0]
+                                     for k, v in meta.items()}
+
+    def iter_batches(self, batch_size: int, *, shuffle: bool = True, drop_last: bool = False,
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, dict]]:
+        """Batches of the current epoch, shuffled by ``(seed, epoch)``, without torch."""
+        if not (isinstance(batch_size, int) and batch_size > 0):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        n = len(self)
+        order = (np.random.default_rng([self.seed, self.epoch, 1]).permutation(n) if shuffle
+                 else np.arange(n))
+        for lo in range(0, n, batch_size):
+            if drop_last and lo + batch_size > n:
+                break
+            yield self.__getitems__(order[lo:lo + batch_size])
+
+
+def torch_batch(batch: tuple[np.ndarray, np.ndarray, dict]):  # type: ignore[no-untyped-def]
+    """A batch as torch tensors (``collate_fn`` of a DataLoader over a :class:`SnippetReader`).
+
+    Sheets and spectrograms become tensors, numeric metadata too; text
+    fields (piece, performance, head id, SoundFont) stay lists of str.
+    """
+    import torch
+
+    sheets, specs, meta = batch
+    return (torch.from_numpy(sheets), torch.from_numpy(specs),
+            {k: v.tolist() if v.dtype == object else torch.from_numpy(np.ascontiguousarray(v))
+             for k, v in meta.items()})
