@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import pytest
 from click.testing import CliRunner
 from mido import Message, MidiFile, MidiTrack
@@ -26,15 +25,12 @@ PIECES = [SCORES / f"{name}.ly" for name in ("melody", "volta", "ties", "grace")
 
 
 def _arrays(root: Path) -> dict[str, bytes]:
-    """Every shard's arrays, as bytes, by shard path and dataset name."""
+    """Every shard's and piece file's bytes, by path."""
     index = json.loads((root / "index.json").read_text())
-    out = {}
-    for split in SPLITS:
-        for shard in index["splits"][split]["shards"]:
-            with h5py.File(root / shard["path"], "r") as f:
-                for key in ("sheet", "spec", "meta"):
-                    out[f"{shard['path']}:{key}"] = f[key][:].tobytes()
-    return out
+    paths = [s["path"] for split in SPLITS for s in index["splits"][split]["shards"]]
+    paths += [p["file"] for p in index["pieces"].values()]
+    assert paths
+    return {p: (root / p).read_bytes() for p in paths}
 
 
 def _build(out: Path, **kwargs):
