@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from msmd_prep.performance import NoteEvent, Performance, sort_events
+from msmd_prep.score import NoteEvent, Performance, sort_events
 from msmd_prep.soundfonts import load_manifest, resolve_soundfont
 from msmd_prep.spectrogram import PRESETS, log_spectrogram
 from msmd_prep.synth import BLOCK_SAMPLES, SynthConfig, Synthesizer

@@ -1,0 +1,181 @@
+"""The on-the-fly reader against pack: same samples without augmentation, geometry with it."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import scipy.ndimage
+from fixture_dataset import SEED, fixture_dataset
+
+from msmd_prep.data import PieceDataset, SnippetDataset
+from msmd_prep.errors import InputError
+from msmd_prep.pack import META_FIELDS, SPLITS, PackConfig, pack_workdir
+from msmd_prep.reader import SnippetReader, torch_batch
+
+NUMERIC = [name for name, kind in META_FIELDS if kind != "S"]
+TEXT = [name for name, kind in META_FIELDS if kind == "S"]
+
+
+@pytest.fixture(scope="session")
+def fixture_ds(tmp_path_factory):
+    return fixture_dataset(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def plain(fixture_ds, tmp_path_factory):
+    """The fixture work folder packed without augmentation, with the fixture's splits."""
+    out = tmp_path_factory.mktemp("plain") / "ds"
+    index = json.loads((fixture_ds.dataset / "index.json").read_text())
+    split_file = out.parent / "split.yaml"
+    split_file.write_text(json.dumps({s: index["splits"][s]["pieces"] for s in SPLITS}))
+    pack_workdir(fixture_ds.work, out, PackConfig(seed=SEED, augment_splits=(),
+                                                  split_file=str(split_file)))
+    return out
+
+
+def _packed(root, split):
+    ds = SnippetDataset(root, split)
+    return ds[np.arange(len(ds))]
+
+
+def _assert_same(batch, packed):
+    sheets, specs, meta = batch
+    p_sheets, p_specs, p_meta = packed
+    assert sheets.shape == p_sheets.shape and specs.dtype == p_specs.dtype
+    assert sheets.tobytes() == p_sheets.tobytes()
+    assert specs.tobytes() == p_specs.tobytes()
+    for name in NUMERIC:
+        dtype = p_meta[name].dtype
+        assert np.asarray(meta[name]).astype(dtype).tobytes() == p_meta[name].tobytes(), name
+    for name in TEXT:
+        assert list(meta[name]) == list(p_meta[name]), name
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_without_augmentation_the_reader_gives_the_packed_bytes(plain, split):
+    reader = SnippetReader(plain, split)
+    assert not reader.augment and len(reader) == len(SnippetDataset(plain, split))
+    _assert_same(reader[np.arange(len(reader))], _packed(plain, split))
+
+
+def test_unaugmented_splits_of_an_augmented_dataset_match(fixture_ds):
+    for split in ("valid", "test"):
+        reader = SnippetReader(fixture_ds.dataset, split)
+        _assert_same(reader[np.arange(len(reader))], _packed(fixture_ds.dataset, split))
+
+
+def test_augmented_samples_keep_head_and_onset(fixture_ds):
+    reader = SnippetReader(fixture_ds.dataset, "train")
+    assert reader.augment
+    H, W = reader.sheet_shape
+    T = reader.spec_shape[1]
+    pieces = PieceDataset(fixture_ds.dataset, "train")
+    full = {(p.piece, p.performance): p.spec for p in (pieces[i] for i in range(len(pieces)))}
+    sheets, specs, meta = reader[np.arange(len(reader))]
+    scale = meta["sheet_scale"]
+    assert (0.95 <= scale).all() and (scale <= 1.05).all() and len(np.unique(scale)) > 10
+    assert np.abs(meta["sheet_shift_px"]).max() > 0
+    # The documented column: within half a (scaled) pixel of W // 2.
+    assert (np.abs(meta["head_col"] - W // 2) <= 0.5 * scale + 1e-4).all()
+    assert ((0 <= meta["onset_col"]) & (meta["onset_col"] < T)).all()
+    head_ink, off_ink = [], []
+    for k in range(len(sheets)):
+        start = int(meta["spec_start_frame"][k])
+        assert start + meta["onset_col"][k] == meta["onset_frame"][k]
+        whole = full[(meta["piece"][k], meta["performance"][k])]
+        lo, hi = max(start, 0), min(start + T, whole.shape[1])
+        np.testing.assert_array_equal(specs[k][:, lo - start:hi - start], whole[:, lo:hi])
+        r, c = float(meta["head_row"][k]), float(meta["head_col"][k])
+        if 4 <= r < H - 4:
+            head_ink.append((sheets[k][int(r) - 2:int(r) + 3, int(c) - 3:int(c) + 3] < 128).mean())
+            off_ink.append((sheets[k][int(r) - 2:int(r) + 3, int(c) + 47:int(c) + 53] < 128).mean())
+    assert len(head_ink) > 0.9 * len(sheets)
+    assert np.mean(head_ink) > np.mean(off_ink) + 0.2
+    # Each excerpt is the unrolled score magnified about the anchor (bilinear),
+    # computed here independently with scipy; cv2 works in 1/32 pixel steps.
+    items = [pieces[i] for i in range(len(pieces))]
+    x = np.concatenate([p.onsets["unrolled_x"] for p in items])
+    cy = np.concatenate([p.onsets["center_y"] for p in items])
+    image = np.concatenate([[i] * len(p.onsets["unrolled_x"]) for i, p in enumerate(items)])
+    Y, X = np.mgrid[0:H, 0:W] + 0.5
+    for k in range(len(sheets)):
+        col, row = np.floor(x[k] + 0.5), np.floor(cy[k] + 0.5)
+        s, d = float(scale[k]), int(meta["sheet_shift_px"][k])
+        coords = [row - 0.5 + (Y - H // 2 - d) / s, col - 0.5 + (X - W // 2) / s]
+        expected = scipy.ndimage.map_coordinates(items[image[k]].unrolled.astype(float), coords,
+                                                 order=1, mode="grid-constant", cval=255.0)
+        diff = np.abs(sheets[k] - expected)
+        assert diff.mean() < 1.0 and diff.max() <= 12, (k, diff.mean(), diff.max())
+
+
+def test_epochs_are_reproducible_and_differ(fixture_ds):
+    reader = SnippetReader(fixture_ds.dataset, "train")
+    idx = np.arange(len(reader))
+    first = reader[idx]
+    again = SnippetReader(fixture_ds.dataset, "train")[idx]
+    assert first[0].tobytes() == again[0].tobytes() and first[1].tobytes() == again[1].tobytes()
+    # A sample does not depend on the batch it is read in, nor on the order.
+    picks = (7, 2, len(reader) - 1)
+    some = reader[list(picks)]
+    for pos, i in enumerate(picks):
+        one = reader[i]
+        assert one[0].tobytes() == first[0][i].tobytes() == some[0][pos].tobytes()
+        assert one[2]["sheet_scale"] == first[2]["sheet_scale"][i]
+    reader.set_epoch(1)
+    second = reader[idx]
+    assert first[0].tobytes() != second[0].tobytes()
+    assert (first[2]["sheet_scale"] != second[2]["sheet_scale"]).mean() > 0.8
+    np.testing.assert_array_equal(first[2]["onset_s"], second[2]["onset_s"])
+    reader.set_epoch(0)
+    assert reader[idx][0].tobytes() == first[0].tobytes()
+    other_seed = SnippetReader(fixture_ds.dataset, "train", seed=SEED + 1)[idx]
+    assert other_seed[0].tobytes() != first[0].tobytes()
+
+
+def test_iter_batches_cover_the_split_once(fixture_ds):
+    reader = SnippetReader(fixture_ds.dataset, "valid")
+    seen = np.concatenate([b[2]["onset_s"] for b in reader.iter_batches(8)])
+    assert len(seen) == len(reader)
+    np.testing.assert_array_equal(np.sort(seen), np.sort(reader[np.arange(len(reader))][2]["onset_s"]))
+
+
+def test_torch_dataloader_with_workers(fixture_ds):
+    torch = pytest.importorskip("torch")
+    reader = SnippetReader(fixture_ds.dataset, "train")
+    loader = torch.utils.data.DataLoader(reader, batch_size=16, num_workers=2,
+                                         collate_fn=torch_batch)
+    batches = list(loader)
+    whole = reader[np.arange(len(reader))]
+    sheets = torch.cat([b[0] for b in batches]).numpy()
+    specs = torch.cat([b[1] for b in batches]).numpy()
+    assert sheets.tobytes() == whole[0].tobytes() and specs.tobytes() == whole[1].tobytes()
+    assert sum(len(b[2]["piece"]) for b in batches) == len(reader)
+
+
+def test_piece_files_only(fixture_ds, tmp_path):
+    out = tmp_path / "ds"
+    pack_workdir(fixture_ds.work, out, PackConfig(seed=SEED, shards=False))
+    assert not list(out.rglob("shard-*.h5"))
+    with h5py.File(next((out / "pieces").glob("*.h5")), "r") as f:
+        codecs = json.loads(f.attrs["codecs"])
+        assert codecs["sheet"]["name"] == "blosc-zstd"
+        assert f["unrolled"].compression is not None and f["unrolled"].chunks is not None
+    reader = SnippetReader(out, "valid")
+    _assert_same(reader[np.arange(len(reader))], _packed(fixture_ds.dataset, "valid"))
+    with pytest.raises(InputError, match="SnippetReader"):
+        SnippetDataset(out, "valid")
+
+
+def test_pack_in_two_processes_gives_the_same_bytes(fixture_ds, tmp_path):
+    serial = tmp_path / "one"
+    pack_workdir(fixture_ds.work, serial, PackConfig(seed=SEED), jobs=1)
+    parallel = tmp_path / "two"
+    pack_workdir(fixture_ds.work, parallel, PackConfig(seed=SEED), jobs=2)
+    files = sorted(p.relative_to(serial) for p in serial.rglob("*.h5"))
+    assert files == sorted(p.relative_to(parallel) for p in parallel.rglob("*.h5"))
+    assert len(files) > 4
+    for name in files:
+        assert (serial / name).read_bytes() == (parallel / name).read_bytes(), name
+    assert (serial / "index.json").read_text() == (parallel / "index.json").read_text()
