@@ -9,6 +9,9 @@ DATASET_TEMPOS ?= 0.8 1.0 1.2
 DATASET_SOUNDFONTS ?= timgm6mb
 # Every extra of pyproject.toml, so that make test and make dataset lose nothing.
 EXTRAS := dev,dask,performances
+# The compact form: piece files only, read by msmd_prep.reader.SnippetReader.
+# DATASET_FORM=--shards also writes compressed shards for SnippetDataset.
+DATASET_FORM ?= --no-shards
 
 .PHONY: install apt soundfonts test dataset fixture bench clean
 
@@ -42,7 +45,7 @@ test: install soundfonts
 	$(BIN)/python -m pytest -q
 
 dataset: install
-	$(BIN)/msmd-prep dataset examples --out $(DATASET_OUT) --tempo $(DATASET_TEMPOS) --soundfont $(DATASET_SOUNDFONTS)
+	$(BIN)/msmd-prep dataset examples --out $(DATASET_OUT) --tempo $(DATASET_TEMPOS) --soundfont $(DATASET_SOUNDFONTS) $(DATASET_FORM)
 
 fixture: install
 	$(BIN)/msmd-prep render tests/fixtures --out $(DATASET_OUT)/fixtures
