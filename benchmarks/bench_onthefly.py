@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 
 from msmd_prep.data import SnippetDataset
-from msmd_prep.pack import write_shard
+from msmd_prep.packing.core import write_shard
 from msmd_prep.reader import SnippetReader, torch_batch
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import h5py
 
-from msmd_prep.pack import PackConfig, pack_workdir
+from msmd_prep.packing.snippets import PackConfig, pack_workdir
 
 
 def storage(path: Path) -> dict[str, int]:

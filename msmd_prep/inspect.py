@@ -22,6 +22,7 @@ import numpy as np
 from .align import (ALIGNMENT_NAME, UNROLLED_JSON, UNROLLED_PNG, AlignConfig, AlignmentRow,
                     read_alignment_csv, unroll_piece)
 from .data import INDEX_NAME, ScoreFollowingDataset, SnippetDataset
+from .reader import SnippetReader
 from .dataset import DATASET_DIR, WORK_DIR
 from .errors import InputError
 from .pages import load_gray
@@ -291,6 +292,8 @@ def _piece_samples(root: Path, index: dict, piece: str, performance: str,
                    ) -> tuple[str, np.ndarray]:
     """The split of ``piece`` and the sample indices of ``performance`` in it."""
     split = index["pieces"][piece]["split"]
+    if not index["splits"][split]["shards"] and index.get("task", "snippets") == "snippets":
+        return split, SnippetReader(root, split).indices_of(piece, performance)
     found, offset = [], 0
     for shard in index["splits"][split]["shards"]:
         with h5py.File(root / shard["path"], "r") as f:
@@ -322,9 +325,12 @@ def sample_strip(root: Path, piece: str, performance: str, *, n_samples: int = 8
                             .round().astype(int))]
     if index.get("task", "snippets") == "score-following":
         return _score_following_strip(ScoreFollowingDataset(root, split), picks, split)
-    ds = SnippetDataset(root, split)
-    sheets, specs, meta = ds[picks]
-    ds.close()
+    if index["splits"][split]["shards"]:
+        ds = SnippetDataset(root, split)
+        sheets, specs, meta = ds[picks]
+        ds.close()
+    else:
+        sheets, specs, meta = SnippetReader(root, split)[picks]
     n = len(picks)
     cols = min(n, 4)
     n_rows = math.ceil(n / cols)

@@ -148,6 +148,11 @@ class SnippetReader:
     def __len__(self) -> int:
         return len(self._perf)
 
+    def indices_of(self, piece: str, performance: str) -> np.ndarray:
+        """The sample indices [shape=(n,), int64] of one performance of one piece."""
+        hit = ((self._text["piece"] == piece) & (self._text["performance"] == performance))
+        return np.nonzero(hit[self._perf])[0].astype(np.int64)
+
     def set_epoch(self, epoch: int) -> None:
         """Augment as epoch ``epoch`` (an integer >= 0); call it before each epoch.
 

@@ -76,6 +76,9 @@ def _shard_meta(root: Path, index: dict) -> dict[str, np.ndarray]:
     names = ("piece", "performance", "soundfont", "tempo_factor", "onset_s", "pitch")
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for entry in index["splits"].values():
+        if entry["count"] and not entry["shards"]:
+            for n, column in _piece_meta(root, index, entry["pieces"]).items():
+                parts[n].append(column)
         for shard in entry["shards"]:
             path = root / shard["path"]
             try:
@@ -86,6 +89,25 @@ def _shard_meta(root: Path, index: dict) -> dict[str, np.ndarray]:
             for n in names:
                 parts[n].append(meta[n])
     return {n: (np.concatenate(p) if p else np.zeros(0)) for n, p in parts.items()}
+
+
+def _piece_meta(root: Path, index: dict, pieces: list[str]) -> dict[str, np.ndarray]:
+    """The same columns from the piece files of ``pieces`` (a dataset without shards)."""
+    from .packing.pieces import fixed_bytes, read_piece_file
+
+    cols: dict[str, list] = {n: [] for n in ("piece", "performance", "soundfont",
+                                             "tempo_factor", "onset_s", "pitch")}
+    for name in pieces:
+        stored = read_piece_file(root / index["pieces"][name]["file"])
+        for perf in stored.performances:
+            n = len(perf.onsets)
+            cols["piece"].append(np.full(n, fixed_bytes(name)))
+            cols["performance"].append(np.full(n, fixed_bytes(perf.performance)))
+            cols["soundfont"].append(np.full(n, fixed_bytes(perf.soundfont["name"])))
+            cols["tempo_factor"].append(np.full(n, perf.tempo_factor, np.float32))
+            cols["onset_s"].append(perf.onsets["onset_s"])
+            cols["pitch"].append(perf.onsets["pitch"])
+    return {n: np.concatenate(v) if v else np.zeros(0) for n, v in cols.items()}
 
 
 def dataset_stats(root: Path) -> DatasetStats:

@@ -11,8 +11,11 @@ from fixture_dataset import SEED, fixture_dataset
 
 from msmd_prep.data import PieceDataset, SnippetDataset
 from msmd_prep.errors import InputError
-from msmd_prep.pack import META_FIELDS, SPLITS, PackConfig, pack_workdir
+from msmd_prep.packing.core import SPLITS
+from msmd_prep.packing.snippets import META_FIELDS, PackConfig, pack_workdir
+from msmd_prep.inspect import sample_strip
 from msmd_prep.reader import SnippetReader, torch_batch
+from msmd_prep.stats import dataset_stats
 
 NUMERIC = [name for name, kind in META_FIELDS if kind != "S"]
 TEXT = [name for name, kind in META_FIELDS if kind == "S"]
@@ -166,6 +169,12 @@ def test_piece_files_only(fixture_ds, tmp_path):
     _assert_same(reader[np.arange(len(reader))], _packed(fixture_ds.dataset, "valid"))
     with pytest.raises(InputError, match="SnippetReader"):
         SnippetDataset(out, "valid")
+    # stats and inspect read the piece files when there are no shards.
+    full, compact = dataset_stats(fixture_ds.dataset), dataset_stats(out)
+    assert compact.n_samples == full.n_samples and compact.performances == full.performances
+    np.testing.assert_array_equal(np.sort(compact.pitches), np.sort(full.pitches))
+    piece = reader[0][2]
+    assert sample_strip(out, piece["piece"], piece["performance"]) is not None
 
 
 def test_pack_in_two_processes_gives_the_same_bytes(fixture_ds, tmp_path):

@@ -13,6 +13,7 @@ with the filter decodes it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,8 @@ def write_piece_file(path: Path, piece: StoredPiece, *, attrs: Mapping[str, str 
                      sheet_codec: str = SHEET_CODEC, spec_codec: str = SPEC_CODEC) -> None:
     """Write ``piece`` to ``path`` (no timestamps: the same piece gives the same bytes).
 
+    The file is written under a temporary name and renamed when complete.
+
     Datasets: ``unrolled`` uint8 (band_height, width); per performance id a
     group with ``spec`` (F, n_frames) and ``onsets`` (:data:`ONSET_DTYPE`),
     and attributes ``tempo_factor`` and ``soundfont`` (JSON).  File
@@ -101,7 +104,8 @@ def write_piece_file(path: Path, piece: StoredPiece, *, attrs: Mapping[str, str 
     ``{"sheet": name, "spec": name}`` with their HDF5 filter settings).
     """
     sheet_kw, spec_kw = codec(sheet_codec), codec(spec_codec)
-    with h5py.File(path, "w", libver=("v110", "v110")) as f:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
         f.attrs["piece"] = piece.piece
@@ -121,6 +125,7 @@ def write_piece_file(path: Path, piece: StoredPiece, *, attrs: Mapping[str, str 
             group.create_dataset("onsets", data=perf.onsets, track_times=False)
             group.attrs["tempo_factor"] = perf.tempo_factor
             group.attrs["soundfont"] = json.dumps(perf.soundfont, sort_keys=True)
+    os.replace(tmp, path)
 
 
 def codecs_attr(**names: str) -> str:
