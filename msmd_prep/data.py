@@ -29,8 +29,10 @@ from .errors import InputError
 
 INDEX_NAME = "index.json"
 SCHEMA_VERSION = 1
-# 64 MB of chunk cache per dataset: a shuffled batch read keeps its chunks.
-CHUNK_CACHE_BYTES = 64 * 1024 * 1024
+# Chunk cache per dataset.  Uncompressed samples are read past HDF5 (pread);
+# a compressed sample is one chunk, decoded once per read, so a large cache
+# only slows the lookups down (measured: 1.2-1.5x slower random reads at 64 MB).
+CHUNK_CACHE_BYTES = 1024 * 1024
 
 
 def _read_index(root: Path) -> dict:
@@ -100,13 +102,16 @@ class _SampleArray:
         return starts[i // per_chunk] + (i % per_chunk) * self.nbytes
 
     def read(self, i: int) -> np.ndarray:
+        if self.offsets is None:
+            return self.dataset[i]
         out = np.empty(self.shape, dtype=self.dtype)
         self.read_into(i, out)
         return out
 
     def read_into(self, i: int, out: np.ndarray) -> None:
         if self.offsets is None:
-            self.dataset.read_direct(out, np.s_[i], np.s_[...])
+            # h5py's indexing is 2-3x faster than read_direct for one compressed chunk.
+            out[...] = self.dataset[i]
         elif os.preadv(self.fd, [out], int(self.offsets[i])) != self.nbytes:
             raise InputError(f"{self.dataset.file.filename}: short read of sample {i}")
 

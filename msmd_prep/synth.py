@@ -8,11 +8,11 @@ How the audio is made, and why:
 * FluidSynth renders at ``synth_rate_hz``, by default the output rate
   ``sample_rate_hz`` (22.05 kHz), and the mono mix is the mean of left and
   right.  Measured against rendering at 44.1 kHz and resampling
-  (``benchmarks/bench_synth_rate.py``): 2.4 to 3.2 times faster; audible
-  note starts within 0.32 ms of the 44.1 kHz ones; the spectrograms differ
-  by 5 % of their mean level on average (FluidSynth's interpolation at the
-  lower rate, and content above 11 kHz folded back, which the 6 and 8 kHz
-  tops of the spectrogram presets mostly keep out).  A ``synth_rate_hz``
+  (``benchmarks/bench_synth_rate.py``, three SoundFonts): 1.8 to 3.2 times
+  faster; audible note starts within 0.32 ms of the 44.1 kHz ones; the
+  spectrograms differ by about 5 % of their mean level on average
+  (FluidSynth's interpolation at the lower rate, and sample content above
+  11 kHz folded back).  A ``synth_rate_hz``
   above ``sample_rate_hz`` resamples with a polyphase filter.
 * FluidSynth computes audio in blocks of 64 samples and applies a note-on
   or note-off at the start of a block.  Every event is therefore placed on

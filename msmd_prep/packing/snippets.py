@@ -310,7 +310,7 @@ def make_samples(onsets: Onsets, *, sheet: Padded, spec: Padded, aug: Augmentati
     n = len(onsets.onset_s)
     H, W, T = preset.sheet_height_px, preset.sheet_width_px, preset.spec_frames
     sheets = np.empty((n, H, W), dtype=np.uint8)
-    specs = np.empty((n, spec.array.shape[0], T), dtype=spec.array.dtype)
+    specs = np.empty((n, spec.array.shape[1], T), dtype=spec.array.dtype)
     which = np.zeros(n, dtype=np.int64)
     starts = spec_start(onsets.onset_frame + aug.onset_jitter_frames, n_frames=T,
                         anchor=config.spec_anchor, jitter_max_frames=config.jitter_max_frames)
