@@ -20,7 +20,10 @@ run, random order (a seeded permutation), pairs per second:
 
 "Cold" is a new process object; the files may be in the page cache (the
 machine is shared, its cache cannot be dropped).  Timings on a shared
-machine are noisy: compare the ratios, measured in one run.
+machine are noisy: compare the ratios, measured in one run.  For the
+one-process figures the CPU time of this process is printed too (pairs per
+CPU second): on a machine whose cores are taken by others, it estimates what
+one free core would do.
 Run: ``python benchmarks/bench_onthefly.py --dataset DIR [--split train]``.
 """
 from __future__ import annotations
@@ -60,32 +63,42 @@ def uncompressed_copy(root: Path, split: str, folder: Path) -> list[tuple[Path, 
     return shards
 
 
+class Clock:
+    """Wall and CPU time (this process) since it was made."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def rates(self, n: int) -> tuple[float, float]:
+        return n / (time.perf_counter() - self.wall), n / (time.process_time() - self.cpu)
+
+
 def rate(n: int, seconds: float) -> float:
     return n / seconds
 
 
-def plain_loop(shards: list[tuple[Path, int]], order: np.ndarray) -> float:
+def plain_loop(shards: list[tuple[Path, int]], order: np.ndarray) -> tuple[float, float]:
     starts = np.cumsum([0] + [n for _, n in shards])
     files = [h5py.File(p, "r", rdcc_nbytes=64 << 20) for p, _ in shards]
     data = [(f["sheet"], f["spec"]) for f in files]
     where = np.searchsorted(starts, order, side="right") - 1
-    t = time.perf_counter()
+    clock = Clock()
     for k, i in zip(where.tolist(), order.tolist()):
         sheet, spec = data[k]
         sheet[i - starts[k]]
         spec[i - starts[k]]
-    dt = time.perf_counter() - t
+    rates = clock.rates(len(order))
     for f in files:
         f.close()
-    return rate(len(order), dt)
+    return rates
 
 
-def getitem_loop(ds, order: np.ndarray) -> float:  # type: ignore[no-untyped-def]
+def getitem_loop(ds, order: np.ndarray) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     ds[0]
-    t = time.perf_counter()
+    clock = Clock()
     for i in order.tolist():
         ds[i]
-    return rate(len(order), time.perf_counter() - t)
+    return clock.rates(len(order))
 
 
 def epoch(reader: SnippetReader, order: np.ndarray, batch: int) -> int:
@@ -118,29 +131,28 @@ def main() -> None:
                         help="samples read one by one in the per-sample loops")
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args()
-    results: dict[str, float] = {}
+    results: dict[str, tuple[float, float | None]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-onthefly-") as tmp:
-        t = time.perf_counter()
+        clock = Clock()
         reader = SnippetReader(args.dataset, args.split, augment=False)
-        load_s = time.perf_counter() - t
+        load_s = time.perf_counter() - clock.wall
         n = len(reader)
         order = np.random.default_rng(1).permutation(n)
-        t = time.perf_counter()
         epoch(reader, order, args.batch)
-        first_s = time.perf_counter() - t
-        results["reader, no aug, cold (load + epoch 1)"] = rate(n, load_s + first_s)
-        t = time.perf_counter()
+        first_s = time.perf_counter() - clock.wall - load_s
+        results["reader, no aug, cold (load + epoch 1)"] = clock.rates(n)
+        clock = Clock()
         epoch(reader, order, args.batch)
-        results["reader, no aug, warm epoch"] = rate(n, time.perf_counter() - t)
+        results["reader, no aug, warm epoch"] = clock.rates(n)
         loop = order[:args.loop_samples]
         results["reader[i], no aug"] = getitem_loop(reader, loop)
         aug = SnippetReader(args.dataset, args.split, augment=True)
-        t = time.perf_counter()
+        clock = Clock()
         epoch(aug, order, args.batch)
-        results["reader, msmd aug, epoch"] = rate(n, time.perf_counter() - t)
+        results["reader, msmd aug, epoch"] = clock.rates(n)
 
         shards = uncompressed_copy(args.dataset, args.split, Path(tmp))
-        plain = plain_loop(shards, loop)     # warms the page cache
+        plain_loop(shards, loop)     # warms the page cache
         results["plain h5py loop, uncompressed shards"] = plain_loop(shards, loop)
         results["SnippetDataset[i], uncompressed shards"] = getitem_loop(
             SnippetDataset(tmp, args.split), loop)
@@ -151,16 +163,18 @@ def main() -> None:
         except ImportError:
             torch = None
         if torch is not None:
-            results["DataLoader 2 workers, reader, msmd aug"] = loader_rate(
-                aug, order, workers=2, batch=args.batch, reader=True)
-            results["DataLoader 2 workers, SnippetDataset compressed"] = loader_rate(
+            results["DataLoader 2 workers, reader, msmd aug"] = (loader_rate(
+                aug, order, workers=2, batch=args.batch, reader=True), None)
+            results["DataLoader 2 workers, SnippetDataset compressed"] = (loader_rate(
                 SnippetDataset(args.dataset, args.split), order[:args.loop_samples * 2],
-                workers=2, batch=args.batch, reader=False)
-    plain = results["plain h5py loop, uncompressed shards"]
+                workers=2, batch=args.batch, reader=False), None)
+    plain, plain_cpu = results["plain h5py loop, uncompressed shards"]
     print(f"{args.dataset} {args.split}: {n} samples; piece files decoded in {load_s:.2f} s, "
           f"first epoch {first_s:.2f} s; batches of {args.batch}")
-    for name, value in results.items():
-        print(f"  {name:50s} {value:10,.0f} pairs/s  {value / plain:7.2f}x plain h5py")
+    print(f"  {'':50s} {'wall':>10s} {'':8s} {'':7s} {'per CPU s':>10s}")
+    for name, (value, cpu) in results.items():
+        cpu_text = "" if cpu is None else f"{cpu:10,.0f} ({cpu / plain_cpu:5.2f}x)"
+        print(f"  {name:50s} {value:10,.0f} pairs/s {value / plain:6.2f}x plain h5py  {cpu_text}")
     if torch is None:
         print("  torch is not installed: no DataLoader figures")
 
