@@ -5,21 +5,21 @@ SoundFont, reused for every piece and tempo (loading an sf3 takes seconds).
 
 How the audio is made, and why:
 
-* FluidSynth renders at ``synth_rate_hz``, by default the output rate
-  ``sample_rate_hz`` (22.05 kHz), and the mono mix is the mean of left and
-  right.  Measured against rendering at 44.1 kHz and resampling
-  (``benchmarks/bench_synth_rate.py``, three SoundFonts): 1.8 to 3.2 times
-  faster; audible note starts within 0.32 ms of the 44.1 kHz ones; the
-  spectrograms differ by about 5 % of their mean level on average
-  (FluidSynth's interpolation at the lower rate, and sample content above
-  11 kHz folded back).  A ``synth_rate_hz``
-  above ``sample_rate_hz`` resamples with a polyphase filter.
+* FluidSynth renders at ``synth_rate_hz`` (44.1 kHz), and the mono mix
+  (mean of left and right) is resampled to ``sample_rate_hz`` (22.05 kHz)
+  with a polyphase filter.  Rendering at 22.05 kHz directly would let
+  FluidSynth's sample interpolation fold the samples' content above
+  11 kHz into the band, and would double the timing quantum below.
+  Measured (``benchmarks/bench_synth_rate.py``): ``synth_rate_hz=22050`` is
+  1.8 to 3.2 times faster and keeps onsets within half a block (1.45 ms),
+  but its spectrograms differ by about 5 % of their mean level, enough to
+  lower the recorded-audio alignment of ``tests/test_performed.py`` below
+  its bar; so 44.1 kHz stays the default.
 * FluidSynth computes audio in blocks of 64 samples and applies a note-on
   or note-off at the start of a block.  Every event is therefore placed on
   the nearest block boundary, and the onset table records those placed
-  times: they are where the notes sound in the audio, within half a block
-  (32 samples, 1.45 ms at 22.05 kHz) of the performance's times, against
-  32 ms frames of the ``msmd`` spectrogram.
+  times: they are where the notes sound in the audio, within 32 samples
+  (0.73 ms at 44.1 kHz) of the performance's times.
 * The audio depends only on the performance, the SoundFont and the config,
   not on what the synth played before: reverb and chorus (which carry state
   from one piece to the next) are off; the float output is used (the 16-bit
@@ -97,7 +97,7 @@ class SynthConfig:
     """
 
     sample_rate_hz: int = 22050
-    synth_rate_hz: int = 22050
+    synth_rate_hz: int = 44100
     velocity_policy: str = "score"
     fixed_velocity: int = 64
     gain: float = 0.2
