@@ -267,6 +267,8 @@ def align_piece(piece: Path, config: AlignConfig = AlignConfig()) -> tuple[int, 
         ok, png = cv2.imencode(".png", unrolled.image)
         if not ok:
             raise InputError(f"{piece}: cannot encode the unrolled score")
+        # Each manifest goes before its data is rewritten and comes back last.
+        (piece / UNROLLED_JSON).unlink(missing_ok=True)
         write_atomic(piece / UNROLLED_PNG, lambda tmp: tmp.write_bytes(png.tobytes()))
         write_json_atomic(piece / UNROLLED_JSON, {
             "stage": "align", "input_hashes": inputs, "config_hash": config_hash,
@@ -285,6 +287,7 @@ def align_piece(piece: Path, config: AlignConfig = AlignConfig()) -> tuple[int, 
             missing = sorted({hid for hid, _ in onsets if hid not in heads})
             raise AlignmentError(f"{perf_dir / ONSETS_NAME}: onsets of heads not in "
                                  f"noteheads.csv: {missing[:5]}")
+        (perf_dir / ALIGNMENT_JSON).unlink(missing_ok=True)
         write_alignment_csv(rows, perf_dir / ALIGNMENT_NAME)
         energy = onset_energy_check(perf_dir, config.spectrogram_preset, rows)
         write_json_atomic(perf_dir / ALIGNMENT_JSON, summarize([energy]) | {

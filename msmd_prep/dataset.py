@@ -13,6 +13,7 @@ and on the terminal; the others go on.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,8 @@ from functools import partial
 from pathlib import Path
 
 from .align import AlignConfig, align_piece
-from .errors import MsmdPrepError
+from .errors import ConfigError, MsmdPrepError
+from .locking import LOCK_NAME, folder_lock
 from .packing.core import PackResult
 from .packing.snippets import PackConfig, pack_workdir
 from .parallel import map_pieces
@@ -31,7 +33,7 @@ from .soundfonts import SoundFont, resolve_soundfont
 from .spectrogram import PRESETS as SPECTROGRAM_PRESETS
 from .spectrogram import spectrogram_performance
 from .synth import PERFORMANCE_JSON, Synthesizer, SynthConfig, synthesize_performance
-from .workdir import performance_dirs, write_json_atomic
+from .workdir import describe_os_error, performance_dirs, write_json_atomic
 
 WORK_DIR = "work"
 DATASET_DIR = "dataset"
@@ -88,17 +90,21 @@ class PieceReport:
 
 
 _SYNTHS: dict[tuple, Synthesizer] = {}
+_SYNTHS_LOCK = threading.Lock()
 
 
 def _synthesizer(soundfont: SoundFont, config: SynthConfig) -> Synthesizer:
     """A loaded synth per SoundFont and config, kept for the life of the process.
 
-    Loading an sf3 takes seconds; every piece a worker process plays reuses it.
+    Loading an sf3 takes seconds; every piece a worker plays reuses it.  The
+    threads of a worker (Dask runs several) share it: a synth plays one
+    performance at a time (:data:`msmd_prep.synth.FLUIDSYNTH_LOCK`).
     """
     key = (str(soundfont.path), soundfont.sha256, config)
-    if key not in _SYNTHS:
-        _SYNTHS[key] = Synthesizer(soundfont, config)
-    return _SYNTHS[key]
+    with _SYNTHS_LOCK:
+        if key not in _SYNTHS:
+            _SYNTHS[key] = Synthesizer(soundfont, config)
+        return _SYNTHS[key]
 
 
 def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
@@ -149,7 +155,7 @@ def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
     except MsmdPrepError as e:
         report.stage, report.error = stage, str(e)
     except OSError as e:
-        report.stage, report.error = stage, f"cannot read or write: {e}"
+        report.stage, report.error = stage, describe_os_error(e)
     return report
 
 
@@ -233,8 +239,26 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
     try:
         work.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        result.failures.append((str(out), "render", f"cannot write output: {e}"))
+        result.failures.append((str(out), "render",
+                                f"cannot make the output folder: {describe_os_error(e)}"))
         return result
+    try:
+        with folder_lock(out / LOCK_NAME, str(out)):
+            _run(scores, out, result, fonts, render_config=render_config,
+                 tempo_factors=tempo_factors, synth_config=synth_config,
+                 pack_config=pack_config, keep_audio=keep_audio, jobs=jobs,
+                 scheduler=scheduler, progress=progress)
+    except ConfigError as e:
+        result.failures.append((str(out), "dataset", str(e)))
+    return result
+
+
+def _run(scores: Sequence[Path], out: Path, result: DatasetResult, fonts: list[SoundFont], *,
+         render_config: RenderConfig, tempo_factors: Sequence[float],
+         synth_config: SynthConfig, pack_config: PackConfig, keep_audio: bool, jobs: int,
+         scheduler: str | None, progress: bool) -> None:
+    """The stages of :func:`build_dataset`, with the output folder locked."""
+    work = result.work
     if fonts:
         config = PieceConfig(render_config, tuple(tempo_factors), tuple(fonts), synth_config,
                              pack_config.preset_obj.spectrogram_preset, keep_audio)
@@ -272,7 +296,6 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
         result.seconds["pack"] = time.perf_counter() - t0
     write_json_atomic(out / FAILURES_NAME, [
         {"file": f, "stage": stage, "cause": cause} for f, stage, cause in result.failures])
-    return result
 
 
 def _size(path: Path) -> int:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 
 from ._version import __version__
+from .confine import check_references
 from .errors import ConfigError, InputError, MsmdPrepError
 from . import fixes as _fixes
 from . import formats as _formats
@@ -37,6 +37,7 @@ from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .parallel import map_pieces
 from .score import (NoteHead, System, write_heads_csv, write_performance_csv,
                     write_performance_midi, write_systems_csv)
+from .workdir import describe_os_error, make_temp_dir, stale_temp_dirs
 
 SCORE_SUFFIXES = (".ly", *_formats.FORMATS)
 
@@ -256,10 +257,12 @@ def render_score(source: Path, piece_dir: Path, cfg: RenderConfig, *,
     if done is not None and done.get("inputs_sha256") == _inputs_hash(done, source):
         return RenderResult(source, piece_dir, skipped=True, stats=done.get("counts", {}))
     piece_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Builds of this piece that a killed run left behind; only one run renders a piece.
-    for stale in piece_dir.parent.glob(f".{piece_dir.name}.*"):
+    # Builds of this piece (never of another: see stale_temp_dirs) that a
+    # killed run left behind; only one run renders a piece.
+    prefix = f".{piece_dir.name}.build-"
+    for stale in stale_temp_dirs(piece_dir.parent, prefix):
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{piece_dir.name}.", dir=piece_dir.parent))
+    tmp = make_temp_dir(piece_dir.parent, prefix)
     try:
         info = _render_into(source, tmp, cfg, tune=tune)
         info["config_hash"] = chash
@@ -291,7 +294,11 @@ def _keep_build(build: Path, piece_dir: Path) -> Path | None:
 def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") -> dict:
     build = out / "build"
     conv = None
-    if _formats.input_format(source) is not None:
+    fmt = _formats.input_format(source)
+    if fmt in ("musicxml", "abc"):
+        check_references(source, _formats.read_musicxml_text(source) if fmt == "musicxml"
+                         else source.read_bytes().decode("utf-8", "replace"), fmt)
+    if fmt is not None:
         conv = _formats.convert_source(source, build / "converted", tune=tune,
                                        default_qpm=cfg.default_qpm)
     # The music21 writer's text is current LilyPond, and its columns pair heads with notes.
@@ -454,7 +461,7 @@ def render_job(job: RenderJob, cfg: RenderConfig) -> RenderResult:
     except MsmdPrepError as e:
         result = RenderResult(job.source, job.piece_dir, error=_with_build(str(e), e))
     except OSError as e:
-        result = RenderResult(job.source, job.piece_dir, error=f"cannot write output: {e}")
+        result = RenderResult(job.source, job.piece_dir, error=describe_os_error(e))
     _record_failure(job.piece_dir, job.source, result.error)
     return result
 

@@ -31,6 +31,7 @@ see :func:`time_to_frames`.
 """
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -325,6 +326,17 @@ def load_preset(name_or_path: str) -> tuple[str, SpectrogramConfig]:
     return path.stem, SpectrogramConfig.from_mapping(values)
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in the ``.npy`` format, as bytes.
+
+    Written to a file with one ``write``, a failure (a full disk) is an
+    ``OSError`` with the system's cause, which ``np.save`` does not give.
+    """
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
 def spectrogram_is_complete(perf_dir: Path, preset: str, input_hash: str,
                             config_hash: str) -> bool:
     """Whether ``spec-<preset>.npy`` in ``perf_dir`` is up to date."""
@@ -384,7 +396,9 @@ def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramCon
                                  f"{cfg.sample_rate_hz} Hz")
             spec = log_spectrogram(audio, cfg)
             npy = perf_dir / f"spec-{name}.npy"
-            write_atomic(npy, lambda tmp: np.save(tmp, spec))
+            # The manifest goes first, so that no reader takes the old one for the new data.
+            (perf_dir / f"spec-{name}.json").unlink(missing_ok=True)
+            write_atomic(npy, lambda tmp: tmp.write_bytes(npy_bytes(spec)))
             write_json_atomic(perf_dir / f"spec-{name}.json", {
                 "stage": "spectrogram", "status": "complete", "preset": name,
                 "input_hash": input_hash, "config_hash": sha256_json(asdict(cfg)),

@@ -24,6 +24,8 @@ How the audio is made, and why:
 * Release tail: after the last note-off the synth renders on, in blocks of
   2048 samples, until no voice sounds or a block's peak falls below
   ``tail_threshold_dbfs``, but for at most ``max_tail_s``.
+* One performance at a time per process (:data:`FLUIDSYNTH_LOCK`), so
+  that threads (a Dask worker runs several) cannot change each other's audio.
 * Notes of the same pitch that overlap share the key: a second onset
   re-strikes it, and the key is released when the last of them ends.
 """
@@ -32,7 +34,9 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.metadata
+import io
 import math
+import threading
 from collections.abc import Callable, Sequence
 from ctypes import byref, c_int, c_void_p
 from dataclasses import asdict, dataclass
@@ -60,6 +64,12 @@ VELOCITY_POLICIES = ("score", "fixed")
 AUDIO_NAME = "audio.flac"
 ONSETS_NAME = "onsets.csv"
 PERFORMANCE_JSON = "performance.json"
+#: Held by every synth while it loads, plays or is freed.  Two FluidSynth
+#: synths of one process that play at the same time are not independent
+#: (libfluidsynth 2.3: the release tails of one change with what the other
+#: plays, measured in a Dask worker with two threads), so a process plays
+#: one performance at a time; its other threads go on with other stages.
+FLUIDSYNTH_LOCK = threading.RLock()
 FLUIDSYNTH_SETTINGS = {
     "synth.reverb.active": 0,
     "synth.chorus.active": 0,
@@ -217,6 +227,10 @@ class Synthesizer:
         fluidsynth, self._write_float = _fluidsynth()
         self.soundfont = soundfont
         self.config = config
+        with FLUIDSYNTH_LOCK:
+            self._load(fluidsynth, soundfont, config)
+
+    def _load(self, fluidsynth: ModuleType, soundfont: SoundFont, config: SynthConfig) -> None:
         self._fs = fluidsynth.Synth(gain=config.gain, samplerate=config.synth_rate_hz,
                                     **FLUIDSYNTH_SETTINGS)
         self._sfid = self._fs.sfload(str(soundfont.path))
@@ -241,7 +255,8 @@ class Synthesizer:
     def close(self) -> None:
         """Free the FluidSynth instance; the object is unusable afterwards."""
         if self._fs is not None:
-            self._fs.delete()
+            with FLUIDSYNTH_LOCK:
+                self._fs.delete()
             self._fs = None
 
     def render(self, performance: Performance) -> Rendering:
@@ -263,10 +278,11 @@ class Synthesizer:
         """
         if not performance.events:
             raise InputError("the performance has no notes")
-        try:
-            stereo, placed_on, tail_samples = self._play(performance)
-        finally:
-            self._reset()
+        with FLUIDSYNTH_LOCK:
+            try:
+                stereo, placed_on, tail_samples = self._play(performance)
+            finally:
+                self._reset()
         cfg = self.config
         ratio = Fraction(cfg.sample_rate_hz, cfg.synth_rate_hz)
         mono = stereo[0]
@@ -415,6 +431,18 @@ def is_up_to_date(piece: Path, soundfont: SoundFont, tempo_factor: float,
                              sha256_json(synth_settings(soundfont, tempo_factor, config)))
 
 
+def flac_bytes(audio: np.ndarray, sample_rate_hz: int) -> bytes:
+    """``audio`` as a 16-bit FLAC file, in memory.
+
+    The same bytes as :func:`soundfile.write` to a file; written with one
+    ``write``, a full disk gives an ``OSError`` with its cause rather than
+    libsndfile's "System error".
+    """
+    buf = io.BytesIO()
+    soundfile.write(buf, audio, sample_rate_hz, subtype="PCM_16", format="FLAC")
+    return buf.getvalue()
+
+
 def write_onsets_csv(onsets: Sequence[tuple[str, float]], path: Path) -> None:
     """Write the onset table: columns ``notehead_id,onset_s``, one row per onset."""
     def write(tmp: Path) -> None:
@@ -484,8 +512,10 @@ def synthesize_performance(synth: Synthesizer, piece: Path, tempo_factor: float)
     except InputError as e:
         raise InputError(f"{csv_path} at tempo {tempo_factor}: {e}") from e
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / AUDIO_NAME, lambda tmp: soundfile.write(
-        tmp, rendering.audio, rendering.sample_rate_hz, subtype="PCM_16", format="FLAC"))
+    # The old manifest goes before its data is replaced; the new one comes last.
+    (out / PERFORMANCE_JSON).unlink(missing_ok=True)
+    write_atomic(out / AUDIO_NAME, lambda tmp: tmp.write_bytes(
+        flac_bytes(rendering.audio, rendering.sample_rate_hz)))
     write_onsets_csv(rendering.onsets, out / ONSETS_NAME)
     cfg = synth.config
     write_json_atomic(out / PERFORMANCE_JSON, {
