@@ -26,7 +26,7 @@ from .checks import Check, check_onset_energy, pitch_bands, summarize
 from .errors import AlignmentError, ConfigError, InputError, MsmdPrepError
 from .pages import load_gray
 from .score import NoteHead, read_heads_csv, read_systems_csv
-from .spectrogram import SpectrogramConfig, fft_frequencies, time_to_frames
+from .spectrogram import SpectrogramConfig, fft_frequencies, last_frame_before, time_to_frames
 from .synth import ONSETS_NAME, read_onsets_csv
 from .unroll import Unrolled, UnrollConfig, unroll
 from .workdir import (PieceResult, performance_dirs, read_json, rendered_pieces, sha256_file,
@@ -212,7 +212,8 @@ def onset_energy_check(perf_dir: Path, preset: str, rows: Sequence[AlignmentRow]
     bands = pitch_bands(np.array([r.pitch for r in rows]), cfg.filterbank(),
                         fft_frequencies(sample_rate_hz=cfg.sample_rate_hz,
                                         frame_size_samples=cfg.frame_size_samples))
-    return check_onset_energy(bands, np.array([r.onset_frame for r in rows], int), spec)
+    before = last_frame_before(np.array([r.onset_s for r in rows], float), cfg)
+    return check_onset_energy(bands, np.array([r.onset_frame for r in rows], int), before, spec)
 
 
 def _input_hashes(piece: Path) -> dict:

@@ -237,6 +237,21 @@ def time_to_frames(times_s: np.ndarray | float, *, frame_rate_fps: float) -> np.
     return np.ceil(x - ONSET_TOLERANCE_FRAMES).astype(np.int64)
 
 
+def last_frame_before(times_s: np.ndarray | float, config: SpectrogramConfig) -> np.ndarray:
+    """The last frame whose window ends at or before ``times_s``: it hears nothing after.
+
+    Frame ``i``'s window ends at ``i / fps + size / sr`` seconds (``frame_origin
+    "start"``) or ``i / fps + size / (2 sr)`` (``"center"``); the result is
+    ``floor((t - that extent) * fps)``, within the tolerance of
+    :func:`time_to_frames`, and may be negative.
+    """
+    extent = config.frame_size_samples / config.sample_rate_hz
+    if config.frame_origin == "center":
+        extent /= 2
+    x = (np.asarray(times_s, dtype=np.float64) - extent) * config.frame_rate_fps
+    return np.floor(x + ONSET_TOLERANCE_FRAMES).astype(np.int64)
+
+
 def frames_to_time(frames: np.ndarray | int, *, frame_rate_fps: float) -> np.ndarray:
     """Reference time of frames, ``i / fps`` seconds."""
     return np.asarray(frames, dtype=np.float64) / frame_rate_fps
