@@ -24,7 +24,7 @@ import numpy as np
 
 from ._version import __version__
 from .confine import check_references
-from .errors import ConfigError, InputError, MsmdPrepError
+from .errors import ConfigError, InputError, MsmdPrepError, OutputError
 from . import fixes as _fixes
 from . import formats as _formats
 from .formats.abc import abc_tune_ids
@@ -37,7 +37,7 @@ from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .parallel import map_pieces
 from .score import (NoteHead, System, write_heads_csv, write_performance_csv,
                     write_performance_midi, write_systems_csv)
-from .workdir import describe_os_error, make_temp_dir, stale_temp_dirs
+from .workdir import describe_os_error, make_temp_dir, no_space_left, stale_temp_dirs
 
 SCORE_SUFFIXES = (".ly", *_formats.FORMATS)
 
@@ -269,8 +269,12 @@ def render_score(source: Path, piece_dir: Path, cfg: RenderConfig, *,
         info["render_seconds"] = round(time.perf_counter() - t0, 3)
         _write_json(tmp / "piece.json", info)
         _replace_dir(tmp, piece_dir)
-    except MsmdPrepError as e:
-        e.build_dir = _keep_build(tmp / "build", piece_dir)
+    except (OSError, MsmdPrepError) as e:
+        # LilyPond and Python fail on a full disk in many words; say it plainly.
+        if no_space_left(piece_dir.parent, e):
+            raise OutputError(f"cannot write {piece_dir}: No space left on device") from e
+        if isinstance(e, MsmdPrepError):
+            e.build_dir = _keep_build(tmp / "build", piece_dir)
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -332,8 +336,11 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     report |= _self_checks(heads, images, perf.performance, report)
     (out / "pages").mkdir()
     for i, image in images.items():
-        if not cv2.imwrite(str(out / "pages" / f"page-{i:03d}.png"), image):
-            raise MsmdPrepError(f"cannot write page {i} image into {out}")
+        ok, png = cv2.imencode(".png", image)
+        if not ok:
+            raise MsmdPrepError(f"cannot encode the image of page {i}")
+        # Written by Python, so that a full disk says so (cv2.imwrite only returns False).
+        (out / "pages" / f"page-{i:03d}.png").write_bytes(png.tobytes())
     write_heads_csv(heads, out / "noteheads.csv")
     write_systems_csv(systems, out / "systems.csv")
     write_performance_csv(perf.performance, out / "performance.csv")

@@ -160,6 +160,21 @@ def stale_temp_dirs(parent: Path, prefix: str) -> list[Path]:
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
+def no_space_left(folder: Path, error: BaseException | None = None) -> bool:
+    """Whether ``error`` (or, when it names no errno, the file system of ``folder``) says "full".
+
+    An external tool (LilyPond) reports a full disk in its own words; the
+    file system is asked then: less than 64 KiB free counts as full.
+    """
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno in NO_SPACE_ERRNOS
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
 def describe_os_error(e: OSError) -> str:
     """One line for an ``OSError``: its own message and the path(s) it names.
 
