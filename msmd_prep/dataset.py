@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from .align import AlignConfig, align_piece
-from .errors import ConfigError, MsmdPrepError
+from .errors import ConfigError, MsmdPrepError, OutputError
 from .locking import LOCK_NAME, folder_lock
 from .packing.core import PackResult
 from .packing.snippets import PackConfig, pack_workdir
@@ -33,7 +33,7 @@ from .soundfonts import SoundFont, resolve_soundfont
 from .spectrogram import PRESETS as SPECTROGRAM_PRESETS
 from .spectrogram import spectrogram_performance
 from .synth import PERFORMANCE_JSON, Synthesizer, SynthConfig, synthesize_performance
-from .workdir import describe_os_error, performance_dirs, write_json_atomic
+from .workdir import NO_SPACE, describe_os_error, performance_dirs, write_json_atomic
 
 WORK_DIR = "work"
 DATASET_DIR = "dataset"
@@ -294,8 +294,13 @@ def _run(scores: Sequence[Path], out: Path, result: DatasetResult, fonts: list[S
         else:
             result.failures += [(p, "pack", cause) for p, cause in result.pack.failures]
         result.seconds["pack"] = time.perf_counter() - t0
-    write_json_atomic(out / FAILURES_NAME, [
-        {"file": f, "stage": stage, "cause": cause} for f, stage, cause in result.failures])
+    try:
+        write_json_atomic(out / FAILURES_NAME, [
+            {"file": f, "stage": stage, "cause": cause} for f, stage, cause in result.failures])
+    except OutputError as e:
+        # A full disk is reported once, where it first struck.
+        if not any(NO_SPACE in cause for _, _, cause in result.failures):
+            result.failures.append((str(out / FAILURES_NAME), "dataset", str(e)))
 
 
 def _size(path: Path) -> int:

@@ -37,7 +37,8 @@ from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .parallel import map_pieces
 from .score import (NoteHead, System, write_heads_csv, write_performance_csv,
                     write_performance_midi, write_systems_csv)
-from .workdir import describe_os_error, make_temp_dir, no_space_left, stale_temp_dirs
+from .workdir import (NO_SPACE, describe_os_error, make_temp_dir, no_space_left,
+                      stale_temp_dirs)
 
 SCORE_SUFFIXES = (".ly", *_formats.FORMATS)
 
@@ -272,7 +273,7 @@ def render_score(source: Path, piece_dir: Path, cfg: RenderConfig, *,
     except (OSError, MsmdPrepError) as e:
         # LilyPond and Python fail on a full disk in many words; say it plainly.
         if no_space_left(piece_dir.parent, e):
-            raise OutputError(f"cannot write {piece_dir}: No space left on device") from e
+            raise OutputError(f"cannot write {piece_dir}: {NO_SPACE}") from e
         if isinstance(e, MsmdPrepError):
             e.build_dir = _keep_build(tmp / "build", piece_dir)
         raise

@@ -156,6 +156,8 @@ def stale_temp_dirs(parent: Path, prefix: str) -> list[Path]:
                   if p.name.startswith(prefix) and TEMP_TOKEN_RE.fullmatch(p.name[len(prefix):]))
 
 
+#: How a full disk is worded in messages (``os.strerror(errno.ENOSPC)``).
+NO_SPACE = os.strerror(errno.ENOSPC)
 #: errno values that mean "no room": a full disk, a quota, a file size limit.
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -173,6 +175,29 @@ def no_space_left(folder: Path, error: BaseException | None = None) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def ensure_room(path: Path, nbytes: int) -> None:
+    """Refuse to start a file of about ``nbytes`` that the disk cannot hold.
+
+    HDF5 crashes the process (a segmentation fault in h5py 3) when it closes
+    a file whose write failed for want of space, so the HDF5 writers ask
+    first, with 10 % and 1 MiB to spare.
+
+    Raises
+    ------
+    OutputError
+        The file system of ``path``'s folder has less room than that.
+    """
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    need = int(nbytes * 1.1) + (1 << 20)
+    if free < need:
+        raise OutputError(f"cannot write {path}: {NO_SPACE} "
+                          f"({need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free)")
 
 
 def describe_os_error(e: OSError) -> str:
@@ -193,8 +218,9 @@ _HDF5_CAUSE_RE = re.compile(r"error message = '([^']+)'")
 def output_errors(path: Path) -> Iterator[None]:
     """Turn a failed write of ``path`` into an :class:`OutputError` naming it and the cause.
 
-    Covers ``OSError`` and the ``RuntimeError`` that h5py and soundfile raise
-    for a failed system call (HDF5 puts the system's message in its text).
+    Covers ``OSError`` and the ``RuntimeError`` that h5py raises for a failed
+    system call (HDF5 puts the system's message in its text); any other
+    ``RuntimeError`` is a bug and goes on.
     """
     try:
         yield
@@ -205,4 +231,6 @@ def output_errors(path: Path) -> Iterator[None]:
         raise OutputError(f"cannot write {path}: {cause}") from e
     except RuntimeError as e:
         m = _HDF5_CAUSE_RE.search(str(e))
-        raise OutputError(f"cannot write {path}: {m.group(1) if m else e}") from e
+        if m is None:
+            raise
+        raise OutputError(f"cannot write {path}: {m.group(1)}") from e

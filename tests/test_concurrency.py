@@ -14,7 +14,7 @@ import pytest
 
 from msmd_prep.dataset import build_dataset
 from msmd_prep.locking import LOCK_NAME
-from msmd_prep.pack import PackConfig
+from msmd_prep.packing.snippets import PackConfig
 from msmd_prep.render import RenderConfig, render_many, render_score
 from msmd_prep.synth import SynthConfig
 

@@ -16,7 +16,7 @@ import pytest
 from msmd_prep.align import read_alignment_csv
 from msmd_prep.checks import check_onset_energy, pitch_bands
 from msmd_prep.dataset import build_dataset
-from msmd_prep.pack import PackConfig
+from msmd_prep.packing.snippets import PackConfig
 from msmd_prep.render import RenderConfig
 from msmd_prep.soundfonts import load_manifest
 from msmd_prep.spectrogram import (PRESETS, fft_frequencies, last_frame_before,

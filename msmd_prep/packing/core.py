@@ -37,7 +37,8 @@ from ..align import ALIGNMENT_JSON, ALIGNMENT_NAME
 from ..data import INDEX_NAME, SCHEMA_VERSION
 from ..errors import ConfigError, InputError, MsmdPrepError
 from ..synth import PERFORMANCE_JSON
-from ..workdir import performance_dirs, read_json, rendered_pieces, sha256_file, write_json_atomic
+from ..workdir import (ensure_room, performance_dirs, read_json, rendered_pieces, sha256_file,
+                       write_json_atomic)
 
 SPLITS = ("train", "valid", "test")
 SPEC_DTYPES = ("float16", "float32")
@@ -288,6 +289,7 @@ class ShardWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
         tmp = self.folder / f".{name}.tmp"
+        ensure_room(tmp, sum(array[:n].nbytes for array in whole.values()))
         write_shard(tmp, {key: array[:n] for key, array in whole.items()},
                     chunk_samples=self.chunk_samples,
                     attrs=self.attrs | {"split": self.split, "shard": len(self.shards)})
@@ -507,8 +509,8 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
     out = Path(out)
     tmp = staging_folder(out)
     index_splits, piece_index = {}, {}
+    bar = tqdm(total=len(inputs), desc="pack", unit="piece", disable=not progress)
     try:
-        bar = tqdm(total=len(inputs), desc="pack", unit="piece", disable=not progress)
         for split in SPLITS:
             names = sorted(p for p in inputs if splits[p] == split)
             writer = ShardWriter(tmp / split, split=split, max_samples=max_samples,
@@ -533,7 +535,6 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
             index_splits[split] = {"pieces": [n for n in names if n in piece_index],
                                    "count": sum(s["count"] for s in shards), "shards": shards}
             result.counts[split] = index_splits[split]["count"]
-        bar.close()
         write_json_atomic(tmp / INDEX_NAME, plan.index | {
             "schema_version": SCHEMA_VERSION, "format": task.format,
             "config": asdict(config), "spec_dtype": config.spec_dtype,
@@ -543,5 +544,6 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
             "flagged_pieces": result.flagged, "provenance": provenance})
         replace_folder(tmp, out)
     finally:
+        bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return result

@@ -43,6 +43,7 @@ from ..pages import load_gray
 from ..score import System, read_systems_csv
 from ..spectrogram import time_to_frames
 from ..unroll import Band, band_image, system_band
+from ..workdir import output_errors
 from .core import (SPEC_DTYPES, Inputs, PackResult, PerformanceInput, Plan, check_split_options,
                    extract_spec, fixed_bytes, load_spec, meta_dtype, pack_pieces,
                    performance_inputs)
@@ -372,7 +373,8 @@ def pack_score_following(workdir: Path, out: Path,
     -------
     result : PackResult
     """
-    return pack_pieces(workdir, out, ScoreFollowingTask(config), progress=progress)
+    with output_errors(Path(out)):
+        return pack_pieces(workdir, out, ScoreFollowingTask(config), progress=progress)
 
 
 def _staff_images(piece: Path, config: ScoreFollowingConfig,

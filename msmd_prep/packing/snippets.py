@@ -43,6 +43,7 @@ from ..align import ALIGNMENT_NAME, read_alignment_csv, unroll_piece
 from ..errors import ConfigError, InputError
 from ..spectrogram import time_to_frames
 from ..unroll import WHITE, Unrolled, UnrollConfig
+from ..workdir import ensure_room, output_errors
 from .core import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput, Plan,
                    check_split_options, extract_spec, fixed_bytes, load_spec, meta_dtype,
                    pack_pieces, performance_inputs)
@@ -401,6 +402,8 @@ def write_piece_file(path: Path, *, piece: str, split: str, unrolled: Unrolled,
     onset_dtype = np.dtype([("notehead_id", f"S{STRING_BYTES}"), ("pitch", "<i2"),
                             ("system", "<i2"), ("onset_s", "<f8"), ("onset_frame", "<i8"),
                             ("unrolled_x", "<f4"), ("unrolled_y", "<f4")])
+    ensure_room(path, unrolled.image.nbytes + sum(
+        spec.nbytes + len(onsets.onset_s) * onset_dtype.itemsize for _, onsets, spec in performances))
     with h5py.File(path, "w", libver=("v110", "v110")) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
@@ -510,4 +513,5 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
     -------
     result : PackResult
     """
-    return pack_pieces(workdir, out, SnippetTask(config), progress=progress)
+    with output_errors(Path(out)):
+        return pack_pieces(workdir, out, SnippetTask(config), progress=progress)
