@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -31,9 +31,10 @@ from .performed.perform import PerformConfig, perform_piece
 from .render import RenderConfig, RenderJob, find_scores, render_job, render_jobs
 from .soundfonts import SoundFont, resolve_soundfont
 from .spectrogram import PRESETS as SPECTROGRAM_PRESETS
-from .spectrogram import spectrogram_performance
-from .synth import PERFORMANCE_JSON, Synthesizer, SynthConfig, synthesize_performance
-from .workdir import NO_SPACE, describe_os_error, performance_dirs, write_json_atomic
+from .spectrogram import needs_audio, spectrogram_performance
+from .synth import (PERFORMANCE_JSON, Synthesizer, SynthConfig, performance_id,
+                    synthesize_performance)
+from .workdir import NO_SPACE, PERFORMANCES_DIR, describe_os_error, write_json_atomic
 
 WORK_DIR = "work"
 DATASET_DIR = "dataset"
@@ -58,6 +59,17 @@ class PieceConfig:
     def sources(self, score: Path) -> tuple[PerformanceSource, ...]:
         """The real performances attached to ``score``."""
         return self.performances.get(str(Path(score).resolve()), ())
+
+    def performance_ids(self, score: Path) -> list[str]:
+        """The performances this run makes of the piece of ``score``: SoundFonts x tempo
+        factors (when it synthesizes) and its real performances (ids as
+        :func:`msmd_prep.performed.perform.performance_ids` gives them)."""
+        ids = [performance_id(sf.name, float(t)) for sf in self.soundfonts
+               for t in self.tempo_factors] if self.synthesize else []
+        for src in self.sources(score):
+            ids += ([f"{src.id}_{sf.name}" for sf in self.soundfonts] if src.kind == "midi"
+                    else [src.id])
+        return sorted(set(ids))
 
 
 @dataclass
@@ -125,10 +137,16 @@ def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
         piece = job.piece_dir
         stage = "synth"
         t0 = time.perf_counter()
+        preset = config.spectrogram_preset
+        spectrograms = {preset: SPECTROGRAM_PRESETS[preset]}
         if config.synthesize:
             for soundfont in config.soundfonts:
                 synth = _synthesizer(soundfont, config.synth)
                 for factor in config.tempo_factors:
+                    perf_dir = piece / PERFORMANCES_DIR / performance_id(soundfont.name, factor)
+                    # An earlier run removed the audio this run's spectrogram needs.
+                    if needs_audio(perf_dir, spectrograms):
+                        (perf_dir / PERFORMANCE_JSON).unlink()
                     synthesize_performance(synth, piece, float(factor))
         report.seconds["synth"] = time.perf_counter() - t0
         sources = config.sources(job.source)
@@ -142,15 +160,14 @@ def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
             report.seconds["perform"] = time.perf_counter() - t0
         stage = "spectrogram"
         t0 = time.perf_counter()
-        preset = config.spectrogram_preset
-        for perf_dir in performance_dirs(piece):
-            if (perf_dir / PERFORMANCE_JSON).is_file():
-                spectrogram_performance(perf_dir, {preset: SPECTROGRAM_PRESETS[preset]},
-                                        keep_audio=config.keep_audio)
+        wanted = config.performance_ids(job.source)
+        for perf_id in wanted:
+            spectrogram_performance(piece / PERFORMANCES_DIR / perf_id, spectrograms,
+                                    keep_audio=config.keep_audio)
         report.seconds["spectrogram"] = time.perf_counter() - t0
         stage = "align"
         t0 = time.perf_counter()
-        align_piece(piece, AlignConfig(spectrogram_preset=preset))
+        align_piece(piece, AlignConfig(spectrogram_preset=preset), performances=wanted)
         report.seconds["align"] = time.perf_counter() - t0
     except MsmdPrepError as e:
         report.stage, report.error = stage, str(e)
@@ -175,6 +192,9 @@ class DatasetResult:
         One per piece, in input order.
     seconds : dict of str to float
         Wall time per stage, summed over pieces (pack: its own wall time).
+    performances : int
+        Performances asked for of the pieces that got through (pieces x
+        SoundFonts x tempos).
     """
 
     work: Path
@@ -182,6 +202,7 @@ class DatasetResult:
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     reports: list[PieceReport] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    performances: int = 0
 
 
 def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderConfig,
@@ -247,7 +268,8 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
             _run(scores, out, result, fonts, render_config=render_config,
                  tempo_factors=tempo_factors, synth_config=synth_config,
                  pack_config=pack_config, keep_audio=keep_audio, jobs=jobs,
-                 scheduler=scheduler, progress=progress)
+                 scheduler=scheduler, performances=performances, synthesize=synthesize,
+                 perform_config=perform_config, progress=progress)
     except ConfigError as e:
         result.failures.append((str(out), "dataset", str(e)))
     return result
@@ -256,7 +278,8 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
 def _run(scores: Sequence[Path], out: Path, result: DatasetResult, fonts: list[SoundFont], *,
          render_config: RenderConfig, tempo_factors: Sequence[float],
          synth_config: SynthConfig, pack_config: PackConfig, keep_audio: bool, jobs: int,
-         scheduler: str | None, progress: bool) -> None:
+         scheduler: str | None, performances: Sequence[PerformanceSource], synthesize: bool,
+         perform_config: PerformConfig, progress: bool) -> None:
     """The stages of :func:`build_dataset`, with the output folder locked."""
     work = result.work
     if fonts:
@@ -285,10 +308,23 @@ def _run(scores: Sequence[Path], out: Path, result: DatasetResult, fonts: list[S
             result.failures.append((r.source, r.stage, r.error))
         for stage, s in r.seconds.items():
             result.seconds[stage] = result.seconds.get(stage, 0.0) + s
-    if any(not r.error for r in result.reports):
+    ok = [r for r in result.reports if not r.error]
+    if ok:
         t0 = time.perf_counter()
+        only = {Path(r.piece).name: config.performance_ids(Path(r.source)) for r in ok}
+        result.performances = sum(len(ids) for ids in only.values())
+        request = {"pieces": sorted(Path(r.piece).name for r in ok),
+                   "tempo_factors": sorted(float(t) for t in tempo_factors),
+                   "soundfonts": {sf.name: sf.sha256 for sf in fonts},
+                   "performances": sorted({p for ids in only.values() for p in ids}),
+                   "synth": asdict(synth_config),
+                   "spectrogram_preset": config.spectrogram_preset,
+                   "pack_preset": pack_config.preset, "seed": pack_config.seed,
+                   "render": asdict(render_config)}
         try:
-            result.pack = pack_workdir(work, out / DATASET_DIR, pack_config, progress=progress)
+            result.pack = pack_workdir(work, out / DATASET_DIR, pack_config, progress=progress,
+                                       only=only,
+                                       request=request)
         except MsmdPrepError as e:
             result.failures.append((str(work), "pack", str(e)))
         else:
@@ -317,7 +353,7 @@ def summary_rows(result: DatasetResult) -> list[tuple[str, str]]:
     ok = [r for r in reports if not r.error]
     flagged = result.pack.flagged if result.pack else {}
     counts = [r.counts for r in ok]
-    performances = sum(len(performance_dirs(Path(r.piece))) for r in ok)
+    performances = result.performances
     rows = [
         ("pieces", f"{len(ok) - len(flagged)} ok, {len(flagged)} flagged, "
                    f"{len(reports) - len(ok)} failed"),

@@ -35,6 +35,7 @@ from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .normalize import INCLUDE_RE, normalize_source
 from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .parallel import map_pieces
+from .stage_versions import stage_version
 from .score import (NoteHead, System, write_heads_csv, write_performance_csv,
                     write_performance_midi, write_systems_csv)
 from .workdir import (NO_SPACE, describe_os_error, make_temp_dir, no_space_left,
@@ -167,11 +168,12 @@ def sha256_files(paths: list[Path]) -> str:
 
 
 def config_hash(cfg: RenderConfig) -> str:
-    """Hash of the options that change the output, with the exporter's code."""
+    """Hash of the options that change the output, with the exporter's code and the
+    render stage's version (:mod:`msmd_prep.stage_versions`)."""
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     h.update(EXPORT_ILY.read_bytes())
     h.update(Path(_fixes.__file__).read_bytes())
-    h.update(__version__.encode())
+    h.update(f"render stage {stage_version('render')}".encode())
     return h.hexdigest()[:16]
 
 
@@ -357,9 +359,11 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
         "declared_version": norm.version,
         "lilypond_version": lilypond_version(),
         "msmd_prep_version": __version__,
+        "stage_version": stage_version("render"),
         "config": asdict(cfg),
         "tempo_source": perf.tempo_source,
         "repeat_mode": perf.repeat_mode,
+        "undrawn_heads": [f"h{i}" for i in sorted(set(ex.heads) - {int(h.id[1:]) for h in heads})],
         "counts": {
             "pages": len(pngs),
             "systems": len(systems),

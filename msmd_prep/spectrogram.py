@@ -46,6 +46,7 @@ import yaml
 from tqdm import tqdm
 
 from .errors import ConfigError, InputError, MsmdPrepError
+from .stage_versions import stage_version
 from .synth import AUDIO_NAME, PERFORMANCE_JSON
 from .workdir import (PieceResult, performance_dirs, read_json, rendered_pieces, sha256_json,
                       write_atomic, write_json_atomic)
@@ -352,6 +353,11 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def spectrogram_config_hash(config: SpectrogramConfig) -> str:
+    """Hash of a spectrogram's parameters and the spectrogram stage's code version."""
+    return sha256_json({"config": asdict(config), "stage_version": stage_version("spectrogram")})
+
+
 def spectrogram_is_complete(perf_dir: Path, preset: str, input_hash: str,
                             config_hash: str) -> bool:
     """Whether ``spec-<preset>.npy`` in ``perf_dir`` is up to date."""
@@ -359,6 +365,21 @@ def spectrogram_is_complete(perf_dir: Path, preset: str, input_hash: str,
     return (meta is not None and meta.get("status") == "complete"
             and meta.get("input_hash") == input_hash and meta.get("config_hash") == config_hash
             and (perf_dir / f"spec-{preset}.npy").is_file())
+
+
+def needs_audio(perf_dir: Path, presets: Mapping[str, SpectrogramConfig]) -> bool:
+    """Whether a synthesized performance lacks the audio that one of ``presets`` needs.
+
+    True when a spectrogram is not up to date and the audio was removed (by
+    an earlier spectrogram run without ``keep_audio``): synth must make it again.
+    """
+    meta = read_json(perf_dir / PERFORMANCE_JSON)
+    if meta is None or meta.get("status") != "complete" or (perf_dir / AUDIO_NAME).is_file():
+        return False
+    input_hash = sha256_json([meta.get("input_hash"), meta.get("config_hash")])
+    return any(not spectrogram_is_complete(perf_dir, name, input_hash,
+                                           spectrogram_config_hash(cfg))
+               for name, cfg in presets.items())
 
 
 def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramConfig], *,
@@ -394,7 +415,8 @@ def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramCon
     # input and config hashes; hashing those avoids reading the audio.
     input_hash = sha256_json([meta["input_hash"], meta["config_hash"]])
     todo = {name: cfg for name, cfg in presets.items()
-            if not spectrogram_is_complete(perf_dir, name, input_hash, sha256_json(asdict(cfg)))}
+            if not spectrogram_is_complete(perf_dir, name, input_hash,
+                                           spectrogram_config_hash(cfg))}
     audio_path = perf_dir / AUDIO_NAME
     if todo:
         if not audio_path.is_file():
@@ -416,7 +438,8 @@ def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramCon
             write_atomic(npy, lambda tmp: tmp.write_bytes(npy_bytes(spec)))
             write_json_atomic(perf_dir / f"spec-{name}.json", {
                 "stage": "spectrogram", "status": "complete", "preset": name,
-                "input_hash": input_hash, "config_hash": sha256_json(asdict(cfg)),
+                "input_hash": input_hash, "config_hash": spectrogram_config_hash(cfg),
+                "stage_version": stage_version("spectrogram"),
                 "config": asdict(cfg), "shape": list(spec.shape), "dtype": "float32",
                 "n_bins": spec.shape[0], "n_frames": spec.shape[1],
                 "axes": ["bin", "frame"], "frame_rule": "onset t -> frame ceil(t * fps)",

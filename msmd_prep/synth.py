@@ -53,6 +53,7 @@ from ._version import __version__
 from .errors import ConfigError, InputError, MsmdPrepError, ToolError
 from .score import NoteEvent, Performance, read_performance_csv
 from .soundfonts import SoundFont
+from .stage_versions import stage_version
 from .workdir import (PERFORMANCES_DIR, PieceResult, read_json, rendered_pieces, sha256_file,
                       sha256_json, write_atomic, write_json_atomic)
 
@@ -407,7 +408,8 @@ def synth_settings(soundfont: SoundFont, tempo_factor: float, config: SynthConfi
             "soundfont": {"sha256": soundfont.sha256, "bank": soundfont.bank,
                           "preset": soundfont.preset},
             "synth": asdict(config),
-            "block_samples": BLOCK_SAMPLES}
+            "block_samples": BLOCK_SAMPLES,
+            "stage_version": stage_version("synth")}
 
 
 def synth_is_complete(perf_dir: Path, input_hash: str, config_hash: str) -> bool:
@@ -520,6 +522,7 @@ def synthesize_performance(synth: Synthesizer, piece: Path, tempo_factor: float)
     cfg = synth.config
     write_json_atomic(out / PERFORMANCE_JSON, {
         "stage": "synth", "status": "complete", "perf_id": perf_id,
+        "stage_version": stage_version("synth"),
         "input_hash": input_hash, "config_hash": config_hash,
         "input": {"performance_csv": "../../performance.csv", "sha256": input_hash},
         "tempo_factor": tempo_factor,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from ..unroll import WHITE, Unrolled, UnrollConfig
 from ..workdir import ensure_room, output_errors
 from .core import (SPEC_DTYPES, SPLITS, STRING_BYTES, PackResult, PerformanceInput, Plan,
                    check_split_options, extract_spec, fixed_bytes, load_spec, meta_dtype,
-                   pack_pieces, performance_inputs)
+                   pack_pieces, performance_inputs, PieceInputs)
 
 ANCHORS = ("center", "end")
 PIECES_DIR = "pieces"
@@ -436,12 +436,14 @@ class SnippetTask:
     def preset(self) -> PackPreset:
         return self.config.preset_obj
 
-    def read_inputs(self, piece: Path) -> list[PerformanceInput]:
+    def read_inputs(self, piece: Path, *, only: Collection[str] | None = None,
+                    include_flagged: bool = False) -> PieceInputs:
         """The performances of ``piece`` with the preset's spectrogram, of its bins and rate."""
         preset = self.preset
         found = performance_inputs(piece, preset.spectrogram_preset,
-                                   needed_by=f"pack preset {preset.name!r}")
-        for perf in found:
+                                   needed_by=f"pack preset {preset.name!r}", only=only,
+                                   include_flagged=include_flagged)
+        for perf in found.perfs:
             fps = float(perf.spec_meta["config"]["frame_rate_fps"])
             if perf.spec_meta.get("n_bins") != preset.spec_bins or not math.isclose(
                     fps, preset.frame_rate_fps):
@@ -493,7 +495,8 @@ class SnippetTask:
 
 
 def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
-                 progress: bool = False) -> PackResult:
+                 progress: bool = False, only: Mapping[str, Collection[str]] | None = None,
+                 request: Mapping | None = None) -> PackResult:
     """Pack every aligned piece of ``workdir`` into the snippet dataset folder ``out``.
 
     See :func:`msmd_prep.packing.core.pack_pieces` (staging, splits, failed
@@ -508,10 +511,14 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
     config : PackConfig
     progress : bool
         Show a progress bar on stderr.
+    only, request
+        Exactly what to pack, and what was asked for (see
+        :func:`msmd_prep.packing.core.pack_pieces`).
 
     Returns
     -------
     result : PackResult
     """
     with output_errors(Path(out)):
-        return pack_pieces(workdir, out, SnippetTask(config), progress=progress)
+        return pack_pieces(workdir, out, SnippetTask(config), progress=progress, only=only,
+                           request=request)
