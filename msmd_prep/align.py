@@ -216,25 +216,24 @@ def onset_energy_check(perf_dir: Path, preset: str, rows: Sequence[AlignmentRow]
     return check_onset_energy(bands, np.array([r.onset_frame for r in rows], int), before, spec)
 
 
-#: Keys of ``piece.json`` that say how long a render took, not what it made.
-VOLATILE_PIECE_KEYS = ("render_seconds",)
-
-
 def piece_input_hashes(piece: Path) -> dict:
     """What every alignment of ``piece`` reads of its render, hashed.
 
-    ``noteheads.csv``, ``systems.csv``, the page images, and ``piece.json``
-    without :data:`VOLATILE_PIECE_KEYS` (a re-render that made the same
-    piece leaves the alignments current).
+    ``noteheads.csv``, ``systems.csv``, the page images, and of ``piece.json``
+    only what align uses (the render dpi, the undrawn heads): a render with
+    other timings or options that made the same piece leaves the alignments
+    current.
     """
     info = read_json(piece / "piece.json")
     if info is None:
         raise InputError(f"{piece / 'piece.json'}: missing or unreadable")
-    stable = {k: v for k, v in info.items() if k not in VOLATILE_PIECE_KEYS}
+    used = {"dpi": (info.get("config") or {}).get("dpi"),
+            "undrawn_heads": info.get("undrawn_heads"),
+            "noteheads_not_drawn": (info.get("counts") or {}).get("noteheads_not_drawn")}
     return {"noteheads.csv": sha256_file(piece / "noteheads.csv"),
             "systems.csv": sha256_file(piece / "systems.csv"),
             "pages": sha256_json([sha256_file(p) for p in page_paths(piece)]),
-            "piece.json": sha256_json(stable)}
+            "piece.json": sha256_json(used)}
 
 
 def alignment_input_hashes(piece_hashes: dict, perf_dir: Path, preset: str) -> dict:

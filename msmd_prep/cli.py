@@ -96,7 +96,9 @@ def render(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float,
                            sandbox=not no_sandbox)
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
-    results = render_many(find_scores(list(scores)), out, cfg, progress=True)
+    roots: dict[Path, Path] = {}
+    results = render_many(find_scores(list(scores), roots=roots), out, cfg, progress=True,
+                          roots=roots)
     failures = [(str(r.source), "render", r.error) for r in results if r.error]
     click.echo(f"render: {len(results) - len(failures)} ok, {len(failures)} failed, out: {out}")
     _report_failures(failures)
@@ -307,6 +309,10 @@ def _report_pack(result) -> None:  # type: ignore[no-untyped-def]
     for piece, checks in result.flagged.items():
         click.echo(f"FLAGGED {piece}: failed self-checks ({checks})"
                    + ("" if piece in result.pieces else "; left out"), err=True)
+    # Pieces that failed are FAILED lines; here the performances left out of packed pieces.
+    for key, why in result.left_out.items():
+        if "/" in key and why.reason != "flagged":
+            click.echo(f"LEFT OUT {key}: {why}", err=True)
 
 
 @main.command()

@@ -285,7 +285,8 @@ def _run(scores: Sequence[Path], out: Path, result: DatasetResult, fonts: list[S
     if fonts:
         config = PieceConfig(render_config, tuple(tempo_factors), tuple(fonts), synth_config,
                              pack_config.preset_obj.spectrogram_preset, keep_audio)
-        found = find_scores(list(scores))
+        roots: dict[Path, Path] = {}
+        found = find_scores(list(scores), roots=roots)
         known = {p.resolve() for p in found}
         found += list(dict.fromkeys(s.score for s in performances if s.score.resolve() not in known))
         attached = list(performances) + attached_performances(found)
@@ -297,7 +298,7 @@ def _run(scores: Sequence[Path], out: Path, result: DatasetResult, fonts: list[S
             found = [p for p in found if str(p.resolve()) in by_score]
         config = replace(config, performances=by_score, synthesize=synthesize,
                          perform=perform_config)
-        todo = render_jobs(found, work)
+        todo = render_jobs(found, work, roots=roots)
         # Largest scores first, so that no worker is left with a long piece at the end.
         order = sorted(range(len(todo)), key=lambda i: -_size(todo[i].source))
         reports = map_pieces(partial(process_piece, config=config), [todo[i] for i in order],

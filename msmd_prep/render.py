@@ -98,8 +98,12 @@ class RenderResult:
     stats: dict = field(default_factory=dict)
 
 
-def find_scores(paths: list[Path]) -> list[Path]:
+def find_scores(paths: list[Path], *, roots: dict[Path, Path] | None = None) -> list[Path]:
     """The scores named by ``paths``: files as given, folders searched.
+
+    ``roots``, when given, gets every score's input root: the folder of
+    ``paths`` it was found under, or its own folder for a file named as such
+    (its piece id is its path under that root, see :func:`piece_ids`).
 
     In a folder, every ``.ly`` file is a score except those that another
     ``.ly`` file of the folder includes (parts of multi-file pieces) and the
@@ -120,9 +124,12 @@ def find_scores(paths: list[Path]) -> list[Path]:
                 text = f.read_bytes().decode("utf-8", "replace")
                 included.update((f.parent / name).resolve() for name in INCLUDE_RE.findall(text))
             mains = [f for f in files if f.resolve() not in included]
-            found += drop_paper_variants(_formats.drop_lilypond_outputs(mains))
+            here = drop_paper_variants(_formats.drop_lilypond_outputs(mains))
         else:
-            found.append(path)
+            here = [path]
+        found += here
+        if roots is not None:
+            roots.update((f, path if path.is_dir() else path.parent) for f in here)
     return found
 
 
@@ -144,19 +151,53 @@ def drop_paper_variants(scores: list[Path]) -> list[Path]:
                     and (p.parent / _LETTER_RE.sub("a4", p.name)).resolve() in present)]
 
 
-def piece_ids(scores: list[Path]) -> dict[Path, str]:
-    """A folder name for every score: its stem, made unique with its parents."""
-    ids: dict[Path, str] = {}
-    taken: set[str] = set()
-    for score in scores:
-        parts = score.resolve().with_suffix("").parts
-        for depth in range(1, len(parts) + 1):
-            name = re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(parts[-depth:]))
-            if name not in taken:
-                break
-        taken.add(name)
-        ids[score] = name
-    return ids
+#: Longest piece id, bytes: it goes into the packed metadata's fixed-length strings.
+MAX_ID_BYTES = 64
+
+
+def piece_id(score: Path, root: Path) -> str:
+    """The id of ``score`` found under ``root``: its path there, without suffix.
+
+    Folders are joined by ``__``, characters other than ``A-Za-z0-9._-``
+    become ``_``, and Mutopia's repetitions are dropped: a folder named like
+    the file or like the file plus ``-lys``, and a folder followed by its own
+    ``-lys`` folder (``bach/minuet/minuet.ly`` under ``corpus/`` is
+    ``bach__minuet``).  Nothing else enters, so an id never changes when other
+    scores come or go.  See :func:`short_id` for long ones.
+    """
+    try:
+        parts = list(score.resolve().relative_to(root.resolve()).with_suffix("").parts)
+    except ValueError:
+        parts = [score.stem]
+    stem, folders = parts[-1], parts[:-1]
+    kept = [p for i, p in enumerate(folders)
+            if p not in (stem, f"{stem}-lys")
+            and (folders[i + 1] if i + 1 < len(folders) else stem) != f"{p}-lys"]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join([*kept, stem]))
+
+
+def short_id(name: str) -> str:
+    """``name``, or when longer than :data:`MAX_ID_BYTES` its start and a hash of all of it."""
+    if len(name.encode()) <= MAX_ID_BYTES:
+        return name
+    return f"{name[:MAX_ID_BYTES - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def piece_ids(scores: list[Path], *, roots: dict[Path, Path] | None = None) -> dict[Path, str]:
+    """A folder name for every score: :func:`piece_id` under its root.
+
+    ``roots`` maps scores to the input root they were found under (see
+    :func:`find_scores`); a score without one is under its own folder.  Two
+    scores with one id (the same path under two roots) both get the first 8
+    hex digits of their absolute path's SHA-256 appended.
+    """
+    ids = {s: piece_id(s, (roots or {}).get(s, s.parent)) for s in scores}
+    count: dict[str, int] = {}
+    for name in ids.values():
+        count[name] = count.get(name, 0) + 1
+    return {s: name if count[name] == 1 else
+            f"{name}-{hashlib.sha256(str(s.resolve()).encode()).hexdigest()[:8]}"
+            for s, name in ids.items()}
 
 
 def sha256_files(paths: list[Path]) -> str:
@@ -315,6 +356,8 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
             "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
     run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+    # Fontconfig's cache of the sandboxed run: not an output (and made private by its tool).
+    shutil.rmtree(build / ".cache", ignore_errors=True)
     export_file = build / "msmd-export.tsv"
     if not export_file.is_file():
         raise InputError(f"{source}: LilyPond wrote no export (is it a score?)")
@@ -428,10 +471,23 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+#: What the later stages write into a piece folder; a new render keeps it.
+LATER_OUTPUTS = ("performances", "unrolled.png", "unrolled.json")
+
+
 def _replace_dir(new: Path, target: Path) -> None:
-    """Put ``new`` at ``target``; later stages' outputs there are dropped."""
+    """Put ``new`` at ``target``, keeping the later stages' outputs of the old folder.
+
+    They stay only as candidates: every later stage (and pack) checks its
+    recorded inputs against the new render and redoes what no longer matches,
+    so a render that made the same piece costs no synthesis or alignment.
+    """
     old = target.with_name(f".{target.name}.old")
     shutil.rmtree(old, ignore_errors=True)
+    if target.is_dir() and not (target / "piece.json").is_symlink():
+        for name in LATER_OUTPUTS:
+            if (target / name).exists() and not (new / name).exists():
+                os.replace(target / name, new / name)
     if target.exists():
         os.replace(target, old)
     os.replace(new, target)
@@ -447,18 +503,20 @@ class RenderJob:
     tune: str = ""
 
 
-def render_jobs(scores: list[Path], out: Path) -> list[RenderJob]:
+def render_jobs(scores: list[Path], out: Path, *,
+                roots: dict[Path, Path] | None = None) -> list[RenderJob]:
     """The pieces of ``scores`` with their folders in ``out``: one per score,
-    one per tune of an ABC book (an unreadable book is one piece, which fails)."""
-    ids = piece_ids(scores)
+    one per tune of an ABC book (an unreadable book is one piece, which fails).
+    ``roots``: the input root of each score (:func:`piece_ids`)."""
+    ids = piece_ids(scores, roots=roots)
     jobs = []
     for score in scores:
         try:
             tunes = abc_tune_ids(score) if score.suffix == ".abc" else [""]
         except (MsmdPrepError, OSError):
             tunes = [""]
-        jobs += [RenderJob(score, out / (f"{ids[score]}__{tune}" if tune else ids[score]), tune)
-                 for tune in tunes]
+        jobs += [RenderJob(score, out / short_id(f"{ids[score]}__{tune}" if tune else ids[score]),
+                           tune) for tune in tunes]
     return jobs
 
 
@@ -479,14 +537,16 @@ def render_job(job: RenderJob, cfg: RenderConfig) -> RenderResult:
 
 
 def render_many(scores: list[Path], out: Path, cfg: RenderConfig, *, progress: bool = False,
-                jobs: int = 1, scheduler: str | None = None) -> list[RenderResult]:
+                jobs: int = 1, scheduler: str | None = None,
+                roots: dict[Path, Path] | None = None) -> list[RenderResult]:
     """Render ``scores`` into ``out``; one failing score never stops the others.
 
     ``jobs`` and ``scheduler`` spread the pieces as
     :func:`msmd_prep.parallel.map_pieces` does; results keep the order of
     :func:`render_jobs`.
     """
-    return map_pieces(partial(render_job, cfg=cfg), render_jobs(scores, out), jobs=jobs,
+    return map_pieces(partial(render_job, cfg=cfg), render_jobs(scores, out, roots=roots),
+                      jobs=jobs,
                       scheduler=scheduler, desc="render", progress=progress)
 
 

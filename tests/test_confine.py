@@ -11,7 +11,7 @@ SECRET = "msmd-secret-4711"
 
 
 def _outside_and_score(tmp_path: Path, include: str) -> Path:
-    """``tmp_path/outside.ly`` (music with a secret) and a score two folders down including ``include``."""
+    """``tmp_path/outside.ly`` (music with a secret); a score two folders down includes ``include``."""
     (tmp_path / "outside.ly").write_text(f"% {SECRET}\n{{ c'4 d' e' f' }}\n")
     folder = tmp_path / "corpus" / "piece"
     folder.mkdir(parents=True)

@@ -188,7 +188,8 @@ def performance_inputs(piece: Path, spectrogram_preset: str, *, needed_by: str,
     found, left_out = [], {}
     for perf_id in wanted:
         if perf_id not in dirs:
-            left_out[perf_id] = LeftOut("missing", f"not synthesized; run synth ({needed_by})")
+            left_out[perf_id] = LeftOut("missing", f"not synthesized ({needed_by}); "
+                                                   "run `msmd-prep synth WORKDIR`")
             continue
         perf_dir = dirs[perf_id]
         perf, spec_meta, why = performance_state(piece, perf_dir, spectrogram_preset,
@@ -257,7 +258,7 @@ def collect_pieces(workdir: Path, read_inputs: Callable[..., PieceInputs], *,
         piece = folders.get(name)
         try:
             if piece is None:
-                raise LeftOutError(LeftOut("missing", "no piece folder; run render"))
+                raise LeftOutError(LeftOut("missing", "no piece folder; run `msmd-prep render`"))
             selected = read_inputs(piece, only=None if only is None else only[name],
                                    include_flagged=include_flagged)
             check_names(name, selected.perfs)

@@ -32,6 +32,13 @@ from ..synth import ONSETS_NAME, PERFORMANCE_JSON
 from ..workdir import read_json, sha256_file, sha256_json
 
 REASONS = ("failed", "missing", "stale", "unreadable", "flagged")
+RENDER = "run `msmd-prep render` again"
+SYNTH = "run `msmd-prep synth WORKDIR`"
+ALIGN = "run `msmd-prep align WORKDIR`"
+
+
+def _spectrogram(preset: str) -> str:
+    return f"run `msmd-prep spectrogram WORKDIR --preset {preset}`"
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ def piece_state(piece: Path, *, include_flagged: bool) -> LeftOut | None:
         return LeftOut("unreadable", f"{piece / 'piece.json'}: status {info.get('status')!r}")
     if info.get("stage_version") != stage_version("render"):
         return LeftOut("stale", f"rendered by render stage version {info.get('stage_version')}, "
-                                f"now {stage_version('render')}; run render again")
+                                f"now {stage_version('render')}; {RENDER}")
     from ..render import sha256_files  # render loads LilyPond's tools; only here
 
     try:
@@ -87,7 +94,7 @@ def piece_state(piece: Path, *, include_flagged: bool) -> LeftOut | None:
     except OSError as e:
         return LeftOut("stale", f"its inputs are gone ({e.strerror}: {e.filename})")
     if not info.get("inputs") or current != info.get("inputs_sha256"):
-        return LeftOut("stale", "its score changed since it was rendered; run render again")
+        return LeftOut("stale", f"its score changed since it was rendered; {RENDER}")
     flag = _flags(info, piece / "piece.json")
     if flag and not (include_flagged and flag.reason == "flagged"):
         return flag
@@ -108,18 +115,18 @@ def performance_state(piece: Path, perf_dir: Path, spectrogram_preset: str, *,
     """
     perf, why = _manifest(perf_dir / PERFORMANCE_JSON)
     if why:
-        return None, None, LeftOut(why.reason, f"{why.detail}; run synth")
+        return None, None, LeftOut(why.reason, f"{why.detail}; {SYNTH}")
     if perf.get("status") != "complete" or not (perf_dir / ONSETS_NAME).is_file():
-        return None, None, LeftOut("missing", "synthesis not complete; run synth")
+        return None, None, LeftOut("missing", f"synthesis not complete; {SYNTH}")
     if perf.get("stage_version") != stage_version("synth"):
-        return None, None, LeftOut("stale", "synthesized by an older synth stage; run synth")
+        return None, None, LeftOut("stale", f"synthesized by an older synth stage; {SYNTH}")
     if perf.get("input_hash") != sha256_file(piece / "performance.csv"):
         return None, None, LeftOut("stale", "synthesized from another performance.csv; "
-                                            "run synth")
+                                            SYNTH)
     spec, why = _manifest(perf_dir / f"spec-{spectrogram_preset}.json")
     if why:
-        return None, None, LeftOut(why.reason, f"{why.detail}; run spectrogram --preset "
-                                               f"{spectrogram_preset}")
+        return None, None, LeftOut(why.reason, f"{why.detail}; "
+                                               f"{_spectrogram(spectrogram_preset)}")
     try:
         spec_current = (spec.get("status") == "complete"
                         and spec.get("input_hash") == sha256_json([perf["input_hash"],
@@ -130,7 +137,8 @@ def performance_state(piece: Path, perf_dir: Path, spectrogram_preset: str, *,
         return None, None, LeftOut("unreadable", f"spec-{spectrogram_preset}.json: {e!r}")
     if not spec_current:
         return None, None, LeftOut("stale", f"spectrogram {spectrogram_preset!r} not of this "
-                                            "synthesis or stage version; run spectrogram")
+                                            "synthesis or stage version; "
+                                            + _spectrogram(spectrogram_preset))
     npy = perf_dir / f"spec-{spectrogram_preset}.npy"
     try:
         array = np.load(npy, mmap_mode="r")
@@ -141,18 +149,18 @@ def performance_state(piece: Path, perf_dir: Path, spectrogram_preset: str, *,
                                                  f"says {spec.get('shape')}")
     align, why = _manifest(perf_dir / ALIGNMENT_JSON)
     if why:
-        return None, None, LeftOut(why.reason, f"{why.detail}; run align")
+        return None, None, LeftOut(why.reason, f"{why.detail}; {ALIGN}")
     if (align.get("status") != "complete" or align.get("stage_version") != stage_version("align")
             or not (perf_dir / ALIGNMENT_NAME).is_file()):
         return None, None, LeftOut("stale", "alignment not complete or of an older align "
-                                            "stage; run align")
+                                            f"stage; {ALIGN}")
     try:
         expected = alignment_input_hashes(piece_hashes, perf_dir,
                                           str(align.get("spectrogram_preset")))
     except MsmdPrepError as e:
         return None, None, LeftOut("stale", f"alignment inputs are gone ({e})")
     if align.get("input_hashes") != expected:
-        return None, None, LeftOut("stale", "aligned to other inputs; run align")
+        return None, None, LeftOut("stale", f"aligned to other inputs; {ALIGN}")
     flag = _flags(align, perf_dir / ALIGNMENT_JSON)
     if flag and not (include_flagged and flag.reason == "flagged"):
         return None, None, flag

@@ -403,7 +403,8 @@ def write_piece_file(path: Path, *, piece: str, split: str, unrolled: Unrolled,
                             ("system", "<i2"), ("onset_s", "<f8"), ("onset_frame", "<i8"),
                             ("unrolled_x", "<f4"), ("unrolled_y", "<f4")])
     ensure_room(path, unrolled.image.nbytes + sum(
-        spec.nbytes + len(onsets.onset_s) * onset_dtype.itemsize for _, onsets, spec in performances))
+        spec.nbytes + len(onsets.onset_s) * onset_dtype.itemsize
+        for _, onsets, spec in performances))
     with h5py.File(path, "w", libver=("v110", "v110")) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
