@@ -122,7 +122,7 @@ def performance_state(piece: Path, perf_dir: Path, spectrogram_preset: str, *,
         return None, None, LeftOut("stale", f"synthesized by an older synth stage; {SYNTH}")
     if perf.get("input_hash") != sha256_file(piece / "performance.csv"):
         return None, None, LeftOut("stale", "synthesized from another performance.csv; "
-                                            SYNTH)
+                                            + SYNTH)
     spec, why = _manifest(perf_dir / f"spec-{spectrogram_preset}.json")
     if why:
         return None, None, LeftOut(why.reason, f"{why.detail}; "
