@@ -267,7 +267,8 @@ def _pack_options(command):  # type: ignore[no-untyped-def]
         click.option("--splits", "split_file", default=None,
                      type=click.Path(exists=True, dir_okay=False),
                      help="YAML file {train: [...], valid: [...], test: [...]} of piece ids "
-                          "(default: split by --seed, 70/15/15)."),
+                          "(default: each piece by a hash of --seed and its id, 70/15/15 on "
+                          "average; small corpora may get an empty valid or test)."),
         click.option("--anchor", "spec_anchor", default="center", show_default=True,
                      type=click.Choice(ANCHORS),
                      help="Onset at the centre of the spectrogram excerpt, or at its end."),
