@@ -64,10 +64,18 @@ def test_abc_that_injects_an_include_fails_naming_it(tmp_path):
                                   "CDEF|]\n")
     results = render_many(sorted(src.glob("*.abc")), tmp_path / "out",
                           RenderConfig(timeout_s=60))
-    errors = {r.source.name: r.error for r in results}
-    assert f'\\include "{tmp_path / "outside.ly"}"' in errors["tune.abc"]
-    assert "abc-include '../outside.abh'" in errors["book.abc"]
-    assert all(SECRET not in e for e in errors.values())
+    by_name = {r.source.name: r for r in results}
+    tune = by_name["tune.abc"]
+    # Through abc2ly the injected include fails the piece naming it; through the music21
+    # writer the comment is dropped.  Either way outside.ly is never read.
+    if tune.error:
+        assert f'\\include "{tmp_path / "outside.ly"}"' in tune.error
+    else:
+        assert tune.stats["noteheads"] == 4
+    assert "abc-include '../outside.abh'" in by_name["book.abc"].error
+    assert all(SECRET not in r.error for r in results)
+    assert not [p for p in (tmp_path / "out").rglob("*")
+                if p.is_file() and SECRET.encode() in p.read_bytes()]
 
 
 def test_musicxml_with_an_external_entity_fails_naming_it(tmp_path):
