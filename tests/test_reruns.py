@@ -61,10 +61,17 @@ def test_a_rerun_with_another_tempo_set_packs_only_that_set(tmp_path):
     assert set(_index(tmp_path / "dataset")["pieces"]) == {"melody"}
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("built")
+    assert not _build(out, tempos=[1.0, 1.2], keep_audio=True).failures
+    return out / "work"
+
+
 @pytest.fixture
-def work(tmp_path) -> Path:
-    """A work folder of two pieces at two tempos, packed once."""
-    assert not _build(tmp_path, tempos=[1.0, 1.2], keep_audio=True).failures
+def work(built, tmp_path) -> Path:
+    """A copy of a work folder of two pieces at two tempos, packed once."""
+    shutil.copytree(built, tmp_path / "work")
     return tmp_path / "work"
 
 
