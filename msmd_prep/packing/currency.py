@@ -118,11 +118,10 @@ def performance_state(piece: Path, perf_dir: Path, spectrogram_preset: str, *,
         return None, None, LeftOut(why.reason, f"{why.detail}; {SYNTH}")
     if perf.get("status") != "complete" or not (perf_dir / ONSETS_NAME).is_file():
         return None, None, LeftOut("missing", f"synthesis not complete; {SYNTH}")
-    if perf.get("stage_version") != stage_version("synth"):
-        return None, None, LeftOut("stale", f"synthesized by an older synth stage; {SYNTH}")
-    if perf.get("input_hash") != sha256_file(piece / "performance.csv"):
-        return None, None, LeftOut("stale", "synthesized from another performance.csv; "
-                                            + SYNTH)
+    why = (_synthesis_state(piece, perf) if perf.get("kind", "synthesized") == "synthesized"
+           else _real_performance_state(piece, perf))
+    if why:
+        return None, None, why
     spec, why = _manifest(perf_dir / f"spec-{spectrogram_preset}.json")
     if why:
         return None, None, LeftOut(why.reason, f"{why.detail}; "
@@ -165,6 +164,41 @@ def performance_state(piece: Path, perf_dir: Path, spectrogram_preset: str, *,
     if flag and not (include_flagged and flag.reason == "flagged"):
         return None, None, flag
     return perf, spec, None
+
+
+def _synthesis_state(piece: Path, perf: dict) -> LeftOut | None:
+    """Why a synthesized ``performance.json`` is not current, or ``None``."""
+    if perf.get("stage_version") != stage_version("synth"):
+        return LeftOut("stale", f"synthesized by an older synth stage; {SYNTH}")
+    if perf.get("input_hash") != sha256_file(piece / "performance.csv"):
+        return LeftOut("stale", "synthesized from another performance.csv; " + SYNTH)
+    return None
+
+
+def _real_performance_state(piece: Path, perf: dict) -> LeftOut | None:
+    """Why a real performance (the perform stage's ``performance.json``) cannot be packed.
+
+    Current when its recorded input hash is that of its performance file, the
+    piece's ``performance.csv`` and ``noteheads.csv`` now (as
+    :func:`msmd_prep.performed.perform.perform_source` computes it); left out
+    when the perform stage flagged it (wrong piece, silence).
+    """
+    perform = "run `msmd-prep dataset` or `msmd-prep perform` again"
+    try:
+        current = sha256_json([sha256_file(Path(perf["source"]["path"])),
+                               sha256_file(piece / "performance.csv"),
+                               sha256_file(piece / "noteheads.csv")])
+    except (KeyError, TypeError) as e:
+        return LeftOut("unreadable", f"performance.json names no source ({e!r})")
+    except OSError as e:
+        return LeftOut("stale", f"its performance file is gone ({e.strerror}: {e.filename})")
+    if perf.get("input_hash") != current:
+        return LeftOut("stale", f"aligned to another performance or score; {perform}")
+    # Wrong piece or silence: left out even with --include-flagged (as the perform stage says).
+    if perf.get("flagged"):
+        flags = perf.get("flags") or ["flagged by the perform stage"]
+        return LeftOut("flagged", "; ".join(map(str, flags)))
+    return None
 
 
 def piece_hashes_or_reason(piece: Path) -> tuple[dict | None, LeftOut | None]:
