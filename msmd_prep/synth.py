@@ -28,6 +28,9 @@ How the audio is made, and why:
   that threads (a Dask worker runs several) cannot change each other's audio.
 * Notes of the same pitch that overlap share the key: a second onset
   re-strikes it, and the key is released when the last of them ends.
+  Notes of the same pitch placed at the same time (a unison of two voices:
+  two printed heads, two events) strike the key once, at the louder
+  velocity, as a pianist and LilyPond's MIDI do.
 """
 from __future__ import annotations
 
@@ -315,19 +318,21 @@ class Synthesizer:
             raise InputError(f"a note starts before time 0 ({onset_s.min():.3f} s)")
         # At equal times note-offs go first, so that a repeated note is not
         # released right after it is struck again.
-        events = sorted([(int(t), 1, e.pitch, self.config.velocity(e))
-                         for t, e in zip(on, performance.events)]
-                        + [(int(t), 0, e.pitch, 0) for t, e in zip(off, performance.events)])
+        strikes: dict[tuple[int, int], list[int]] = {}
+        for t, e in zip(on, performance.events):
+            strikes.setdefault((int(t), e.pitch), []).append(self.config.velocity(e))
+        events = sorted([(t, 1, pitch, max(v), len(v)) for (t, pitch), v in strikes.items()]
+                        + [(int(t), 0, e.pitch, 0, 1) for t, e in zip(off, performance.events)])
         last_off = int(off.max())
         max_tail = math.ceil(self.config.max_tail_s * rate / BLOCK_SAMPLES) * BLOCK_SAMPLES
         out = np.zeros((2, last_off + max_tail), dtype=np.float32)
         pos = 0
         held = np.zeros(128, dtype=np.int64)
-        for t, is_on, pitch, velocity in events:
+        for t, is_on, pitch, velocity, count in events:
             pos = self._write(out, pos, t)
             if is_on:
                 self._fs.noteon(CHANNEL, pitch, velocity)
-                held[pitch] += 1
+                held[pitch] += count
             else:
                 held[pitch] -= 1
                 if held[pitch] == 0:

@@ -27,8 +27,12 @@ EXPECTED = {
               (65, (6.0,), 0, 0), (67, (8.0,), 0, 0)],
     "unfold": [(60, (0.0,), 0, 0), (62, (0.5,), 0, 0), (60, (1.0,), 0, 0), (62, (1.5,), 0, 0),
                (60, (2.0,), 0, 0), (62, (2.5,), 0, 0), (64, (3.0,), 0, 0)],
-    "grace": [(60, (0.0,), 0, 0), (62, (0.5,), 0, 1), (64, (1.0,), 0, 0), (65, (1.5,), 0, 1),
-              (67, (2.0,), 0, 0), (69, (2.5,), 0, 1), (71, (3.0,), 0, 0)],
+    # Grace notes as in LilyPond's MIDI: 9/40 of a grace 8th (0.1125 s) before the main note.
+    "grace": [(60, (0.0,), 0, 0), (62, (0.8875,), 0, 1), (64, (1.0,), 0, 0),
+              (65, (1.8875,), 0, 1), (67, (2.0,), 0, 0), (69, (2.8875,), 0, 1),
+              (71, (3.0,), 0, 0)],
+    "tie_wait": [(60, (0.0,), 0, 0), (64, (0.5,), 0, 0), (67, (1.0,), 0, 0), (60, (), 1, 0),
+                 (64, (), 1, 0), (67, (), 1, 0), (60, (4.0,), 0, 0), (60, (6.0,), 0, 0)],
     "voices": [(76, (0.0,), 0, 0), (77, (1.0,), 0, 0), (79, (2.0,), 0, 0), (72, (0.0,), 0, 0),
                (71, (2.0,), 0, 0)],
     "cross_staff": [(72, (0.0,), 0, 0), (74, (1.0,), 0, 0), (76, (2.0,), 0, 0),
@@ -78,8 +82,11 @@ def test_performance_matches_heads(rendered, name):
     assert played == expected
     assert all(heads[e.notehead_id].pitch == e.pitch for e in perf.events)
     midi = pretty_midi.PrettyMIDI(str(piece / "performance.mid"))
-    notes = sorted((round(n.start, 3), n.pitch) for n in midi.instruments[0].notes)
-    assert notes == sorted((round(e.onset_s, 3), e.pitch) for e in perf.events)
+    # performance.mid holds times to 1/1920 s.
+    notes = sorted((n.start, n.pitch) for n in midi.instruments[0].notes)
+    events = sorted((e.onset_s, e.pitch) for e in perf.events)
+    assert [p for _, p in notes] == [p for _, p in events]
+    assert all(abs(a - b) <= 1 / 1920 for (a, _), (b, _) in zip(notes, events))
 
 
 def test_tie_lengthens_the_sounding_note(rendered):

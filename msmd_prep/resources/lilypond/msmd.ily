@@ -10,6 +10,7 @@
 %%   C score printed?                                     a score in the book
 %%   T score main wholes-per-minute                       a tempo (change)
 %%   E score id pitch main grace duration context velocity tied  a played note
+%%     (tied: 0 no tie, 1 tied, 2 tied while tieWaitForNote is set)
 %%   F ...as E, with volta and segno repeats folded (printed time)
 %%   U ...as T, for the F records
 %%   R score repeat start end count         a volta or segno repeat, printed time
@@ -252,7 +253,9 @@ its tempi as T (after E) or U (after F) records."
                       ctx-number
                       (msmd-velocity (or (hashq-ref dynamics (staff-of ctx))
                                          global-dynamic))
-                      (if (msmd-tied? n tie-now) 1 0)))))
+                      (cond ((not (msmd-tied? n tie-now)) 0)
+                            ((eq? #t (ly:context-property ctx 'tieWaitForNote #f)) 2)
+                            (else 1))))))
              (reverse notes))
             (set! notes '())
             (set! tie-now #f))
