@@ -54,6 +54,13 @@ class PlayedNote:
     velocity: int
     tied: bool
     wait: bool = False
+    continues: bool | None = None
+    performed: Fraction | None = None
+
+    @property
+    def sounding(self) -> Fraction:
+        """Its length in LilyPond's MIDI (articulations applied), whole notes."""
+        return self.duration if self.performed is None else self.performed
 
 
 @dataclass
@@ -127,7 +134,9 @@ def parse_export(text: str) -> Export:
                     raise ValueError(f[9])
                 note = PlayedNote(int(f[1]), int(f[2]), int(f[3]), Fraction(f[4]),
                                   Fraction(f[5]), Fraction(f[6]), int(f[7]), int(f[8]),
-                                  f[9] != "0", f[9] == "2")
+                                  f[9] != "0", f[9] == "2",
+                                  f[10] == "1" if len(f) > 10 else None,
+                                  Fraction(f[11]) if len(f) > 11 else None)
                 (ex.notes if kind == "E" else ex.folded_notes).append(note)
             elif kind == "U":
                 ex.folded_tempi.setdefault(int(f[1]), []).append((Fraction(f[2]), Fraction(f[3])))
@@ -355,6 +364,10 @@ class Movement:
         Its tempo map, played moments (:func:`played_moment`) to seconds from its moment 0.
     tempo_source, repeat_mode : str
         As in :class:`PerformanceResult`.
+    repeats_as_written : bool
+        Every voice plays its own repeats as the score's do: playing the page's
+        repeats for every staff gives what each voice unfolded alone gives
+        (false where a repeat is written in one staff only).
     """
 
     score: int
@@ -363,6 +376,7 @@ class Movement:
     tempo: "TempoMap"
     tempo_source: str
     repeat_mode: str
+    repeats_as_written: bool = True
 
 
 def merged_head_aliases(ex: Export, drawn: set[int]) -> dict[int, int]:
@@ -424,7 +438,7 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
     modes = []
     movements: list[Movement] = []
     for score in printed:
-        notes, changes, mode = _score_notes(ex, score)
+        notes, changes, mode, as_written = _score_notes(ex, score)
         modes.append(mode)
         tempo, source = score_tempo(ex, score, changes, default_wpm)
         sources.append(source)
@@ -450,7 +464,7 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
         played_ids.update(aliases.get(n.id, n.id) for n in notes)
         if notes:
             movements.append(Movement(score, float(offset), float(offset + end), tempo, source,
-                                      mode))
+                                      mode, as_written))
             offset += end + Fraction(gap_s).limit_denominator(10**6)
     # A grace note before the first beat would sound before time zero.
     lead = -min((e.onset_s for e in events), default=0.0)
@@ -465,17 +479,30 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
 
 
 def _score_notes(ex: Export, score: int,
-                 ) -> tuple[list[PlayedNote], list[tuple[Fraction, Fraction]], str]:
-    """The played notes and tempo changes of one score, and the repeat mode."""
+                 ) -> tuple[list[PlayedNote], list[tuple[Fraction, Fraction]], str, bool]:
+    """The played notes and tempo changes of one score, its repeat mode, and
+    whether its voices' own repeats play as the page's (see :class:`Movement`).
+
+    Where the page's repeats, played by every staff, give the notes that
+    each voice's own unfolding gives, those notes and tempi are taken as
+    LilyPond unfolded them (``E`` and ``T`` records): a tempo mark before a
+    repeat is then not played again on its second pass, as in LilyPond's MIDI.
+    """
+    own = [n for n in ex.notes if n.score == score]
     folded = [n for n in ex.folded_notes if n.score == score]
     end = max([n.moment + n.duration for n in folded]
               + [r.end for r in ex.repeats.get(score, {}).values()], default=Fraction(0))
     segments = playback(list(ex.repeats.get(score, {}).values()), end)
     if segments is None or not folded:
-        return ([n for n in ex.notes if n.score == score], ex.tempi.get(score, []),
-                "per-voice")
+        return own, ex.tempi.get(score, []), "per-voice", True
     notes, changes = unfold_printed(folded, ex.folded_tempi.get(score, []), segments)
-    return notes, changes, "printed"
+
+    def played(ns: list[PlayedNote]) -> list[tuple]:
+        return sorted((n.moment, n.grace, n.id) for n in ns if n.id in ex.heads)
+
+    if played(notes) == played(own):
+        return own, ex.tempi.get(score, []), "printed", True
+    return notes, changes, "printed", False
 
 
 def _onset_seconds(tempo: TempoMap, note: PlayedNote) -> Fraction:
@@ -487,8 +514,10 @@ def merge_ties(notes: list[PlayedNote]) -> list[tuple[PlayedNote, Fraction]]:
 
     Per voice (context) and pitch, a tied note waits for the next note of
     its pitch: that note continues its sound and has no onset of its own.
-    The tie lapses once the tied note has ended and another time step has
-    passed (``c4~ r4 c4`` strikes twice), unless ``tieWaitForNote`` was set
+    Where the export says which notes continue a tie (``continues``, worked
+    out inside LilyPond with its time steps), that decides.  Otherwise the
+    rule is approximated: the tie lapses once the tied note has sounded its
+    length (``c4~ r4 c4`` strikes twice), unless ``tieWaitForNote`` was set
     (``c8~ e~ g~ <c e g>2`` holds the broken chord).  Grace notes tie as any
     note: ``\\grace c16~ c4`` strikes once.
 
@@ -523,11 +552,17 @@ def merge_ties(notes: list[PlayedNote]) -> list[tuple[PlayedNote, Fraction]]:
         step = now
         key = (note.context, note.pitch)
         if note.grace != 0:
-            end = (note.moment, min(Fraction(0), note.grace + note.duration))
+            end = (note.moment, min(Fraction(0), note.grace + note.sounding))
         else:
-            end = (note.moment + note.duration, Fraction(0))
+            end = (note.moment + note.sounding, Fraction(0))
         waiting = pending.get(key)
-        if waiting and (waiting[0][2] or now <= waiting[0][1]):
+        if note.continues is None:
+            continues = bool(waiting) and (waiting[0][2] or now <= waiting[0][1])
+        else:
+            continues = bool(note.continues and waiting)
+            if not note.continues:
+                pending.pop(key, None)
+        if continues:
             index = waiting.pop(0)[0]
             if not waiting:
                 del pending[key]

@@ -152,6 +152,25 @@ FIXES: tuple[Fix, ...] = (
 )
 
 
+#: Fixes applied before ``convert-ly``: constructs that stop it.
+PRE_FIXES: tuple[Fix, ...] = (
+    Fix("old-relative",
+        "'#(ly:set-option 'old-relative)' (LilyPond 2.0 to 2.4, for 1.x relative chords) stops "
+        "convert-ly: 'Not smart enough to convert #(ly:set-option 'old-relative)' (Mutopia's "
+        "Bach inventions 3, 4, 8).  The option is dropped: notes keep their relative octaves; "
+        "only the first note of a chord after a chord could take another octave than the "
+        "1.x rule gave.",
+        re.compile(r"#\s*\(\s*ly:set-option\s+'old-relative(?:\s+#t)?\s*\)"), ""),
+)
+
+
+def apply_pre_fixes(text: str, fixes: tuple[Fix, ...] = PRE_FIXES) -> str:
+    """Apply ``fixes`` in order to the text of one LilyPond file, before ``convert-ly``."""
+    for fix in fixes:
+        text = fix(text)
+    return text
+
+
 def apply_fixes(text: str, fixes: tuple[Fix, ...] = FIXES) -> str:
     """Apply ``fixes`` in order to the text of one LilyPond file."""
     for fix in fixes:

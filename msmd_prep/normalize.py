@@ -79,7 +79,7 @@ def local_includes(text: str, bases: list[Path], root: Path, where: Path) -> lis
 
 
 def normalize_source(main: Path, out_dir: Path, *, upgrade: bool = True,
-                     fixes=None) -> NormalizedSource:
+                     fixes=None, pre_fixes=None) -> NormalizedSource:
     """Write the normalized copy of ``main`` and its includes into ``out_dir``.
 
     Parameters
@@ -92,6 +92,9 @@ def normalize_source(main: Path, out_dir: Path, *, upgrade: bool = True,
         Run ``convert-ly`` on every file.
     fixes : callable, optional
         ``fixes(text) -> text`` applied to every file after ``convert-ly``.
+    pre_fixes : callable, optional
+        ``pre_fixes(text) -> text`` applied to every file before ``convert-ly``
+        (constructs that stop ``convert-ly`` itself).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     main = main.resolve()
@@ -117,6 +120,8 @@ def normalize_source(main: Path, out_dir: Path, *, upgrade: bool = True,
             return m.group(0)
 
         text = INCLUDE_RE.sub(rename, text)
+        if pre_fixes is not None:
+            text = pre_fixes(text)
         target = out_dir / names[path]
         target.write_text(text, encoding="utf-8")
         # A file with no \version anywhere is taken as current syntax.

@@ -32,6 +32,7 @@ from .checks import (Check, check_columns, check_ink, check_moments, check_perfo
                      summarize)
 from .export import Export, build_performance, merged_head_aliases, parse_export
 from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
+from .midi_check import CHECK_ILY, midi_self_check
 from .normalize import INCLUDE_RE, normalize_source
 from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .parallel import map_pieces
@@ -66,6 +67,9 @@ class RenderConfig:
     fixes : bool
         Apply the text fixes of :mod:`msmd_prep.fixes` to the normalized copy
         after ``convert-ly`` (old syntax that ``convert-ly`` misses).
+    midi_check : bool
+        Compare the performance with LilyPond's own MIDI of the source (one
+        more, MIDI-only LilyPond run; see :mod:`msmd_prep.midi_check`).
     """
 
     dpi: float = 150.0
@@ -75,6 +79,7 @@ class RenderConfig:
     sandbox: bool = True
     upgrade: bool = True
     fixes: bool = True
+    midi_check: bool = True
 
     def __post_init__(self) -> None:
         if not 20 <= self.dpi <= 1200:
@@ -213,6 +218,8 @@ def config_hash(cfg: RenderConfig) -> str:
     render stage's version (:mod:`msmd_prep.stage_versions`)."""
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     h.update(EXPORT_ILY.read_bytes())
+    h.update(CHECK_ILY.read_bytes())
+    h.update(EXPORT_ILY.with_name("msmd-compat.ily").read_bytes())
     h.update(Path(_fixes.__file__).read_bytes())
     h.update(f"render stage {stage_version('render')}".encode())
     return h.hexdigest()[:16]
@@ -352,7 +359,8 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     # The music21 writer's text is current LilyPond, and its columns pair heads with notes.
     ours = conv is not None and conv.written is not None
     norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade and not ours,
-                            fixes=_fixes.apply_fixes if cfg.fixes and not ours else None)
+                            fixes=_fixes.apply_fixes if cfg.fixes and not ours else None,
+                            pre_fixes=_fixes.apply_pre_fixes if cfg.fixes and not ours else None)
     args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
             "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
     run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
@@ -379,7 +387,15 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
         perf = replace(perf, performance=performance,
                        tempo_source=conv.tempo_source or perf.tempo_source)
     images = {i: load_gray(png) for i, png in enumerate(pngs, 1)}
-    report |= _self_checks(heads, images, perf.performance, report)
+    midi = None
+    # Converted inputs play their own performance and have the ``input`` check.
+    if cfg.midi_check and conv is None:
+        t_check = time.perf_counter()
+        midi = midi_self_check(norm.main, build, perf.movements, perf.performance.events,
+                               {h.id: h.source for h in heads}, timeout_s=cfg.timeout_s,
+                               sandbox=cfg.sandbox)
+        report["midi_check_seconds"] = round(time.perf_counter() - t_check, 3)
+    report |= _self_checks(heads, images, perf.performance, report, midi)
     (out / "pages").mkdir()
     for i, image in images.items():
         ok, png = cv2.imencode(".png", image)
@@ -423,12 +439,14 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
 
 
 def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performance,
-                 input_report: dict) -> dict:
+                 input_report: dict, midi: tuple[Check, dict] | None = None) -> dict:
     """``aligned_well`` and ``checks`` for ``piece.json`` (see :mod:`msmd_prep.checks`).
 
     A converted input's own comparison with the score (``input_report``, from
     :mod:`msmd_prep.formats`) is one more check, ``input``; its numbers stay
-    in ``input_checks``.
+    in ``input_checks``.  LilyPond's own MIDI (``midi``, from
+    :func:`msmd_prep.midi_check.midi_self_check`) is the check ``midi``; its
+    numbers stay in ``midi_check``.
     """
     checks = [check_ink(heads, images), check_columns(heads),
               check_performance(heads, performance)]
@@ -442,6 +460,9 @@ def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performan
                             0 if input_report["aligned_well"] else 1,
                             json.dumps(numbers, sort_keys=True)))
         extra["input_checks"] = numbers
+    if midi is not None:
+        checks.append(midi[0])
+        extra["midi_check"] = midi[1]
     return summarize(checks) | extra
 
 
