@@ -145,6 +145,19 @@ FIXES: tuple[Fix, ...] = (
         "crashes (SIGSEGV) when it autobeams after it (Rachmaninoff Op. 23/3).  The unset "
         "is dropped: the custom beat grouping holds until the next '\\time'.",
         re.compile(r"\\unset\s+(?:(?:Timing|Score)\s*\.\s*)?beatStructure\b"), ""),
+    Fix("define-in-if",
+        "'#(if (equal? paper-width (* 210 mm)) (define system-count 19))' (Mutopia's Bach WTC, "
+        "<= 2.10): Guile 1.8 took a definition inside 'if', Guile 3 rejects it ('Guile "
+        "signaled an error ... Syntax error').  The definition becomes 'module-define!' of "
+        "the same name in the current module (the \\paper block's, there).",
+        re.compile(r"(\(\s*if\s+\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)\s*)"
+                   r"\(\s*define\s+([A-Za-z][\w!?*<>=/+.:-]*)\s"),
+        r"\1(module-define! (current-module) '\2 "),
+    Fix("gettext-underscore",
+        "'(_ \"text\")' called LilyPond's gettext in a score's own Scheme (Beethoven Op. 2/1 "
+        "'shapeII.ily'); in Guile 3 '_' is a syntactic keyword: \"bad use of '_' syntactic "
+        "keyword\".  LilyPond's gettext is 'G_' now.",
+        re.compile(r"\(_(\s+\")"), r"(G_\1"),
     Fix("context-then-property",
         "'\\context Voice = \"x\" \\override ...' (<= 2.12) is a syntax error now (Chopin "
         "Op. 10/5, 25/2, 28/4); see :func:`wrap_context_property`.",

@@ -34,6 +34,7 @@ from .export import Export, build_performance, merged_head_aliases, parse_export
 from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
 from .midi_check import CHECK_ILY, midi_self_check
 from .normalize import INCLUDE_RE, normalize_source
+from .parts import closure_text, is_part
 from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .parallel import map_pieces
 from .stage_versions import stage_version
@@ -111,8 +112,10 @@ def find_scores(paths: list[Path], *, roots: dict[Path, Path] | None = None) -> 
     (its piece id is its path under that root, see :func:`piece_ids`).
 
     In a folder, every ``.ly`` file is a score except those that another
-    ``.ly`` file of the folder includes (parts of multi-file pieces) and the
-    US letter copies of A4 scores (see :func:`drop_paper_variants`).  MIDI,
+    ``.ly`` file of the folder includes, the other parts of multi-file pieces
+    (files that, with what they include, only define music or only write
+    MIDI: :func:`msmd_prep.parts.is_part`) and the US letter copies of A4
+    scores (see :func:`drop_paper_variants`).  MIDI,
     MusicXML and ABC files are scores too, unless a ``.ly`` file of the same
     name lies beside them (see :func:`msmd_prep.formats.drop_lilypond_outputs`).
     Files in ``<stem>.performances/`` folders are performances, not scores.
@@ -124,11 +127,17 @@ def find_scores(paths: list[Path], *, roots: dict[Path, Path] | None = None) -> 
             files = sorted(p for p in path.rglob("*") if p.suffix in SCORE_SUFFIXES and p.is_file()
                            and not any(d.endswith(".performances")
                                        for d in p.relative_to(path).parts[:-1]))
+            texts = {f.resolve(): f.read_bytes().decode("utf-8", "replace") for f in files}
             included = set()
             for f in files:
-                text = f.read_bytes().decode("utf-8", "replace")
-                included.update((f.parent / name).resolve() for name in INCLUDE_RE.findall(text))
-            mains = [f for f in files if f.resolve() not in included]
+                included.update((f.parent / name).resolve()
+                                for name in INCLUDE_RE.findall(texts[f.resolve()]))
+
+            def read(p: Path) -> str:
+                return texts.get(p) or p.read_bytes().decode("utf-8", "replace")
+
+            mains = [f for f in files if f.resolve() not in included
+                     and not (f.suffix == ".ly" and is_part(closure_text(f, read, root=path)))]
             here = drop_paper_variants(_formats.drop_lilypond_outputs(mains))
         else:
             here = [path]
