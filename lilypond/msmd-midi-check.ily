@@ -67,8 +67,12 @@
        (lambda (book)
          (for-each
           (lambda (score)
+            ;; music-map recomputes the lengths cached before unfolding; without
+            ;; it the performance stops at the folded length.
             (let ((midi (ly:make-score
-                         (unfold-repeats-fully (ly:music-deep-copy (ly:score-music score)))))
+                         (music-map identity
+                                    (unfold-repeats-fully
+                                     (ly:music-deep-copy (ly:score-music score))))))
                   (one (ly:make-book $defaultpaper ly:book-header)))
               (msmd-check-write "C" msmd-check-score (if (msmd-check-printed? score) 1 0))
               (ly:score-add-output-def! midi (msmd-check-midi-def score))

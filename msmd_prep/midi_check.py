@@ -56,8 +56,8 @@ class LilyScore:
     ----------
     printed : bool
         The score has a layout (the performance plays it).
-    notes : list of (int, int)
-        ``(tick, key)`` of every note-on of its MIDI file, all tracks.
+    notes : list of (int, int, int)
+        ``(track, tick, key)`` of every note-on of its MIDI file.
     origins : dict of (int, int) to set of str
         ``(tick, key)`` -> ``file:line:column`` of the notes performed there
         (ticks before LilyPond's shift of a leading grace note).
@@ -66,7 +66,7 @@ class LilyScore:
     """
 
     printed: bool
-    notes: list[tuple[int, int]] = field(default_factory=list)
+    notes: list[tuple[int, int, int]] = field(default_factory=list)
     origins: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     midi: mido.MidiFile | None = None
 
@@ -111,16 +111,58 @@ def played_ticks(main: Fraction, grace: Fraction) -> int:
     return int((main + Fraction(9, 40) * grace) * TICKS_PER_WHOLE)
 
 
-def midi_note_ons(midi: mido.MidiFile) -> list[tuple[int, int]]:
-    """``(tick, key)`` of every note-on of every track."""
+def midi_note_ons(midi: mido.MidiFile) -> list[tuple[int, int, int]]:
+    """``(track, tick, key)`` of every note-on of every track, in file order."""
     notes = []
-    for track in midi.tracks:
+    for index, track in enumerate(midi.tracks):
         now = 0
         for msg in track:
             now += msg.time
             if msg.type == "note_on" and msg.velocity > 0:
-                notes.append((now, msg.note))
+                notes.append((index, now, msg.note))
     return notes
+
+
+#: A MIDI note is the performed note of its key nearest to where its track's
+#: drift puts it, within this many ticks (a 32nd note).
+SNAP_TICKS = 48
+
+
+def performed_ticks(notes: list[tuple[int, int, int]], origins: dict[tuple[int, int], set[str]],
+                    shift: int) -> tuple[list[tuple[int, int]], int]:
+    """The tick at which LilyPond performed each MIDI note: ``(tick, key)``, and
+    how many notes its file places elsewhere.
+
+    LilyPond's MIDI writer cannot go back in time within a track: an event
+    due before the one it just wrote (a grace note's note-on after another
+    voice's note-off) is written late, and every later event of that track
+    keeps the lag ("Going back in MIDI time").  So each note-on is paired
+    with the performed note of its key (``N`` records, exact ticks) nearest
+    to its tick less the track's current lag, and takes that tick; the lag
+    starts at ``shift`` (LilyPond's shift of a leading grace note to tick 0).
+    """
+    by_key: dict[int, list[int]] = {}
+    for (tick, key), sources in origins.items():
+        by_key.setdefault(key, []).extend([tick] * len(sources))
+    for ticks in by_key.values():
+        ticks.sort()
+    lag: dict[int, int] = {}
+    out, moved = [], 0
+    for track, tick, key in notes:
+        predicted = tick - lag.get(track, shift)
+        ticks = by_key.get(key, [])
+        i = bisect_left(ticks, predicted)
+        near = [j for j in (i - 1, i) if 0 <= j < len(ticks)
+                and abs(ticks[j] - predicted) <= SNAP_TICKS]
+        if near:
+            # Each performed note is written once: it is taken.
+            best = ticks.pop(min(near, key=lambda j: abs(ticks[j] - predicted)))
+            lag[track] = tick - best
+            moved += tick - best != shift
+            out.append((best, key))
+        else:
+            out.append((predicted, key))
+    return out, moved
 
 
 def _midi_seconds(midi: mido.MidiFile):
@@ -162,6 +204,7 @@ class MovementResult:
     wrong_source: list[str] = field(default_factory=list)
     unprinted: int = 0
     unisons: int = 0
+    lagged: int = 0
     skipped: str = ""
 
     @property
@@ -183,9 +226,10 @@ def compare_movement(movement: Movement, events: list[NoteEvent], lily: LilyScor
     lily : LilyScore
         LilyPond's MIDI run of its score.
     head_sources : dict of str to str
-        Printed head id -> source location.
+        Head id -> source location, for every head LilyPond engraved (drawn
+        or hidden).
     printed_sources : set of str
-        Source locations of all printed heads of the piece.
+        Source locations of all those heads.
     """
     result = MovementResult(movement.score)
     if lily.midi is None:
@@ -196,20 +240,22 @@ def compare_movement(movement: Movement, events: list[NoteEvent], lily: LilyScor
     to_seconds = _midi_seconds(lily.midi)
 
     def lily_time(tick: int) -> float:
+        """Seconds of performed tick ``tick`` (before the shift)."""
         if movement.tempo_source == "score":
-            return movement.start_s + to_seconds(tick) - to_seconds(shift)
+            return movement.start_s + to_seconds(tick + shift) - to_seconds(shift)
         return movement.start_s + float(movement.tempo.seconds(
-            Fraction(tick - shift, TICKS_PER_WHOLE)))
+            Fraction(tick, TICKS_PER_WHOLE)))
 
+    performed, result.lagged = performed_ticks(lily.notes, lily.origins, shift)
     theirs: dict[int, list[tuple[float, float, int]]] = {}
-    for tick, key in sorted(set(lily.notes)):
-        origins = lily.origins.get((tick - shift, key), set())
+    for tick, key in sorted(set(performed)):
+        origins = lily.origins.get((tick, key), set())
         if origins and not origins & printed_sources:
             result.unprinted += 1
             continue
         at = lily_time(tick)
         theirs.setdefault(key, []).append((at, lily_time(tick + 1) - at, tick))
-    result.unisons = len(lily.notes) - len(set(lily.notes))
+    result.unisons = len(performed) - len(set(performed))
     mine: dict[int, list[NoteEvent]] = {}
     for e in sorted(events, key=lambda e: e.onset_s):
         same = mine.setdefault(e.pitch, [])
@@ -226,7 +272,7 @@ def compare_movement(movement: Movement, events: list[NoteEvent], lily: LilyScor
             if i < len(lil) and j < len(our) and abs(lil[i][0] - our[j].onset_s) <= lil[i][1] + 1e-6:
                 result.compared += 1
                 source = head_sources.get(our[j].notehead_id)
-                origins = lily.origins.get((lil[i][2] - shift, key), set())
+                origins = lily.origins.get((lil[i][2], key), set())
                 if source is not None and source not in origins:
                     result.wrong_source.append(
                         f"{our[j].notehead_id} ({source}) at {our[j].onset_s:.3f} s pitch {key}")
@@ -283,6 +329,7 @@ def check_midi(movements: list[Movement], events: tuple[NoteEvent, ...] | list[N
         "wrong_source": sum(len(r.wrong_source) for r in results),
         "unprinted_lilypond_notes": sum(r.unprinted for r in results),
         "unisons": sum(r.unisons for r in results),
+        "lilypond_midi_lagged_notes": sum(r.lagged for r in results),
         "skipped": {str(r.score): r.skipped for r in results if r.skipped},
     }
     return Check("midi", failed == 0, compared, failed, "; ".join(problems[:DETAIL_ITEMS])), numbers

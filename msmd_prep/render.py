@@ -401,7 +401,8 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     if cfg.midi_check and conv is None:
         t_check = time.perf_counter()
         midi = midi_self_check(norm.main, build, perf.movements, perf.performance.events,
-                               {h.id: h.source for h in heads}, timeout_s=cfg.timeout_s,
+                               {f"h{i}": h.source for i, h in ex.heads.items()},
+                               timeout_s=cfg.timeout_s,
                                sandbox=cfg.sandbox)
         report["midi_check_seconds"] = round(time.perf_counter() - t_check, 3)
     report |= _self_checks(heads, images, perf.performance, report, midi)
