@@ -80,12 +80,13 @@ def _close_of_block(text: str, start: int) -> int:
 
 
 _CONTEXT_THEN_PROPERTY = re.compile(
-    r'(\\context\s+[A-Za-z]+\s*=\s*(?:"[^"]*"|[A-Za-z]+))(?=\s*\\(?:override|set|once|revert|unset)\b)')
+    r'(\\(?:context|new)\s+[A-Za-z]+\s*=\s*(?:"[^"]*"|[A-Za-z]+))'
+    r'(?=\s*\\(?:override|set|once|revert|unset)\b)')
 
 
 def wrap_context_property(text: str) -> str:
-    """Wrap the rest of the block after ``\\context Voice = "x"`` in braces
-    when a property command follows it.
+    """Wrap the rest of the block after ``\\context Voice = "x"`` (or
+    ``\\new Voice = "x"``) in braces when a property command follows it.
 
     Until 2.12, ``\\context Voice = "rechts" \\override ...`` was valid: the
     context took the override as its music and the notes after it went into
@@ -100,6 +101,25 @@ def wrap_context_property(text: str) -> str:
         close = _close_of_block(text, m.end())
         text = text[:m.end()] + " {" + text[m.end():close] + "} " + text[close:]
     return text
+
+
+_LAYOUT_RE = re.compile(r"\\(?:layout|midi)\s*\{")
+_LAYOUT_CONTEXT_PROPERTY = re.compile(
+    r"\\context\s+([A-Z][A-Za-z]*)\s+(\\(?:override|set|remove|consists)\b[^\n{}]*)")
+
+
+def layout_context_property(text: str) -> str:
+    """``\\layout { \\context Staff \\override X.y = z }`` (<= 2.8) as
+    ``\\layout { \\context { \\Staff \\override X.y = z } }``."""
+    out, pos = [], 0
+    for m in _LAYOUT_RE.finditer(text):
+        if m.start() < pos:
+            continue
+        close = _close_of_block(text, m.end())
+        out.append(text[pos:m.end()])
+        out.append(_LAYOUT_CONTEXT_PROPERTY.sub(r"\\context { \\\1 \2 }", text[m.end():close]))
+        pos = close
+    return "".join(out) + text[pos:]
 
 
 FIXES: tuple[Fix, ...] = (
@@ -158,6 +178,16 @@ FIXES: tuple[Fix, ...] = (
         "'shapeII.ily'); in Guile 3 '_' is a syntactic keyword: \"bad use of '_' syntactic "
         "keyword\".  LilyPond's gettext is 'G_' now.",
         re.compile(r"\(_(\s+\")"), r"(G_\1"),
+    Fix("octave-after-duration",
+        "'f8'-5' (LilyPond 1.x) put the octave mark after the duration: 'octave marks must "
+        "precede duration' (Burgmuller Op. 100/1).  The marks move before the duration.",
+        re.compile(r"(?<![\w\\#'\"])([a-g](?:isis|eses|is|es|s)?)(\d+\.*)([',]+)(?![\w'])"),
+        r"\1\3\2"),
+    Fix("layout-context-property",
+        "'\\layout { \\context Staff \\override TextScript ... }' (<= 2.8) is a syntax "
+        "error now ('unexpected \\override', Chopin Op. 10/9); see "
+        ":func:`layout_context_property`.",
+        None, layout_context_property),
     Fix("context-then-property",
         "'\\context Voice = \"x\" \\override ...' (<= 2.12) is a syntax error now (Chopin "
         "Op. 10/5, 25/2, 28/4); see :func:`wrap_context_property`.",

@@ -38,7 +38,7 @@ from .checks import Check
 from .errors import MsmdPrepError
 from .export import Movement
 from .lilypond import EXPORT_ILY, run_lilypond
-from .performance import NoteEvent
+from .score import NoteEvent
 
 #: The include of the check run (beside the export include).
 CHECK_ILY = EXPORT_ILY.with_name("msmd-midi-check.ily")

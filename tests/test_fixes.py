@@ -21,6 +21,11 @@ CASES = [
     ("define-in-if", "#(if (equal? paper-width (* 8.5 in))\n\t(define system-count 12)) }",
      "#(if (equal? paper-width (* 8.5 in))\n\t(module-define! (current-module) 'system-count 12)) }"),
     ("define-in-if", "#(define (f x) (if x 1 2))", "#(define (f x) (if x 1 2))"),
+    ("octave-after-duration", "f8'-5_\\p ( d c4.'' b c'4 e,8", "f'8-5_\\p ( d c''4. b c'4 e,8"),
+    ("layout-context-property", "\\layout {\n  \\context Staff\n  \\override TextScript #'x = #1\n}",
+     "\\layout {\n  \\context { \\Staff \\override TextScript #'x = #1 }\n}"),
+    ("layout-context-property", "{ \\context Staff \\override A.b = #1 }",
+     "{ \\context Staff \\override A.b = #1 }"),
     ("gettext-underscore", '(ly:warning (_ "bad ~a") x)', '(ly:warning (G_ "bad ~a") x)'),
 ]
 
@@ -39,6 +44,8 @@ def test_names_unique_and_documented():
 @pytest.mark.parametrize("before, after", [
     ('r = \\relative { \\context Voice = "r" \\override A.b = #1 c d }',
      'r = \\relative { \\context Voice = "r" { \\override A.b = #1 c d } }'),
+    ('r = \\relative { \\new Voice = "r" \\override A.b = #1 c d }',
+     'r = \\relative { \\new Voice = "r" { \\override A.b = #1 c d } }'),
     # Braces in comments and strings do not count; << >> nest.
     ('{ \\context Voice = "r" \\set x = #1 %{ } %}\n c^"}" << d >> } e',
      '{ \\context Voice = "r" { \\set x = #1 %{ } %}\n c^"}" << d >> } } e'),
