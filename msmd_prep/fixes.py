@@ -207,6 +207,19 @@ PRE_FIXES: tuple[Fix, ...] = (
 )
 
 
+#: Fixes tried only when LilyPond keeps crashing on a score: constructs that
+#: crash LilyPond 2.25.12 itself, each dropped with what it only tunes.
+CRASH_FIXES: tuple[Fix, ...] = (
+    Fix("notehead-x-offset",
+        "'\\once \\override NoteHead.X-offset = #2.0' on a tied chord makes LilyPond 2.25.12 "
+        "crash (SIGSEGV) in every run (Beethoven Op. 90/1, Mutopia); without it the score "
+        "renders.  The override only moves heads sideways; dropped, the heads stand where "
+        "LilyPond puts them.",
+        re.compile(r"(?:\\once\s*)?\\override\s+(?:[A-Za-z]+\s*\.\s*)?NoteHead\s*"
+                   r"(?:\.\s*|#')X-offset\s*=\s*#?[-+\d.]+"), ""),
+)
+
+
 def apply_pre_fixes(text: str, fixes: tuple[Fix, ...] = PRE_FIXES) -> str:
     """Apply ``fixes`` in order to the text of one LilyPond file, before ``convert-ly``."""
     for fix in fixes:

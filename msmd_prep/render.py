@@ -24,14 +24,14 @@ import numpy as np
 
 from ._version import __version__
 from .confine import check_references
-from .errors import ConfigError, InputError, MsmdPrepError, OutputError
+from .errors import ConfigError, InputError, MsmdPrepError, OutputError, ToolError
 from . import fixes as _fixes
 from . import formats as _formats
 from .formats.abc import abc_tune_ids
 from .checks import (Check, check_columns, check_ink, check_moments, check_performance,
                      summarize)
 from .export import Export, build_performance, merged_head_aliases, parse_export
-from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
+from .lilypond import CRASH_CODES, EXPORT_ILY, lilypond_version, run_lilypond
 from .midi_check import CHECK_ILY, midi_self_check
 from .normalize import INCLUDE_RE, normalize_source
 from .parts import closure_text, is_part
@@ -372,7 +372,19 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
                             pre_fixes=_fixes.apply_pre_fixes if cfg.fixes and not ours else None)
     args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
             "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
-    run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+    crash_fallback = []
+    try:
+        run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+    except ToolError as e:
+        if ours or not (cfg.fixes and e.returncode in CRASH_CODES):
+            raise
+        # A score LilyPond keeps crashing on, without the constructs known to crash it.
+        norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade,
+                                fixes=lambda t: _fixes.apply_fixes(
+                                    _fixes.apply_fixes(t), _fixes.CRASH_FIXES),
+                                pre_fixes=_fixes.apply_pre_fixes)
+        run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+        crash_fallback = [f.name for f in _fixes.CRASH_FIXES]
     # Fontconfig's cache of the sandboxed run: not an output (and made private by its tool).
     shutil.rmtree(build / ".cache", ignore_errors=True)
     export_file = build / "msmd-export.tsv"
@@ -431,6 +443,7 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
         "stage_version": stage_version("render"),
         "config": asdict(cfg),
         "tempo_source": perf.tempo_source,
+        "crash_fallback": crash_fallback,
         "repeat_mode": perf.repeat_mode,
         "undrawn_heads": [f"h{i}" for i in sorted(set(ex.heads) - {int(h.id[1:]) for h in heads})],
         "counts": {
