@@ -188,6 +188,15 @@ FIXES: tuple[Fix, ...] = (
         "error now ('unexpected \\override', Chopin Op. 10/9); see "
         ":func:`layout_context_property`.",
         None, layout_context_property),
+    Fix("mark-event",
+        "\"(make-music 'MarkEvent 'direction DOWN 'label text)\" (<= 2.22): LilyPond 2.24 split "
+        "MarkEvent into RehearsalMarkEvent (numbers) and AdHocMarkEvent (texts): 'cannot find "
+        "music object: MarkEvent' (Mussorgsky's Pictures, Mutopia).  A mark with a 'label "
+        "becomes an AdHocMarkEvent with that 'text; one without, a RehearsalMarkEvent.",
+        re.compile(r"\(\s*make-music\s+'MarkEvent\b((?:[^()]|\((?:[^()]|\([^()]*\))*\))*)\)"),
+        lambda m: ("(make-music 'AdHocMarkEvent"
+                   + re.sub(r"'label\b", "'text", m.group(1)) + ")")
+        if re.search(r"'label\b", m.group(1)) else f"(make-music 'RehearsalMarkEvent{m.group(1)})"),
     Fix("context-then-property",
         "'\\context Voice = \"x\" \\override ...' (<= 2.12) is a syntax error now (Chopin "
         "Op. 10/5, 25/2, 28/4); see :func:`wrap_context_property`.",

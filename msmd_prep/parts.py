@@ -57,11 +57,15 @@ def is_midi_only(text: str) -> bool:
 
 
 def defines_only(text: str) -> bool:
-    """The file holds no ``\\score``, no ``\\book`` and no music outside
-    assignments (``upper = \\relative c'' { ... }``): it defines music for a
-    score elsewhere."""
+    """The file defines something (``upper = \\relative c'' { ... }``) and
+    holds no ``\\score``, no ``\\book`` and no music outside assignments: it
+    defines music for a score elsewhere.  An empty or binary file is not a
+    part (it fails as a score, with its cause)."""
+    if "\0" in text:
+        return False
     text = strip_comments_and_strings(text)
-    if re.search(r"\\(?:score|book|bookpart)\b", text):
+    if (re.search(r"\\(?:score|book|bookpart)\b", text)
+            or not re.search(r"(?m)^\s*[A-Za-z][\w-]*\s*=", text)):
         return False
     i, statement_start = 0, 0
     while i < len(text):

@@ -26,6 +26,8 @@ CASES = [
      "\\layout {\n  \\context { \\Staff \\override TextScript #'x = #1 }\n}"),
     ("layout-context-property", "{ \\context Staff \\override A.b = #1 }",
      "{ \\context Staff \\override A.b = #1 }"),
+    ("mark-event", "(make-music 'MarkEvent\n 'direction DOWN\n 'label text))",
+     "(make-music 'AdHocMarkEvent\n 'direction DOWN\n 'text text))"),
     ("gettext-underscore", '(ly:warning (_ "bad ~a") x)', '(ly:warning (G_ "bad ~a") x)'),
 ]
 

@@ -12,6 +12,8 @@ def test_a_file_of_definitions_is_a_part():
     assert defines_only('\\header { title = "{" }\n' + NOTES + "#(define y 2)\n")
     assert not defines_only(NOTES + "{ \\upper }\n")
     assert not defines_only("x = 3\n{ c'4 }\n")
+    assert not defines_only("") and not defines_only("\\markup { words }\n")
+    assert not defines_only("a = 1\0")
     assert not defines_only(NOTES + "\\score { \\upper }\n")
 
 
