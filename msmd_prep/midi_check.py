@@ -254,7 +254,10 @@ def compare_movement(movement: Movement, events: list[NoteEvent], lily: LilyScor
             result.unprinted += 1
             continue
         at = lily_time(tick)
-        theirs.setdefault(key, []).append((at, lily_time(tick + 1) - at, tick))
+        # One tick (LilyPond truncates ticks), and the MIDI file's tempo in
+        # whole microseconds per quarter: up to 0.5 us late per quarter.
+        slack = lily_time(tick + 1) - at + 0.5e-6 * max(0, tick) / (TICKS_PER_WHOLE / 4)
+        theirs.setdefault(key, []).append((at, slack, tick))
     result.unisons = len(performed) - len(set(performed))
     mine: dict[int, list[NoteEvent]] = {}
     for e in sorted(events, key=lambda e: e.onset_s):
