@@ -198,3 +198,22 @@ def test_a_repeat_written_in_one_staff_repeats_every_staff(tmp_path):
     assert bass == [(0.0, 8.0), (1.0, 9.0), (2.0, 10.0), (3.0, 11.0), (4.0,), (12.0,)]
     info = json.loads((piece / "piece.json").read_text())
     assert info["repeat_mode"] == ["printed"] and info["aligned_well"], info["checks"]
+
+
+# Two printed movements and one MIDI-only score that plays both, each at its tempo.
+MIDI_SCORE_TEMPI = r"""\version "2.24.0"
+one = { c'4 d' e' f' }
+two = { g'4 a' b' c'' }
+\score { \one \layout { } }
+\score { \two \layout { } }
+\score { { \tempo 4 = 120 \one \tempo 4 = 60 \two } \midi { } }
+"""
+
+
+def test_a_midi_score_gives_each_movement_its_own_tempi(tmp_path):
+    (tmp_path / "score.ly").write_text(MIDI_SCORE_TEMPI)
+    piece = render_score(tmp_path / "score.ly", tmp_path / "piece", RenderConfig()).piece_dir
+    onsets = sorted(t for h in read_heads_csv(piece / "noteheads.csv") for t in h.onsets_s)
+    assert onsets == [0.0, 0.5, 1.0, 1.5, 3.0, 4.0, 5.0, 6.0]
+    info = json.loads((piece / "piece.json").read_text())
+    assert info["tempo_source"] == ["midi-score", "midi-score"] and info["aligned_well"]
