@@ -123,8 +123,12 @@ def parse_export(text: str) -> Export:
                 ex.head_systems[int(f[1])] = f[2]
             elif kind == "C":
                 ex.scores[int(f[1])] = f[2] == "1"
-            elif kind == "T":
-                ex.tempi.setdefault(int(f[1]), []).append((Fraction(f[2]), Fraction(f[3])))
+            elif kind in ("T", "U"):
+                # A tempo set at a grace time step takes effect where LilyPond's
+                # MIDI plays that step.
+                at = played_moment(Fraction(f[2]), Fraction(f[4]) if len(f) > 4 else Fraction(0))
+                (ex.tempi if kind == "T" else ex.folded_tempi).setdefault(int(f[1]), []).append(
+                    (at, Fraction(f[3])))
             elif kind == "B":
                 link = f[2].removeprefix("msmd:")
                 ex.boxes.append((int(f[1]), link, float(f[3]), float(f[4]), float(f[5]),
@@ -138,8 +142,6 @@ def parse_export(text: str) -> Export:
                                   f[10] == "1" if len(f) > 10 else None,
                                   Fraction(f[11]) if len(f) > 11 else None)
                 (ex.notes if kind == "E" else ex.folded_notes).append(note)
-            elif kind == "U":
-                ex.folded_tempi.setdefault(int(f[1]), []).append((Fraction(f[2]), Fraction(f[3])))
             elif kind == "R":
                 ex.repeats.setdefault(int(f[1]), {})[int(f[2])] = Repeat(
                     Fraction(f[3]), Fraction(f[4]), int(f[5]))
@@ -196,7 +198,7 @@ def score_tempo(ex: Export, score: int, changes: list[tuple[Fraction, Fraction]]
     MIDI score holding all movements one after the other gives each printed
     movement the tempi of its own stretch.
     """
-    if changes and changes != [(Fraction(0), LILYPOND_DEFAULT_WPM)]:
+    if any(w != LILYPOND_DEFAULT_WPM for _, w in changes):
         return TempoMap(changes), "score"
     candidates = [other for other, printed in sorted(ex.scores.items())
                   if not printed and ex.tempi.get(other)

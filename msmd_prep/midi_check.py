@@ -17,9 +17,11 @@ Differences that are documented, and allowed:
   (LilyPond's MIDI merges them within a staff; the synth strikes the key once);
 * notes that no printed head stands for (chord names, ``\\hideNotes`` aside):
   LilyPond plays them, the performance does not;
-* tempo: where the movement's tempo is not its own (``tempo_source`` is
-  ``midi-score`` or ``default``), LilyPond's ticks are timed with the
-  performance's tempo map;
+* tempo: LilyPond's notes are timed at the ticks where it performed them,
+  by the movement's exact tempo map; LilyPond's MIDI file rounds tempi down
+  to whole quarters per minute, so the tempo maps are compared apart, to
+  that precision, and only where the movement's tempo is its own
+  (``tempo_source`` ``score``; not ``midi-score`` or ``default``);
 * repeats written in one staff only: the performance repeats every staff as
   the page does, LilyPond's ``\\unfoldRepeats`` each voice on its own; such a
   movement is not compared (``skipped``).
@@ -36,7 +38,7 @@ import mido
 
 from .checks import Check
 from .errors import MsmdPrepError
-from .export import Movement
+from .export import Movement, TempoMap
 from .lilypond import EXPORT_ILY, run_lilypond
 from .score import NoteEvent
 
@@ -165,32 +167,48 @@ def performed_ticks(notes: list[tuple[int, int, int]], origins: dict[tuple[int, 
     return out, moved
 
 
-def _midi_seconds(midi: mido.MidiFile):
-    """Tick -> seconds under the tempo map of ``midi``."""
+def midi_tempi(midi: mido.MidiFile) -> list[tuple[int, int]]:
+    """``(tick, quarters per minute)`` of every tempo of ``midi``, rounded as LilyPond
+    wrote it (whole quarters per minute, in whole microseconds per quarter)."""
     changes = []
     for track in midi.tracks:
         now = 0
         for msg in track:
             now += msg.time
             if msg.type == "set_tempo":
-                changes.append((now, msg.tempo))
-    changes.sort()
-    if not changes or changes[0][0] > 0:
-        changes.insert(0, (0, 500000))
-    starts, seconds = [], []
-    for i, (tick, tempo) in enumerate(changes):
-        if i == 0:
-            at = 0.0
-        else:
-            prev_tick, prev_tempo = changes[i - 1]
-            at = seconds[-1] + (tick - prev_tick) * prev_tempo / 1e6 / midi.ticks_per_beat
-        starts.append(tick)
-        seconds.append(at)
+                changes.append((now, round(60e6 / msg.tempo)))
+    return sorted(changes)
 
-    def convert(tick: float) -> float:
-        i = max(0, bisect_left(starts, tick + 1) - 1)
-        return seconds[i] + (tick - starts[i]) * changes[i][1] / 1e6 / midi.ticks_per_beat
-    return convert
+
+def tempo_differences(tempo: TempoMap, lily: list[tuple[int, int]], shift: int) -> list[str]:
+    """Where the movement's tempo map and LilyPond's MIDI tempi disagree.
+
+    Both sides as LilyPond's MIDI writes tempi: quarters per minute truncated
+    to whole numbers, at whole ticks; repeated values are one change.  A tick
+    may differ by one (truncation).
+    """
+    def collapse(changes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for tick, qpm in changes:
+            if out and out[-1][0] == tick:
+                out[-1] = (tick, qpm)
+            elif not out or out[-1][1] != qpm:
+                out.append((tick, qpm))
+        return out
+
+    mine = collapse([(int(m * TICKS_PER_WHOLE), int(w * 4))
+                     for m, w in zip(tempo.moments, tempo.wpm)])
+    theirs = collapse([(max(0, t - shift), q) for t, q in lily] or [(0, 60)])
+    if mine and theirs and mine[0][0] <= 0 and theirs[0][0] <= 0:
+        mine[0], theirs[0] = (0, mine[0][1]), (0, theirs[0][1])
+    diffs = []
+    for k in range(max(len(mine), len(theirs))):
+        a = mine[k] if k < len(mine) else None
+        b = theirs[k] if k < len(theirs) else None
+        if a is None or b is None or abs(a[0] - b[0]) > 1 or abs(a[1] - b[1]) > 1:
+            diffs.append(f"tempo {a[1] if a else '-'} at tick {a[0] if a else '-'} vs "
+                         f"LilyPond's {b[1] if b else '-'} at tick {b[0] if b else '-'}")
+    return diffs
 
 
 @dataclass
@@ -205,11 +223,13 @@ class MovementResult:
     unprinted: int = 0
     unisons: int = 0
     lagged: int = 0
+    tempo_differences: list[str] = field(default_factory=list)
     skipped: str = ""
 
     @property
     def failed(self) -> int:
-        return len(self.only_lilypond) + len(self.only_performance) + len(self.wrong_source)
+        return (len(self.only_lilypond) + len(self.only_performance) + len(self.wrong_source)
+                + len(self.tempo_differences))
 
 
 def compare_movement(movement: Movement, events: list[NoteEvent], lily: LilyScore,
@@ -237,14 +257,14 @@ def compare_movement(movement: Movement, events: list[NoteEvent], lily: LilyScor
         return result
     # LilyPond shifts a performance that starts with grace notes to tick 0.
     shift = -min([0, *(t for t, _ in lily.origins)])
-    to_seconds = _midi_seconds(lily.midi)
+    if movement.tempo_source == "score":
+        result.tempo_differences = tempo_differences(movement.tempo, midi_tempi(lily.midi), shift)
 
     def lily_time(tick: int) -> float:
-        """Seconds of performed tick ``tick`` (before the shift)."""
-        if movement.tempo_source == "score":
-            return movement.start_s + to_seconds(tick + shift) - to_seconds(shift)
-        return movement.start_s + float(movement.tempo.seconds(
-            Fraction(tick, TICKS_PER_WHOLE)))
+        """Seconds of performed tick ``tick`` (before the shift), by the movement's
+        exact tempo map (LilyPond's MIDI file rounds tempi to whole quarters per
+        minute; :func:`tempo_differences` compares the maps to that precision)."""
+        return movement.start_s + float(movement.tempo.seconds(Fraction(tick, TICKS_PER_WHOLE)))
 
     performed, result.lagged = performed_ticks(lily.notes, lily.origins, shift)
     theirs: dict[int, list[tuple[float, float, int]]] = {}
@@ -254,9 +274,8 @@ def compare_movement(movement: Movement, events: list[NoteEvent], lily: LilyScor
             result.unprinted += 1
             continue
         at = lily_time(tick)
-        # One tick (LilyPond truncates ticks), and the MIDI file's tempo in
-        # whole microseconds per quarter: up to 0.5 us late per quarter.
-        slack = lily_time(tick + 1) - at + 0.5e-6 * max(0, tick) / (TICKS_PER_WHOLE / 4)
+        # One tick: LilyPond truncates ticks.
+        slack = lily_time(tick + 1) - at
         theirs.setdefault(key, []).append((at, slack, tick))
     result.unisons = len(performed) - len(set(performed))
     mine: dict[int, list[NoteEvent]] = {}
@@ -323,13 +342,15 @@ def check_midi(movements: list[Movement], events: tuple[NoteEvent, ...] | list[N
     problems = [f"score {r.score}: {what} {item}" for r in results
                 for what, items in (("only LilyPond plays", r.only_lilypond),
                                     ("only the performance plays", r.only_performance),
-                                    ("LilyPond plays another source:", r.wrong_source))
+                                    ("LilyPond plays another source:", r.wrong_source),
+                                    ("", r.tempo_differences))
                 for item in items]
     numbers = {
         "compared": compared,
         "only_lilypond": sum(len(r.only_lilypond) for r in results),
         "only_performance": sum(len(r.only_performance) for r in results),
         "wrong_source": sum(len(r.wrong_source) for r in results),
+        "tempo_differences": sum(len(r.tempo_differences) for r in results),
         "unprinted_lilypond_notes": sum(r.unprinted for r in results),
         "unisons": sum(r.unisons for r in results),
         "lilypond_midi_lagged_notes": sum(r.lagged for r in results),

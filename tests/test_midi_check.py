@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from msmd_prep.export import build_performance, merged_head_aliases, parse_export
-from msmd_prep.midi_check import check_midi, performed_ticks, run_check_lilypond
+from msmd_prep.midi_check import check_midi, performed_ticks, run_check_lilypond, tempo_differences
 from msmd_prep.render import RenderConfig, render_score
 from msmd_prep.score import read_heads_csv
 
@@ -80,3 +80,17 @@ def test_midi_notes_are_timed_where_lilypond_performed_them():
     notes = [(1, 0, 60), (1, 100, 62), (1, 100, 64), (1, 228, 60)]
     ticks, lagged = performed_ticks(notes, origins, shift=0)
     assert ticks == [(0, 60), (100, 62), (72, 64), (200, 60)] and lagged == 2
+
+
+def test_tempo_maps_compare_as_lilypond_writes_them():
+    from fractions import Fraction as F
+
+    from msmd_prep.export import TempoMap
+
+    # Quarter = 69 for a half note, then dotted quarter = 50 (75 quarters): LilyPond's
+    # file holds 69 and 75 at ticks 0 and 768, 2 ticks late after a grace note.
+    tempo = TempoMap([(F(0), F(69, 4)), (F(1, 2), F(75, 4))])
+    assert tempo_differences(tempo, [(0, 69), (768, 75)], shift=0) == []
+    assert tempo_differences(tempo, [(2, 69), (770, 75)], shift=2) == []
+    assert len(tempo_differences(tempo, [(0, 69), (800, 75)], shift=0)) == 1
+    assert len(tempo_differences(tempo, [(0, 69)], shift=0)) == 1

@@ -8,7 +8,7 @@
 %%   S id layout:first-column                             the head's system
 %%   B page link x0 y0 x1 y1   a linked box, bp from the page's top left
 %%   C score printed?                                     a score in the book
-%%   T score main wholes-per-minute                       a tempo (change)
+%%   T score main wholes-per-minute grace                 a tempo (change)
 %%   E score id pitch main grace duration context velocity tied continues performed
 %%                                                       a played note
 %%     (tied: 0 no tie, 1 tied, 2 tied while tieWaitForNote is set;
@@ -327,7 +327,8 @@ its tempi as T (after E) or U (after F) records."
                   (begin
                     (set! last-tempo wpm)
                     (msmd-write (if (equal? kind "E") "T" "U") score-index
-                                (ly:moment-main now) (ly:moment-main wpm)))))))
+                                (ly:moment-main now) (ly:moment-main wpm)
+                                (ly:moment-grace now)))))))
       (ly:context-event-source global) 'OneTimeStep)
      (ly:interpret-music-expression (make-non-relative-music music) global)))
 
