@@ -1,8 +1,8 @@
 """Self-check of the performance against LilyPond's own MIDI of the same source.
 
-The render stage builds the performance from ``lilypond/msmd.ily``'s export.
+The render stage builds the performance from ``resources/lilypond/msmd.ily``'s export.
 This check asks LilyPond itself what it plays: one extra, MIDI-only LilyPond
-run of the normalized source (``lilypond/msmd-midi-check.ily``, which shares
+run of the normalized source (``msmd_prep/resources/lilypond/msmd-midi-check.ily``, which shares
 no code with the export) with every repeat unfolded, no page laid out.  Each
 score of the file gives ``msmd-check-N.midi``, and ``msmd-check.tsv`` the
 source location of every note LilyPond performed, so each MIDI note is known
