@@ -107,7 +107,8 @@ def _limit_memory() -> None:
 
 
 def run_lilypond(args: list[str], *, cwd: Path, timeout_s: float, sandbox: bool = True,
-                 readonly: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+                 readonly: tuple[Path, ...] = (),
+                 log: str = "lilypond.log") -> subprocess.CompletedProcess:
     """Run LilyPond with ``args`` in ``cwd``, the only folder it may write.
 
     Parameters
@@ -122,6 +123,8 @@ def run_lilypond(args: list[str], *, cwd: Path, timeout_s: float, sandbox: bool 
         Run under bubblewrap (default).  Only turn off for trusted scores.
     readonly : tuple of Path
         Further folders LilyPond may read (include files).
+    log : str
+        Name of the file in ``cwd`` that keeps LilyPond's messages.
 
     Raises
     ------
@@ -148,13 +151,13 @@ def run_lilypond(args: list[str], *, cwd: Path, timeout_s: float, sandbox: bool 
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
-            (cwd / "lilypond.log").write_text(err)
+            (cwd / log).write_text(err)
             raise ToolError("lilypond", cmd, None, _tail(err),
                             cause=f"lilypond hit the time limit of {timeout_s:g} s") from None
         if proc.returncode not in CRASH_CODES:
             break
     # Kept in the build folder, which a failed piece keeps too.
-    (cwd / "lilypond.log").write_text(err)
+    (cwd / log).write_text(err)
     if proc.returncode != 0:
         crashed = f" (crashed {CRASH_RETRIES + 1} times)" if proc.returncode in CRASH_CODES else ""
         raise ToolError("lilypond", cmd, proc.returncode, _error_lines(err),

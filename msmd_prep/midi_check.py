@@ -83,7 +83,8 @@ def run_check_lilypond(main: Path, build: Path, *, timeout_s: float,
         LilyPond failed (the check then fails, not the piece).
     """
     args = [f"-dinclude-settings={CHECK_ILY}", "--loglevel=ERROR", main.name]
-    run_lilypond(args, cwd=build, timeout_s=timeout_s, sandbox=sandbox)
+    run_lilypond(args, cwd=build, timeout_s=timeout_s, sandbox=sandbox,
+                 log="lilypond-midi-check.log")
     scores = parse_check_tsv((build / "msmd-check.tsv").read_text())
     for index, score in scores.items():
         path = build / f"msmd-check-{index}.midi"
