@@ -173,6 +173,11 @@ FIXES: tuple[Fix, ...] = (
         re.compile(r"(\(\s*if\s+\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)\s*)"
                    r"\(\s*define\s+([A-Za-z][\w!?*<>=/+.:-]*)\s"),
         r"\1(module-define! (current-module) '\2 "),
+    Fix("unquoted-empty-list",
+        "'\\override Stem #'stroke-style = #()' (Bach invention 3, LilyPond 2.4): old Guile "
+        "read an unquoted () as the empty list, Guile 3 rejects it ('Guile signaled an error "
+        "... Syntax error').  It becomes #'().",
+        re.compile(r"#\(\s*\)"), "#'()"),
     Fix("gettext-underscore",
         "'(_ \"text\")' called LilyPond's gettext in a score's own Scheme (Beethoven Op. 2/1 "
         "'shapeII.ily'); in Guile 3 '_' is a syntactic keyword: \"bad use of '_' syntactic "

@@ -28,6 +28,7 @@ CASES = [
      "{ \\context Staff \\override A.b = #1 }"),
     ("mark-event", "(make-music 'MarkEvent\n 'direction DOWN\n 'label text))",
      "(make-music 'AdHocMarkEvent\n 'direction DOWN\n 'text text))"),
+    ("unquoted-empty-list", "\\override Flag.stroke-style = #() b", "\\override Flag.stroke-style = #'() b"),
     ("gettext-underscore", '(ly:warning (_ "bad ~a") x)', '(ly:warning (G_ "bad ~a") x)'),
 ]
 
