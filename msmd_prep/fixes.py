@@ -122,6 +122,13 @@ def layout_context_property(text: str) -> str:
     return "".join(out) + text[pos:]
 
 
+_DEFINE_THEN = re.compile(r"(\(\s*if\s+\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)\s*)"
+                          r"\(\s*define\s+([A-Za-z][\w!?*<>=/+.:-]*)\s")
+_DEFINE_ELSE = re.compile(r"(\(module-define! \(current-module\) '[^\s()]+\s+"
+                          r"(?:[^()]|\([^()]*\))*\)\s*)\(\s*define\s+([A-Za-z][\w!?*<>=/+.:-]*)\s")
+_MODULE_DEFINE = r"\1(module-define! (current-module) '\2 "
+
+
 FIXES: tuple[Fix, ...] = (
     Fix("deprecated-dynamics",
         "convert-ly renames \\cresc, \\dim, \\endcresc, \\enddim to \\deprecated..., "
@@ -167,12 +174,10 @@ FIXES: tuple[Fix, ...] = (
         re.compile(r"\\unset\s+(?:(?:Timing|Score)\s*\.\s*)?beatStructure\b"), ""),
     Fix("define-in-if",
         "'#(if (equal? paper-width (* 210 mm)) (define system-count 19))' (Mutopia's Bach WTC, "
-        "<= 2.10): Guile 1.8 took a definition inside 'if', Guile 3 rejects it ('Guile "
-        "signaled an error ... Syntax error').  The definition becomes 'module-define!' of "
-        "the same name in the current module (the \\paper block's, there).",
-        re.compile(r"(\(\s*if\s+\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)\s*)"
-                   r"\(\s*define\s+([A-Za-z][\w!?*<>=/+.:-]*)\s"),
-        r"\1(module-define! (current-module) '\2 "),
+        "<= 2.10): Guile 1.8 took a definition inside 'if' (then or else branch), Guile 3 "
+        "rejects it ('Guile signaled an error ... Syntax error').  The definition becomes "
+        "'module-define!' of the same name in the current module (the \\paper block's, there).",
+        None, lambda text: _DEFINE_ELSE.sub(_MODULE_DEFINE, _DEFINE_THEN.sub(_MODULE_DEFINE, text))),
     Fix("unquoted-empty-list",
         "'\\override Stem #'stroke-style = #()' (Bach invention 3, LilyPond 2.4): old Guile "
         "read an unquoted () as the empty list, Guile 3 rejects it ('Guile signaled an error "

@@ -21,6 +21,9 @@ CASES = [
     ("define-in-if", "#(if (equal? paper-width (* 8.5 in))\n\t(define system-count 12)) }",
      "#(if (equal? paper-width (* 8.5 in))\n\t(module-define! (current-module) 'system-count 12)) }"),
     ("define-in-if", "#(define (f x) (if x 1 2))", "#(define (f x) (if x 1 2))"),
+    ("define-in-if", "#(if (equal? w (* 8.5 in)) (define letter #t) (define n 19))",
+     "#(if (equal? w (* 8.5 in)) (module-define! (current-module) 'letter #t) "
+     "(module-define! (current-module) 'n 19))"),
     ("octave-after-duration", "f8'-5_\\p ( d c4.'' b c'4 e,8", "f'8-5_\\p ( d c''4. b c'4 e,8"),
     ("layout-context-property", "\\layout {\n  \\context Staff\n  \\override TextScript #'x = #1\n}",
      "\\layout {\n  \\context { \\Staff \\override TextScript #'x = #1 }\n}"),
