@@ -29,6 +29,7 @@ Differences that are documented, and allowed:
 from __future__ import annotations
 
 import re
+import shutil
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -83,8 +84,12 @@ def run_check_lilypond(main: Path, build: Path, *, timeout_s: float,
         LilyPond failed (the check then fails, not the piece).
     """
     args = [f"-dinclude-settings={CHECK_ILY}", "--loglevel=ERROR", main.name]
-    run_lilypond(args, cwd=build, timeout_s=timeout_s, sandbox=sandbox,
-                 log="lilypond-midi-check.log")
+    try:
+        run_lilypond(args, cwd=build, timeout_s=timeout_s, sandbox=sandbox,
+                     log="lilypond-midi-check.log")
+    finally:
+        # Fontconfig's cache of the sandboxed run: not an output.
+        shutil.rmtree(build / ".cache", ignore_errors=True)
     scores = parse_check_tsv((build / "msmd-check.tsv").read_text())
     for index, score in scores.items():
         path = build / f"msmd-check-{index}.midi"
