@@ -13,7 +13,7 @@ the pack stage converts the same onset times again for the preset it needs.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ._version import __version__
+from .stage_versions import stage_version
 from .checks import Check, check_onset_energy, pitch_bands, summarize
 from .errors import AlignmentError, ConfigError, InputError, MsmdPrepError
 from .pages import load_gray
 from .score import NoteHead, read_heads_csv, read_systems_csv
-from .spectrogram import SpectrogramConfig, fft_frequencies, time_to_frames
+from .spectrogram import SpectrogramConfig, fft_frequencies, last_frame_before, time_to_frames
 from .synth import ONSETS_NAME, read_onsets_csv
 from .unroll import Unrolled, UnrollConfig, unroll
 from .workdir import (PieceResult, performance_dirs, read_json, rendered_pieces, sha256_file,
@@ -212,15 +212,73 @@ def onset_energy_check(perf_dir: Path, preset: str, rows: Sequence[AlignmentRow]
     bands = pitch_bands(np.array([r.pitch for r in rows]), cfg.filterbank(),
                         fft_frequencies(sample_rate_hz=cfg.sample_rate_hz,
                                         frame_size_samples=cfg.frame_size_samples))
-    return check_onset_energy(bands, np.array([r.onset_frame for r in rows], int), spec)
+    before = last_frame_before(np.array([r.onset_s for r in rows], float), cfg)
+    return check_onset_energy(bands, np.array([r.onset_frame for r in rows], int), before, spec)
 
 
-def _input_hashes(piece: Path) -> dict:
-    return {name: sha256_file(piece / name)
-            for name in ("noteheads.csv", "systems.csv", "piece.json")}
+def piece_input_hashes(piece: Path) -> dict:
+    """What every alignment of ``piece`` reads of its render, hashed.
+
+    ``noteheads.csv``, ``systems.csv``, the page images, and of ``piece.json``
+    only what align uses (the render dpi, the undrawn heads): a render with
+    other timings or options that made the same piece leaves the alignments
+    current.
+    """
+    info = read_json(piece / "piece.json")
+    if info is None:
+        raise InputError(f"{piece / 'piece.json'}: missing or unreadable")
+    used = {"dpi": (info.get("config") or {}).get("dpi"),
+            "undrawn_heads": info.get("undrawn_heads"),
+            "noteheads_not_drawn": (info.get("counts") or {}).get("noteheads_not_drawn")}
+    return {"noteheads.csv": sha256_file(piece / "noteheads.csv"),
+            "systems.csv": sha256_file(piece / "systems.csv"),
+            "pages": sha256_json([sha256_file(p) for p in page_paths(piece)]),
+            "piece.json": sha256_json(used)}
 
 
-def align_piece(piece: Path, config: AlignConfig = AlignConfig()) -> tuple[int, int]:
+def alignment_input_hashes(piece_hashes: dict, perf_dir: Path, preset: str) -> dict:
+    """What the alignment of one performance reads: the piece's render, its onsets, and
+    the spectrogram ``preset`` (frame rate and identity: the energy check reads it).
+
+    Raises
+    ------
+    InputError
+        The spectrogram is missing (see :func:`spectrogram_frame_rate`).
+    """
+    fps = spectrogram_frame_rate(perf_dir, preset)
+    spec = read_json(perf_dir / f"spec-{preset}.json") or {}
+    return piece_hashes | {"onsets.csv": sha256_file(perf_dir / ONSETS_NAME),
+                           "frame_rate_fps": fps,
+                           "spectrogram": sha256_json([spec.get("input_hash"),
+                                                       spec.get("config_hash")])}
+
+
+def align_config_hash(config: AlignConfig) -> str:
+    """Hash of the align options and the align stage's code version."""
+    return sha256_json({"config": asdict(config), "stage_version": stage_version("align")})
+
+
+def undrawn_heads(piece: Path) -> set[str]:
+    """Ids of the heads ``piece`` plays but draws no box for (hidden or merged).
+
+    Raises
+    ------
+    InputError
+        ``piece.json`` counts undrawn heads but does not name them (a render
+        of an older version); the piece must be rendered again.
+    """
+    info = read_json(piece / "piece.json") or {}
+    ids = info.get("undrawn_heads")
+    if ids is None:
+        if info.get("counts", {}).get("noteheads_not_drawn", 0):
+            raise InputError(f"{piece / 'piece.json'}: undrawn heads are not named; "
+                             "render the piece again")
+        return set()
+    return set(ids)
+
+
+def align_piece(piece: Path, config: AlignConfig = AlignConfig(), *,
+                performances: Collection[str] | None = None) -> tuple[int, int]:
     """Write the unrolled score and every performance's alignment of one piece.
 
     Parameters
@@ -228,6 +286,8 @@ def align_piece(piece: Path, config: AlignConfig = AlignConfig()) -> tuple[int, 
     piece : Path
         A rendered piece with synthesized performances and their spectrograms.
     config : AlignConfig
+    performances : collection of str, optional
+        The performance ids to align (default: every synthesized one).
 
     Returns
     -------
@@ -241,17 +301,17 @@ def align_piece(piece: Path, config: AlignConfig = AlignConfig()) -> tuple[int, 
     AlignmentError
         An onset names a head that the piece neither prints nor hides.
     """
-    perf_dirs = [d for d in performance_dirs(piece) if (d / ONSETS_NAME).is_file()]
+    perf_dirs = [d for d in performance_dirs(piece) if (d / ONSETS_NAME).is_file()
+                 and (performances is None or d.name in performances)]
     if not perf_dirs:
         raise InputError(f"{piece}: no synthesized performance; run `msmd-prep synth` first")
-    inputs = _input_hashes(piece)
-    config_hash = sha256_json({"config": asdict(config), "version": __version__})
+    inputs = piece_input_hashes(piece)
+    config_hash = align_config_hash(config)
     unrolled_meta = read_json(piece / UNROLLED_JSON)
     todo = []
     for perf_dir in perf_dirs:
-        fps = spectrogram_frame_rate(perf_dir, config.spectrogram_preset)
-        perf_inputs = inputs | {"onsets.csv": sha256_file(perf_dir / ONSETS_NAME),
-                                "frame_rate_fps": fps}
+        perf_inputs = alignment_input_hashes(inputs, perf_dir, config.spectrogram_preset)
+        fps = perf_inputs["frame_rate_fps"]
         meta = read_json(perf_dir / ALIGNMENT_JSON)
         if not (meta is not None and meta.get("input_hashes") == perf_inputs
                 and meta.get("config_hash") == config_hash
@@ -267,29 +327,33 @@ def align_piece(piece: Path, config: AlignConfig = AlignConfig()) -> tuple[int, 
         ok, png = cv2.imencode(".png", unrolled.image)
         if not ok:
             raise InputError(f"{piece}: cannot encode the unrolled score")
+        # Each manifest goes before its data is rewritten and comes back last.
+        (piece / UNROLLED_JSON).unlink(missing_ok=True)
         write_atomic(piece / UNROLLED_PNG, lambda tmp: tmp.write_bytes(png.tobytes()))
         write_json_atomic(piece / UNROLLED_JSON, {
             "stage": "align", "input_hashes": inputs, "config_hash": config_hash,
-            "config": asdict(config), "render_dpi": render_dpi(piece),
+            "config": asdict(config), "stage_version": stage_version("align"),
+            "render_dpi": render_dpi(piece),
             "coordinates": "continuous pixels: pixel i spans [i, i+1)",
         } | unrolled.layout())
     heads = {h.id: h for h in read_heads_csv(piece / "noteheads.csv")}
-    hidden = int((read_json(piece / "piece.json") or {}).get("counts", {})
-                 .get("noteheads_not_drawn", 0))
+    undrawn = undrawn_heads(piece)
     for perf_dir, fps, perf_inputs in todo:
         onsets = read_onsets_csv(perf_dir / ONSETS_NAME)
+        unknown = sorted({hid for hid, _ in onsets if hid not in heads and hid not in undrawn})
+        if unknown:
+            raise AlignmentError(f"{perf_dir / ONSETS_NAME}: onsets of heads the piece "
+                                 f"neither prints nor hides: {unknown[:5]}")
         rows = align_onsets(onsets, heads, unrolled=unrolled, performance=perf_dir.name,
                             frame_rate_fps=fps)
         unprinted = len(onsets) - len(rows)
-        if unprinted and not hidden:
-            missing = sorted({hid for hid, _ in onsets if hid not in heads})
-            raise AlignmentError(f"{perf_dir / ONSETS_NAME}: onsets of heads not in "
-                                 f"noteheads.csv: {missing[:5]}")
+        (perf_dir / ALIGNMENT_JSON).unlink(missing_ok=True)
         write_alignment_csv(rows, perf_dir / ALIGNMENT_NAME)
         energy = onset_energy_check(perf_dir, config.spectrogram_preset, rows)
         write_json_atomic(perf_dir / ALIGNMENT_JSON, summarize([energy]) | {
             "stage": "align", "status": "complete", "input_hashes": perf_inputs,
             "config_hash": config_hash, "config": asdict(config),
+            "stage_version": stage_version("align"),
             "spectrogram_preset": config.spectrogram_preset, "frame_rate_fps": fps,
             "rows": len(rows), "onsets_of_hidden_heads": unprinted,
             "frame_rule": "onset_frame = ceil(onset_s * fps) (spectrogram.time_to_frames)"})

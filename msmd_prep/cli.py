@@ -96,7 +96,9 @@ def render(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float,
                            sandbox=not no_sandbox)
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
-    results = render_many(find_scores(list(scores)), out, cfg, progress=True)
+    roots: dict[Path, Path] = {}
+    results = render_many(find_scores(list(scores), roots=roots), out, cfg, progress=True,
+                          roots=roots)
     failures = [(str(r.source), "render", r.error) for r in results if r.error]
     click.echo(f"render: {len(results) - len(failures)} ok, {len(failures)} failed, out: {out}")
     _report_failures(failures)
@@ -265,7 +267,8 @@ def _pack_options(command):  # type: ignore[no-untyped-def]
         click.option("--splits", "split_file", default=None,
                      type=click.Path(exists=True, dir_okay=False),
                      help="YAML file {train: [...], valid: [...], test: [...]} of piece ids "
-                          "(default: split by --seed, 70/15/15)."),
+                          "(default: each piece by a hash of --seed and its id, 70/15/15 on "
+                          "average; small corpora may get an empty valid or test)."),
         click.option("--anchor", "spec_anchor", default="center", show_default=True,
                      type=click.Choice(ANCHORS),
                      help="Onset at the centre of the spectrogram excerpt, or at its end."),
@@ -311,6 +314,10 @@ def _report_pack(result) -> None:  # type: ignore[no-untyped-def]
     for piece, checks in result.flagged.items():
         click.echo(f"FLAGGED {piece}: failed self-checks ({checks})"
                    + ("" if piece in result.pieces else "; left out"), err=True)
+    # Pieces that failed are FAILED lines; here the performances left out of packed pieces.
+    for key, why in result.left_out.items():
+        if "/" in key and why.reason != "flagged":
+            click.echo(f"LEFT OUT {key}: {why}", err=True)
 
 
 @main.command()

@@ -13,14 +13,16 @@ and on the terminal; the others go on.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from .align import AlignConfig, align_piece
-from .errors import MsmdPrepError
+from .errors import ConfigError, MsmdPrepError, OutputError
+from .locking import LOCK_NAME, folder_lock
 from .packing.core import PackResult
 from .packing.snippets import PackConfig, pack_workdir
 from .parallel import map_pieces
@@ -29,9 +31,10 @@ from .performed.perform import PerformConfig, perform_piece
 from .render import RenderConfig, RenderJob, find_scores, render_job, render_jobs
 from .soundfonts import SoundFont, resolve_soundfont
 from .spectrogram import PRESETS as SPECTROGRAM_PRESETS
-from .spectrogram import spectrogram_performance
-from .synth import PERFORMANCE_JSON, Synthesizer, SynthConfig, synthesize_performance
-from .workdir import performance_dirs, write_json_atomic
+from .spectrogram import needs_audio, spectrogram_performance
+from .synth import (PERFORMANCE_JSON, Synthesizer, SynthConfig, performance_id,
+                    synthesize_performance)
+from .workdir import NO_SPACE, PERFORMANCES_DIR, describe_os_error, write_json_atomic
 
 WORK_DIR = "work"
 DATASET_DIR = "dataset"
@@ -56,6 +59,17 @@ class PieceConfig:
     def sources(self, score: Path) -> tuple[PerformanceSource, ...]:
         """The real performances attached to ``score``."""
         return self.performances.get(str(Path(score).resolve()), ())
+
+    def performance_ids(self, score: Path) -> list[str]:
+        """The performances this run makes of the piece of ``score``: SoundFonts x tempo
+        factors (when it synthesizes) and its real performances (ids as
+        :func:`msmd_prep.performed.perform.performance_ids` gives them)."""
+        ids = [performance_id(sf.name, float(t)) for sf in self.soundfonts
+               for t in self.tempo_factors] if self.synthesize else []
+        for src in self.sources(score):
+            ids += ([f"{src.id}_{sf.name}" for sf in self.soundfonts] if src.kind == "midi"
+                    else [src.id])
+        return sorted(set(ids))
 
 
 @dataclass
@@ -88,17 +102,21 @@ class PieceReport:
 
 
 _SYNTHS: dict[tuple, Synthesizer] = {}
+_SYNTHS_LOCK = threading.Lock()
 
 
 def _synthesizer(soundfont: SoundFont, config: SynthConfig) -> Synthesizer:
     """A loaded synth per SoundFont and config, kept for the life of the process.
 
-    Loading an sf3 takes seconds; every piece a worker process plays reuses it.
+    Loading an sf3 takes seconds; every piece a worker plays reuses it.  The
+    threads of a worker (Dask runs several) share it: a synth plays one
+    performance at a time (:data:`msmd_prep.synth.FLUIDSYNTH_LOCK`).
     """
     key = (str(soundfont.path), soundfont.sha256, config)
-    if key not in _SYNTHS:
-        _SYNTHS[key] = Synthesizer(soundfont, config)
-    return _SYNTHS[key]
+    with _SYNTHS_LOCK:
+        if key not in _SYNTHS:
+            _SYNTHS[key] = Synthesizer(soundfont, config)
+        return _SYNTHS[key]
 
 
 def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
@@ -119,10 +137,16 @@ def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
         piece = job.piece_dir
         stage = "synth"
         t0 = time.perf_counter()
+        preset = config.spectrogram_preset
+        spectrograms = {preset: SPECTROGRAM_PRESETS[preset]}
         if config.synthesize:
             for soundfont in config.soundfonts:
                 synth = _synthesizer(soundfont, config.synth)
                 for factor in config.tempo_factors:
+                    perf_dir = piece / PERFORMANCES_DIR / performance_id(soundfont.name, factor)
+                    # An earlier run removed the audio this run's spectrogram needs.
+                    if needs_audio(perf_dir, spectrograms):
+                        (perf_dir / PERFORMANCE_JSON).unlink()
                     synthesize_performance(synth, piece, float(factor))
         report.seconds["synth"] = time.perf_counter() - t0
         sources = config.sources(job.source)
@@ -136,20 +160,19 @@ def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
             report.seconds["perform"] = time.perf_counter() - t0
         stage = "spectrogram"
         t0 = time.perf_counter()
-        preset = config.spectrogram_preset
-        for perf_dir in performance_dirs(piece):
-            if (perf_dir / PERFORMANCE_JSON).is_file():
-                spectrogram_performance(perf_dir, {preset: SPECTROGRAM_PRESETS[preset]},
-                                        keep_audio=config.keep_audio)
+        wanted = config.performance_ids(job.source)
+        for perf_id in wanted:
+            spectrogram_performance(piece / PERFORMANCES_DIR / perf_id, spectrograms,
+                                    keep_audio=config.keep_audio)
         report.seconds["spectrogram"] = time.perf_counter() - t0
         stage = "align"
         t0 = time.perf_counter()
-        align_piece(piece, AlignConfig(spectrogram_preset=preset))
+        align_piece(piece, AlignConfig(spectrogram_preset=preset), performances=wanted)
         report.seconds["align"] = time.perf_counter() - t0
     except MsmdPrepError as e:
         report.stage, report.error = stage, str(e)
     except OSError as e:
-        report.stage, report.error = stage, f"cannot read or write: {e}"
+        report.stage, report.error = stage, describe_os_error(e)
     return report
 
 
@@ -169,6 +192,9 @@ class DatasetResult:
         One per piece, in input order.
     seconds : dict of str to float
         Wall time per stage, summed over pieces (pack: its own wall time).
+    performances : int
+        Performances asked for of the pieces that got through (pieces x
+        SoundFonts x tempos).
     """
 
     work: Path
@@ -176,6 +202,7 @@ class DatasetResult:
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     reports: list[PieceReport] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    performances: int = 0
 
 
 def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderConfig,
@@ -233,12 +260,33 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
     try:
         work.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        result.failures.append((str(out), "render", f"cannot write output: {e}"))
+        result.failures.append((str(out), "render",
+                                f"cannot make the output folder: {describe_os_error(e)}"))
         return result
+    try:
+        with folder_lock(out / LOCK_NAME, str(out)):
+            _run(scores, out, result, fonts, render_config=render_config,
+                 tempo_factors=tempo_factors, synth_config=synth_config,
+                 pack_config=pack_config, keep_audio=keep_audio, jobs=jobs,
+                 scheduler=scheduler, performances=performances, synthesize=synthesize,
+                 perform_config=perform_config, progress=progress)
+    except ConfigError as e:
+        result.failures.append((str(out), "dataset", str(e)))
+    return result
+
+
+def _run(scores: Sequence[Path], out: Path, result: DatasetResult, fonts: list[SoundFont], *,
+         render_config: RenderConfig, tempo_factors: Sequence[float],
+         synth_config: SynthConfig, pack_config: PackConfig, keep_audio: bool, jobs: int,
+         scheduler: str | None, performances: Sequence[PerformanceSource], synthesize: bool,
+         perform_config: PerformConfig, progress: bool) -> None:
+    """The stages of :func:`build_dataset`, with the output folder locked."""
+    work = result.work
     if fonts:
         config = PieceConfig(render_config, tuple(tempo_factors), tuple(fonts), synth_config,
                              pack_config.preset_obj.spectrogram_preset, keep_audio)
-        found = find_scores(list(scores))
+        roots: dict[Path, Path] = {}
+        found = find_scores(list(scores), roots=roots)
         known = {p.resolve() for p in found}
         found += list(dict.fromkeys(s.score for s in performances if s.score.resolve() not in known))
         attached = list(performances) + attached_performances(found)
@@ -250,7 +298,7 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
             found = [p for p in found if str(p.resolve()) in by_score]
         config = replace(config, performances=by_score, synthesize=synthesize,
                          perform=perform_config)
-        todo = render_jobs(found, work)
+        todo = render_jobs(found, work, roots=roots)
         # Largest scores first, so that no worker is left with a long piece at the end.
         order = sorted(range(len(todo)), key=lambda i: -_size(todo[i].source))
         reports = map_pieces(partial(process_piece, config=config), [todo[i] for i in order],
@@ -261,19 +309,35 @@ def build_dataset(scores: Sequence[Path], out: Path, *, render_config: RenderCon
             result.failures.append((r.source, r.stage, r.error))
         for stage, s in r.seconds.items():
             result.seconds[stage] = result.seconds.get(stage, 0.0) + s
-    if any(not r.error for r in result.reports):
+    ok = [r for r in result.reports if not r.error]
+    if ok:
         t0 = time.perf_counter()
+        only = {Path(r.piece).name: config.performance_ids(Path(r.source)) for r in ok}
+        result.performances = sum(len(ids) for ids in only.values())
+        request = {"pieces": sorted(Path(r.piece).name for r in ok),
+                   "tempo_factors": sorted(float(t) for t in tempo_factors),
+                   "soundfonts": {sf.name: sf.sha256 for sf in fonts},
+                   "performances": sorted({p for ids in only.values() for p in ids}),
+                   "synth": asdict(synth_config),
+                   "spectrogram_preset": config.spectrogram_preset,
+                   "pack_preset": pack_config.preset, "seed": pack_config.seed,
+                   "render": asdict(render_config)}
         try:
             result.pack = pack_workdir(work, out / DATASET_DIR, pack_config, progress=progress,
-                                       jobs=jobs, scheduler=scheduler)
+                                       jobs=jobs, scheduler=scheduler, only=only,
+                                       request=request)
         except MsmdPrepError as e:
             result.failures.append((str(work), "pack", str(e)))
         else:
             result.failures += [(p, "pack", cause) for p, cause in result.pack.failures]
         result.seconds["pack"] = time.perf_counter() - t0
-    write_json_atomic(out / FAILURES_NAME, [
-        {"file": f, "stage": stage, "cause": cause} for f, stage, cause in result.failures])
-    return result
+    try:
+        write_json_atomic(out / FAILURES_NAME, [
+            {"file": f, "stage": stage, "cause": cause} for f, stage, cause in result.failures])
+    except OutputError as e:
+        # A full disk is reported once, where it first struck.
+        if not any(NO_SPACE in cause for _, _, cause in result.failures):
+            result.failures.append((str(out / FAILURES_NAME), "dataset", str(e)))
 
 
 def _size(path: Path) -> int:
@@ -290,7 +354,7 @@ def summary_rows(result: DatasetResult) -> list[tuple[str, str]]:
     ok = [r for r in reports if not r.error]
     flagged = result.pack.flagged if result.pack else {}
     counts = [r.counts for r in ok]
-    performances = sum(len(performance_dirs(Path(r.piece))) for r in ok)
+    performances = result.performances
     rows = [
         ("pieces", f"{len(ok) - len(flagged)} ok, {len(flagged)} flagged, "
                    f"{len(reports) - len(ok)} failed"),

@@ -47,3 +47,10 @@ class ToolError(MsmdPrepError):
 
 class AlignmentError(MsmdPrepError):
     """Note heads and performance events do not match one to one as expected."""
+
+
+class OutputError(MsmdPrepError):
+    """An output cannot be written (full disk, file size limit, permissions).
+
+    The message names the path and the cause as the system gave it.
+    """

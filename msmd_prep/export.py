@@ -16,6 +16,15 @@ from .score import NoteEvent, Performance, sort_events
 
 #: LilyPond's own MIDI tempo where a score names none: quarter = 60.
 LILYPOND_DEFAULT_WPM = Fraction(15)
+#: LilyPond's MIDI plays grace time at 9/40 of its written length
+#: (``moment_to_real`` in lily/audio-item.cc): a grace note starts
+#: ``9/40`` of its grace offset before its main note.
+GRACE_SCALE = Fraction(9, 40)
+
+
+def played_moment(main: Fraction, grace: Fraction) -> Fraction:
+    """The moment (whole notes) at which LilyPond's MIDI plays ``(main, grace)``."""
+    return main + GRACE_SCALE * grace
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,14 @@ class PlayedNote:
     context: int
     velocity: int
     tied: bool
+    wait: bool = False
+    continues: bool | None = None
+    performed: Fraction | None = None
+
+    @property
+    def sounding(self) -> Fraction:
+        """Its length in LilyPond's MIDI (articulations applied), whole notes."""
+        return self.duration if self.performed is None else self.performed
 
 
 @dataclass
@@ -106,19 +123,25 @@ def parse_export(text: str) -> Export:
                 ex.head_systems[int(f[1])] = f[2]
             elif kind == "C":
                 ex.scores[int(f[1])] = f[2] == "1"
-            elif kind == "T":
-                ex.tempi.setdefault(int(f[1]), []).append((Fraction(f[2]), Fraction(f[3])))
+            elif kind in ("T", "U"):
+                # A tempo set at a grace time step takes effect where LilyPond's
+                # MIDI plays that step.
+                at = played_moment(Fraction(f[2]), Fraction(f[4]) if len(f) > 4 else Fraction(0))
+                (ex.tempi if kind == "T" else ex.folded_tempi).setdefault(int(f[1]), []).append(
+                    (at, Fraction(f[3])))
             elif kind == "B":
                 link = f[2].removeprefix("msmd:")
                 ex.boxes.append((int(f[1]), link, float(f[3]), float(f[4]), float(f[5]),
                                  float(f[6])))
             elif kind in ("E", "F"):
+                if f[9] not in ("0", "1", "2"):
+                    raise ValueError(f[9])
                 note = PlayedNote(int(f[1]), int(f[2]), int(f[3]), Fraction(f[4]),
                                   Fraction(f[5]), Fraction(f[6]), int(f[7]), int(f[8]),
-                                  f[9] == "1")
+                                  f[9] != "0", f[9] == "2",
+                                  f[10] == "1" if len(f) > 10 else None,
+                                  Fraction(f[11]) if len(f) > 11 else None)
                 (ex.notes if kind == "E" else ex.folded_notes).append(note)
-            elif kind == "U":
-                ex.folded_tempi.setdefault(int(f[1]), []).append((Fraction(f[2]), Fraction(f[3])))
             elif kind == "R":
                 ex.repeats.setdefault(int(f[1]), {})[int(f[2])] = Repeat(
                     Fraction(f[3]), Fraction(f[4]), int(f[5]))
@@ -163,22 +186,68 @@ class TempoMap:
         return self.start_s[i] + (moment - self.moments[i]) * 60 / self.wpm[i]
 
 
-def score_tempo(ex: Export, changes: list[tuple[Fraction, Fraction]],
+def score_tempo(ex: Export, score: int, changes: list[tuple[Fraction, Fraction]],
                 default_wpm: Fraction) -> tuple[TempoMap, str]:
-    """The tempo map of a printed score with tempo ``changes``, and where it came from.
+    """The tempo map of printed score ``score`` with tempo ``changes``, and where it came from.
 
     A printed score whose only tempo is LilyPond's default (quarter = 60 from
     the start) takes the tempo of a MIDI-only score of the same file, as
     Mutopia files often put ``\\tempo`` in a separate ``\\midi`` score, else
-    ``default_wpm``.
+    ``default_wpm``.  The MIDI-only score is the one that plays this score's
+    music (see :func:`midi_score_offset`), from the moment where it does: a
+    MIDI score holding all movements one after the other gives each printed
+    movement the tempi of its own stretch.
     """
-    if changes and changes != [(Fraction(0), LILYPOND_DEFAULT_WPM)]:
+    if any(w != LILYPOND_DEFAULT_WPM for _, w in changes):
         return TempoMap(changes), "score"
-    for other, printed in sorted(ex.scores.items()):
-        other_changes = ex.tempi.get(other, [])
-        if not printed and other_changes and other_changes[0][1] != LILYPOND_DEFAULT_WPM:
-            return TempoMap(other_changes), "midi-score"
+    candidates = [other for other, printed in sorted(ex.scores.items())
+                  if not printed and ex.tempi.get(other)
+                  and any(w != LILYPOND_DEFAULT_WPM for _, w in ex.tempi[other])]
+    for other in candidates:
+        offset = midi_score_offset(ex, score, other)
+        if offset is not None:
+            return TempoMap(shift_tempi(ex.tempi[other], offset)), "midi-score"
+    if candidates:
+        # No MIDI score plays this music: the first one, as the file's tempo.
+        return TempoMap(ex.tempi[candidates[0]]), "midi-score"
     return TempoMap([(Fraction(0), default_wpm)]), "default"
+
+
+def shift_tempi(changes: list[tuple[Fraction, Fraction]], offset: Fraction,
+                ) -> list[tuple[Fraction, Fraction]]:
+    """Tempo ``changes`` seen from moment ``offset`` on, as a map from moment 0."""
+    tempo = TempoMap(changes)
+    return [(Fraction(0), tempo.tempo_at(offset))] + [
+        (m - offset, w) for m, w in sorted(changes) if m > offset]
+
+
+#: Notes of a printed score that must recur in a MIDI-only score to pair them.
+SIGNATURE_NOTES = 24
+
+
+def midi_score_offset(ex: Export, printed: int, midi: int) -> Fraction | None:
+    """Where MIDI-only score ``midi`` plays the music of printed score ``printed``.
+
+    Both are compared as LilyPond unfolded them (``E`` records): the first
+    :data:`SIGNATURE_NOTES` onsets of the printed score, as (moment from its
+    first note, pitch), must all sound in the MIDI score from some offset.
+    Returns the moment of the MIDI score where the printed score's moment 0
+    falls, the earliest such; ``None`` when the MIDI score does not play it.
+    """
+    def onsets(score: int) -> list[tuple[Fraction, int]]:
+        return sorted({(n.moment, n.pitch) for n in ex.notes
+                       if n.score == score and n.grace == 0})
+
+    mine = onsets(printed)[:SIGNATURE_NOTES]
+    theirs = onsets(midi)
+    if not mine or not theirs:
+        return None
+    heard = set(theirs)
+    first, pitch = mine[0]
+    for moment, p in theirs:
+        if p == pitch and all((m - first + moment, q) in heard for m, q in mine):
+            return moment - first
+    return None
 
 
 def playback(repeats: list[Repeat], end: Fraction) -> list[tuple[Fraction, Fraction]] | None:
@@ -278,6 +347,38 @@ class PerformanceResult:
     unprinted_notes: int
     merged_heads: int = 0
     repeat_mode: list[str] = field(default_factory=list)
+    movements: list["Movement"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """Where one printed score sounds in the performance.
+
+    Attributes
+    ----------
+    score : int
+        The score's index in the file (``C`` records), MIDI-only ones counted.
+    start_s : float
+        Seconds from the start of the performance to the score's moment 0.
+    end_s : float
+        Seconds from the start of the performance to the end of its last note.
+    tempo : TempoMap
+        Its tempo map, played moments (:func:`played_moment`) to seconds from its moment 0.
+    tempo_source, repeat_mode : str
+        As in :class:`PerformanceResult`.
+    repeats_as_written : bool
+        Every voice plays its own repeats as the score's do: playing the page's
+        repeats for every staff gives what each voice unfolded alone gives
+        (false where a repeat is written in one staff only).
+    """
+
+    score: int
+    start_s: float
+    end_s: float
+    tempo: "TempoMap"
+    tempo_source: str
+    repeat_mode: str
+    repeats_as_written: bool = True
 
 
 def merged_head_aliases(ex: Export, drawn: set[int]) -> dict[int, int]:
@@ -309,10 +410,10 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
     """Turn the exported played notes into a performance in seconds.
 
     Printed scores are played one after the other, ``gap_s`` seconds apart.
-    A tie continuation (same pitch, same voice, starting where the tied note
-    ends) lengthens the note it continues and has no onset of its own.  A
-    grace note sounds before its main note, taking its time from the note
-    before it, as in LilyPond's MIDI output.
+    A tie continuation (see :func:`merge_ties`) lengthens the note it
+    continues and has no onset of its own.  Grace notes are timed as in
+    LilyPond's MIDI: grace time is played at :data:`GRACE_SCALE` of its
+    written length, just before the main note.
 
     Parameters
     ----------
@@ -337,10 +438,11 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
     unprinted = 0
     offset = Fraction(0)
     modes = []
+    movements: list[Movement] = []
     for score in printed:
-        notes, changes, mode = _score_notes(ex, score)
+        notes, changes, mode, as_written = _score_notes(ex, score)
         modes.append(mode)
-        tempo, source = score_tempo(ex, changes, default_wpm)
+        tempo, source = score_tempo(ex, score, changes, default_wpm)
         sources.append(source)
         unprinted += sum(1 for n in notes if n.id not in ex.heads)
         notes = [n for n in notes if n.id in ex.heads]
@@ -348,7 +450,7 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
         end = Fraction(0)
         for note, stop in merged:
             start_s = _onset_seconds(tempo, note)
-            stop_s = tempo.seconds(stop) if note.grace == 0 else start_s + _grace_length(tempo, note)
+            stop_s = tempo.seconds(stop)
             end = max(end, stop_s)
             onset = float(offset + start_s)
             head = aliases.get(note.id, note.id)
@@ -363,73 +465,116 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
             onsets.setdefault(head, []).append(onset)
         played_ids.update(aliases.get(n.id, n.id) for n in notes)
         if notes:
+            movements.append(Movement(score, float(offset), float(offset + end), tempo, source,
+                                      mode, as_written))
             offset += end + Fraction(gap_s).limit_denominator(10**6)
     # A grace note before the first beat would sound before time zero.
     lead = -min((e.onset_s for e in events), default=0.0)
     if lead > 0:
         events = [replace(e, onset_s=e.onset_s + lead) for e in events]
         onsets = {i: [t + lead for t in ts] for i, ts in onsets.items()}
+        movements = [replace(m, start_s=m.start_s + lead, end_s=m.end_s + lead)
+                     for m in movements]
     ties = played_ids - set(onsets)
     return PerformanceResult(Performance(sort_events(events)), onsets, ties, sources, unprinted,
-                             len(aliases), modes)
+                             len(aliases), modes, movements)
 
 
 def _score_notes(ex: Export, score: int,
-                 ) -> tuple[list[PlayedNote], list[tuple[Fraction, Fraction]], str]:
-    """The played notes and tempo changes of one score, and the repeat mode."""
+                 ) -> tuple[list[PlayedNote], list[tuple[Fraction, Fraction]], str, bool]:
+    """The played notes and tempo changes of one score, its repeat mode, and
+    whether its voices' own repeats play as the page's (see :class:`Movement`).
+
+    Where the page's repeats, played by every staff, give the notes that
+    each voice's own unfolding gives, those notes and tempi are taken as
+    LilyPond unfolded them (``E`` and ``T`` records): a tempo mark before a
+    repeat is then not played again on its second pass, as in LilyPond's MIDI.
+    """
+    own = [n for n in ex.notes if n.score == score]
     folded = [n for n in ex.folded_notes if n.score == score]
     end = max([n.moment + n.duration for n in folded]
               + [r.end for r in ex.repeats.get(score, {}).values()], default=Fraction(0))
     segments = playback(list(ex.repeats.get(score, {}).values()), end)
     if segments is None or not folded:
-        return ([n for n in ex.notes if n.score == score], ex.tempi.get(score, []),
-                "per-voice")
+        return own, ex.tempi.get(score, []), "per-voice", True
     notes, changes = unfold_printed(folded, ex.folded_tempi.get(score, []), segments)
-    return notes, changes, "printed"
+
+    def played(ns: list[PlayedNote]) -> list[tuple]:
+        # Grace notes left out: one at a repeat's first moment may stand
+        # before the repeat or in it, which printed time cannot tell.
+        return sorted((n.moment, n.id) for n in ns if n.id in ex.heads and n.grace == 0)
+
+    if played(notes) == played(own):
+        return own, ex.tempi.get(score, []), "printed", True
+    return notes, changes, "printed", False
 
 
 def _onset_seconds(tempo: TempoMap, note: PlayedNote) -> Fraction:
-    return tempo.seconds(note.moment) + note.grace * 60 / tempo.tempo_at(note.moment)
-
-
-def _grace_length(tempo: TempoMap, note: PlayedNote) -> Fraction:
-    """A grace note lasts its written length, but never past its main note."""
-    return min(note.duration, -note.grace) * 60 / tempo.tempo_at(note.moment)
+    return tempo.seconds(played_moment(note.moment, note.grace))
 
 
 def merge_ties(notes: list[PlayedNote]) -> list[tuple[PlayedNote, Fraction]]:
-    """Merge tied notes: each sounding note with the moment it stops.
+    """Merge tied notes as LilyPond's MIDI does (``Tie_performer``).
 
-    Notes are matched per voice (context) and pitch: a note continues a tie
-    when it starts exactly where the tied note ends.  Grace notes take no
-    part in ties.
+    Per voice (context) and pitch, a tied note waits for the next note of
+    its pitch: that note continues its sound and has no onset of its own.
+    Where the export says which notes continue a tie (``continues``, worked
+    out inside LilyPond with its time steps), that decides.  Otherwise the
+    rule is approximated: the tie lapses once the tied note has sounded its
+    length (``c4~ r4 c4`` strikes twice), unless ``tieWaitForNote`` was set
+    (``c8~ e~ g~ <c e g>2`` holds the broken chord).  Grace notes tie as any
+    note: ``\\grace c16~ c4`` strikes once.
 
     Returns
     -------
     list of (PlayedNote, Fraction)
-        The notes that start a sound, with the end of that sound in whole
-        notes, in time order.
+        The notes that start a sound, with the played moment its sound stops
+        (:func:`played_moment`, whole notes), in time order.
     """
-    ends: dict[int, Fraction] = {}
-    pending: dict[tuple[int, int], tuple[int, Fraction]] = {}
+    ends: list[Fraction] = []
     starts: list[PlayedNote] = []
+    # (context, pitch) -> [(sound index, end as (main, grace), wait)], oldest first
+    pending: dict[tuple[int, int], list[tuple[int, tuple[Fraction, Fraction], bool]]] = {}
     order = sorted(range(len(notes)), key=lambda i: (notes[i].moment, notes[i].grace, i))
+    step: tuple[Fraction, Fraction] | None = None
+    tied_now: list[tuple[tuple[int, int], tuple[int, tuple[Fraction, Fraction], bool]]] = []
+
+    def close_step(now: tuple[Fraction, Fraction]) -> None:
+        for key in list(pending):
+            pending[key] = [p for p in pending[key] if p[2] or p[1] > now]
+            if not pending[key]:
+                del pending[key]
+        for key, entry in tied_now:
+            pending.setdefault(key, []).append(entry)
+        tied_now.clear()
+
     for i in order:
         note = notes[i]
-        stop = note.moment + note.duration
+        now = (note.moment, note.grace)
+        if step is not None and now != step:
+            close_step(step)
+        step = now
         key = (note.context, note.pitch)
         if note.grace != 0:
-            starts.append(note)
-            ends[len(starts) - 1] = stop
-            continue
-        tie = pending.pop(key, None)
-        if tie is not None and tie[1] == note.moment:
-            index = tie[0]
-            ends[index] = stop
+            end = (note.moment, min(Fraction(0), note.grace + note.sounding))
+        else:
+            end = (note.moment + note.sounding, Fraction(0))
+        waiting = pending.get(key)
+        if note.continues is None:
+            continues = bool(waiting) and (waiting[0][2] or now <= waiting[0][1])
+        else:
+            continues = bool(note.continues and waiting)
+            if not note.continues:
+                pending.pop(key, None)
+        if continues:
+            index = waiting.pop(0)[0]
+            if not waiting:
+                del pending[key]
+            ends[index] = max(ends[index], played_moment(*end))
         else:
             starts.append(note)
+            ends.append(played_moment(*end))
             index = len(starts) - 1
-            ends[index] = stop
         if note.tied:
-            pending[key] = (index, stop)
-    return [(n, ends[i]) for i, n in enumerate(starts)]
+            tied_now.append((key, (index, end, note.wait)))
+    return list(zip(starts, ends))

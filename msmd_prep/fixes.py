@@ -80,12 +80,13 @@ def _close_of_block(text: str, start: int) -> int:
 
 
 _CONTEXT_THEN_PROPERTY = re.compile(
-    r'(\\context\s+[A-Za-z]+\s*=\s*(?:"[^"]*"|[A-Za-z]+))(?=\s*\\(?:override|set|once|revert|unset)\b)')
+    r'(\\(?:context|new)\s+[A-Za-z]+\s*=\s*(?:"[^"]*"|[A-Za-z]+))'
+    r'(?=\s*\\(?:override|set|once|revert|unset)\b)')
 
 
 def wrap_context_property(text: str) -> str:
-    """Wrap the rest of the block after ``\\context Voice = "x"`` in braces
-    when a property command follows it.
+    """Wrap the rest of the block after ``\\context Voice = "x"`` (or
+    ``\\new Voice = "x"``) in braces when a property command follows it.
 
     Until 2.12, ``\\context Voice = "rechts" \\override ...`` was valid: the
     context took the override as its music and the notes after it went into
@@ -100,6 +101,32 @@ def wrap_context_property(text: str) -> str:
         close = _close_of_block(text, m.end())
         text = text[:m.end()] + " {" + text[m.end():close] + "} " + text[close:]
     return text
+
+
+_LAYOUT_RE = re.compile(r"\\(?:layout|midi)\s*\{")
+_LAYOUT_CONTEXT_PROPERTY = re.compile(
+    r"\\context\s+([A-Z][A-Za-z]*)\s+(\\(?:override|set|remove|consists)\b[^\n{}]*)")
+
+
+def layout_context_property(text: str) -> str:
+    """``\\layout { \\context Staff \\override X.y = z }`` (<= 2.8) as
+    ``\\layout { \\context { \\Staff \\override X.y = z } }``."""
+    out, pos = [], 0
+    for m in _LAYOUT_RE.finditer(text):
+        if m.start() < pos:
+            continue
+        close = _close_of_block(text, m.end())
+        out.append(text[pos:m.end()])
+        out.append(_LAYOUT_CONTEXT_PROPERTY.sub(r"\\context { \\\1 \2 }", text[m.end():close]))
+        pos = close
+    return "".join(out) + text[pos:]
+
+
+_DEFINE_THEN = re.compile(r"(\(\s*if\s+\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)\s*)"
+                          r"\(\s*define\s+([A-Za-z][\w!?*<>=/+.:-]*)\s")
+_DEFINE_ELSE = re.compile(r"(\(module-define! \(current-module\) '[^\s()]+\s+"
+                          r"(?:[^()]|\([^()]*\))*\)\s*)\(\s*define\s+([A-Za-z][\w!?*<>=/+.:-]*)\s")
+_MODULE_DEFINE = r"\1(module-define! (current-module) '\2 "
 
 
 FIXES: tuple[Fix, ...] = (
@@ -145,11 +172,78 @@ FIXES: tuple[Fix, ...] = (
         "crashes (SIGSEGV) when it autobeams after it (Rachmaninoff Op. 23/3).  The unset "
         "is dropped: the custom beat grouping holds until the next '\\time'.",
         re.compile(r"\\unset\s+(?:(?:Timing|Score)\s*\.\s*)?beatStructure\b"), ""),
+    Fix("define-in-if",
+        "'#(if (equal? paper-width (* 210 mm)) (define system-count 19))' (Mutopia's Bach WTC, "
+        "<= 2.10): Guile 1.8 took a definition inside 'if' (then or else branch), Guile 3 "
+        "rejects it ('Guile signaled an error ... Syntax error').  The definition becomes "
+        "'module-define!' of the same name in the current module (the \\paper block's, there).",
+        None, lambda text: _DEFINE_ELSE.sub(_MODULE_DEFINE, _DEFINE_THEN.sub(_MODULE_DEFINE, text))),
+    Fix("unquoted-empty-list",
+        "'\\override Stem #'stroke-style = #()' (Bach invention 3, LilyPond 2.4): old Guile "
+        "read an unquoted () as the empty list, Guile 3 rejects it ('Guile signaled an error "
+        "... Syntax error').  It becomes #'().",
+        re.compile(r"#\(\s*\)"), "#'()"),
+    Fix("gettext-underscore",
+        "'(_ \"text\")' called LilyPond's gettext in a score's own Scheme (Beethoven Op. 2/1 "
+        "'shapeII.ily'); in Guile 3 '_' is a syntactic keyword: \"bad use of '_' syntactic "
+        "keyword\".  LilyPond's gettext is 'G_' now.",
+        re.compile(r"\(_(\s+\")"), r"(G_\1"),
+    Fix("octave-after-duration",
+        "'f8'-5' (LilyPond 1.x) put the octave mark after the duration: 'octave marks must "
+        "precede duration' (Burgmuller Op. 100/1).  The marks move before the duration.",
+        re.compile(r"(?<![\w\\#'\"])([a-g](?:isis|eses|is|es|s)?)(\d+\.*)([',]+)(?![\w'])"),
+        r"\1\3\2"),
+    Fix("layout-context-property",
+        "'\\layout { \\context Staff \\override TextScript ... }' (<= 2.8) is a syntax "
+        "error now ('unexpected \\override', Chopin Op. 10/9); see "
+        ":func:`layout_context_property`.",
+        None, layout_context_property),
+    Fix("mark-event",
+        "\"(make-music 'MarkEvent 'direction DOWN 'label text)\" (<= 2.22): LilyPond 2.24 split "
+        "MarkEvent into RehearsalMarkEvent (numbers) and AdHocMarkEvent (texts): 'cannot find "
+        "music object: MarkEvent' (Mussorgsky's Pictures, Mutopia).  A mark with a 'label "
+        "becomes an AdHocMarkEvent with that 'text; one without, a RehearsalMarkEvent.",
+        re.compile(r"\(\s*make-music\s+'MarkEvent\b((?:[^()]|\((?:[^()]|\([^()]*\))*\))*)\)"),
+        lambda m: ("(make-music 'AdHocMarkEvent"
+                   + re.sub(r"'label\b", "'text", m.group(1)) + ")")
+        if re.search(r"'label\b", m.group(1)) else f"(make-music 'RehearsalMarkEvent{m.group(1)})"),
     Fix("context-then-property",
         "'\\context Voice = \"x\" \\override ...' (<= 2.12) is a syntax error now (Chopin "
         "Op. 10/5, 25/2, 28/4); see :func:`wrap_context_property`.",
         None, wrap_context_property),
 )
+
+
+#: Fixes applied before ``convert-ly``: constructs that stop it.
+PRE_FIXES: tuple[Fix, ...] = (
+    Fix("old-relative",
+        "'#(ly:set-option 'old-relative)' (LilyPond 2.0 to 2.4, for 1.x relative chords) stops "
+        "convert-ly: 'Not smart enough to convert #(ly:set-option 'old-relative)' (Mutopia's "
+        "Bach inventions 3, 4, 8).  The option is dropped: notes keep their relative octaves; "
+        "only the first note of a chord after a chord could take another octave than the "
+        "1.x rule gave.",
+        re.compile(r"#\s*\(\s*ly:set-option\s+'old-relative(?:\s+#t)?\s*\)"), ""),
+)
+
+
+#: Fixes tried only when LilyPond keeps crashing on a score: constructs that
+#: crash LilyPond 2.25.12 itself, each dropped with what it only tunes.
+CRASH_FIXES: tuple[Fix, ...] = (
+    Fix("notehead-x-offset",
+        "'\\once \\override NoteHead.X-offset = #2.0' on a tied chord makes LilyPond 2.25.12 "
+        "crash (SIGSEGV) in every run (Beethoven Op. 90/1, Mutopia); without it the score "
+        "renders.  The override only moves heads sideways; dropped, the heads stand where "
+        "LilyPond puts them.",
+        re.compile(r"(?:\\once\s*)?\\override\s+(?:[A-Za-z]+\s*\.\s*)?NoteHead\s*"
+                   r"(?:\.\s*|#')X-offset\s*=\s*#?[-+\d.]+"), ""),
+)
+
+
+def apply_pre_fixes(text: str, fixes: tuple[Fix, ...] = PRE_FIXES) -> str:
+    """Apply ``fixes`` in order to the text of one LilyPond file, before ``convert-ly``."""
+    for fix in fixes:
+        text = fix(text)
+    return text
 
 
 def apply_fixes(text: str, fixes: tuple[Fix, ...] = FIXES) -> str:

@@ -1,7 +1,7 @@
 """A normalized copy of a LilyPond source, ready for the current LilyPond.
 
 The user's files are never touched.  The main file and every file it
-``\\include``s (found next to it) are decoded to UTF-8, upgraded with
+``\\include``s (found next to it, inside its folder tree) are decoded to UTF-8, upgraded with
 ``convert-ly`` and written flat into one folder, with the include names
 rewritten to match, so that LilyPond finds them whatever its include mode.
 """
@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .confine import resolve_include
 from .errors import InputError
 from .lilypond import convert_ly
 
@@ -62,18 +63,23 @@ def find_version(text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def local_includes(text: str, base: Path) -> list[tuple[str, Path]]:
-    """``\\include`` names in ``text`` that exist relative to ``base``."""
+def local_includes(text: str, bases: list[Path], root: Path, where: Path) -> list[tuple[str, Path]]:
+    """``\\include`` names in ``text`` with the score's own file each reads.
+
+    Names are resolved against ``bases`` in order; LilyPond's own files are
+    left out.  An include of a file outside ``root`` fails (see
+    :mod:`msmd_prep.confine`).
+    """
     found = []
     for name in INCLUDE_RE.findall(text):
-        candidate = (base / name).resolve()
-        if candidate.is_file():
-            found.append((name, candidate))
+        inc = resolve_include(name, bases, root, where=where)
+        if inc is not None:
+            found.append((name, inc))
     return found
 
 
 def normalize_source(main: Path, out_dir: Path, *, upgrade: bool = True,
-                     fixes=None) -> NormalizedSource:
+                     fixes=None, pre_fixes=None) -> NormalizedSource:
     """Write the normalized copy of ``main`` and its includes into ``out_dir``.
 
     Parameters
@@ -86,6 +92,9 @@ def normalize_source(main: Path, out_dir: Path, *, upgrade: bool = True,
         Run ``convert-ly`` on every file.
     fixes : callable, optional
         ``fixes(text) -> text`` applied to every file after ``convert-ly``.
+    pre_fixes : callable, optional
+        ``pre_fixes(text) -> text`` applied to every file before ``convert-ly``
+        (constructs that stop ``convert-ly`` itself).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     main = main.resolve()
@@ -96,7 +105,7 @@ def normalize_source(main: Path, out_dir: Path, *, upgrade: bool = True,
         path = queue.pop()
         text = decode_source(path.read_bytes(), path)
         texts[path] = text
-        for _, inc in local_includes(text, path.parent) + local_includes(text, main.parent):
+        for _, inc in local_includes(text, [path.parent, main.parent], main.parent, path):
             if inc not in names:
                 names[inc] = f"inc{len(names):02d}-{inc.name}"
                 queue.append(inc)
@@ -111,6 +120,8 @@ def normalize_source(main: Path, out_dir: Path, *, upgrade: bool = True,
             return m.group(0)
 
         text = INCLUDE_RE.sub(rename, text)
+        if pre_fixes is not None:
+            text = pre_fixes(text)
         target = out_dir / names[path]
         target.write_text(text, encoding="utf-8")
         # A file with no \version anywhere is taken as current syntax.

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -24,19 +23,25 @@ import cv2
 import numpy as np
 
 from ._version import __version__
-from .errors import ConfigError, InputError, MsmdPrepError
+from .confine import check_references
+from .errors import ConfigError, InputError, MsmdPrepError, OutputError, ToolError
 from . import fixes as _fixes
 from . import formats as _formats
 from .formats.abc import abc_tune_ids
 from .checks import (Check, check_columns, check_ink, check_moments, check_performance,
                      summarize)
 from .export import Export, build_performance, merged_head_aliases, parse_export
-from .lilypond import EXPORT_ILY, lilypond_version, run_lilypond
+from .lilypond import CRASH_CODES, EXPORT_ILY, lilypond_version, run_lilypond
+from .midi_check import CHECK_ILY, midi_self_check
 from .normalize import INCLUDE_RE, normalize_source
+from .parts import closure_text, is_part
 from .pages import Box, boxes_to_pixels, load_gray, page_images
 from .parallel import map_pieces
+from .stage_versions import stage_version
 from .score import (NoteHead, System, write_heads_csv, write_performance_csv,
                     write_performance_midi, write_systems_csv)
+from .workdir import (NO_SPACE, describe_os_error, make_temp_dir, no_space_left,
+                      stale_temp_dirs)
 
 SCORE_SUFFIXES = (".ly", *_formats.FORMATS)
 
@@ -63,6 +68,9 @@ class RenderConfig:
     fixes : bool
         Apply the text fixes of :mod:`msmd_prep.fixes` to the normalized copy
         after ``convert-ly`` (old syntax that ``convert-ly`` misses).
+    midi_check : bool
+        Compare the performance with LilyPond's own MIDI of the source (one
+        more, MIDI-only LilyPond run; see :mod:`msmd_prep.midi_check`).
     """
 
     dpi: float = 150.0
@@ -72,6 +80,7 @@ class RenderConfig:
     sandbox: bool = True
     upgrade: bool = True
     fixes: bool = True
+    midi_check: bool = True
 
     def __post_init__(self) -> None:
         if not 20 <= self.dpi <= 1200:
@@ -95,12 +104,18 @@ class RenderResult:
     stats: dict = field(default_factory=dict)
 
 
-def find_scores(paths: list[Path]) -> list[Path]:
+def find_scores(paths: list[Path], *, roots: dict[Path, Path] | None = None) -> list[Path]:
     """The scores named by ``paths``: files as given, folders searched.
 
+    ``roots``, when given, gets every score's input root: the folder of
+    ``paths`` it was found under, or its own folder for a file named as such
+    (its piece id is its path under that root, see :func:`piece_ids`).
+
     In a folder, every ``.ly`` file is a score except those that another
-    ``.ly`` file of the folder includes (parts of multi-file pieces) and the
-    US letter copies of A4 scores (see :func:`drop_paper_variants`).  MIDI,
+    ``.ly`` file of the folder includes, the other parts of multi-file pieces
+    (files that, with what they include, only define music or only write
+    MIDI: :func:`msmd_prep.parts.is_part`) and the US letter copies of A4
+    scores (see :func:`drop_paper_variants`).  MIDI,
     MusicXML and ABC files are scores too, unless a ``.ly`` file of the same
     name lies beside them (see :func:`msmd_prep.formats.drop_lilypond_outputs`).
     Files in ``<stem>.performances/`` folders are performances, not scores.
@@ -112,14 +127,23 @@ def find_scores(paths: list[Path]) -> list[Path]:
             files = sorted(p for p in path.rglob("*") if p.suffix in SCORE_SUFFIXES and p.is_file()
                            and not any(d.endswith(".performances")
                                        for d in p.relative_to(path).parts[:-1]))
+            texts = {f.resolve(): f.read_bytes().decode("utf-8", "replace") for f in files}
             included = set()
             for f in files:
-                text = f.read_bytes().decode("utf-8", "replace")
-                included.update((f.parent / name).resolve() for name in INCLUDE_RE.findall(text))
-            mains = [f for f in files if f.resolve() not in included]
-            found += drop_paper_variants(_formats.drop_lilypond_outputs(mains))
+                included.update((f.parent / name).resolve()
+                                for name in INCLUDE_RE.findall(texts[f.resolve()]))
+
+            def read(p: Path) -> str:
+                return texts.get(p) or p.read_bytes().decode("utf-8", "replace")
+
+            mains = [f for f in files if f.resolve() not in included
+                     and not (f.suffix == ".ly" and is_part(closure_text(f, read, root=path)))]
+            here = drop_paper_variants(_formats.drop_lilypond_outputs(mains))
         else:
-            found.append(path)
+            here = [path]
+        found += here
+        if roots is not None:
+            roots.update((f, path if path.is_dir() else path.parent) for f in here)
     return found
 
 
@@ -141,19 +165,53 @@ def drop_paper_variants(scores: list[Path]) -> list[Path]:
                     and (p.parent / _LETTER_RE.sub("a4", p.name)).resolve() in present)]
 
 
-def piece_ids(scores: list[Path]) -> dict[Path, str]:
-    """A folder name for every score: its stem, made unique with its parents."""
-    ids: dict[Path, str] = {}
-    taken: set[str] = set()
-    for score in scores:
-        parts = score.resolve().with_suffix("").parts
-        for depth in range(1, len(parts) + 1):
-            name = re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(parts[-depth:]))
-            if name not in taken:
-                break
-        taken.add(name)
-        ids[score] = name
-    return ids
+#: Longest piece id, bytes: it goes into the packed metadata's fixed-length strings.
+MAX_ID_BYTES = 64
+
+
+def piece_id(score: Path, root: Path) -> str:
+    """The id of ``score`` found under ``root``: its path there, without suffix.
+
+    Folders are joined by ``__``, characters other than ``A-Za-z0-9._-``
+    become ``_``, and Mutopia's repetitions are dropped: a folder named like
+    the file or like the file plus ``-lys``, and a folder followed by its own
+    ``-lys`` folder (``bach/minuet/minuet.ly`` under ``corpus/`` is
+    ``bach__minuet``).  Nothing else enters, so an id never changes when other
+    scores come or go.  See :func:`short_id` for long ones.
+    """
+    try:
+        parts = list(score.resolve().relative_to(root.resolve()).with_suffix("").parts)
+    except ValueError:
+        parts = [score.stem]
+    stem, folders = parts[-1], parts[:-1]
+    kept = [p for i, p in enumerate(folders)
+            if p not in (stem, f"{stem}-lys")
+            and (folders[i + 1] if i + 1 < len(folders) else stem) != f"{p}-lys"]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join([*kept, stem]))
+
+
+def short_id(name: str) -> str:
+    """``name``, or when longer than :data:`MAX_ID_BYTES` its start and a hash of all of it."""
+    if len(name.encode()) <= MAX_ID_BYTES:
+        return name
+    return f"{name[:MAX_ID_BYTES - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def piece_ids(scores: list[Path], *, roots: dict[Path, Path] | None = None) -> dict[Path, str]:
+    """A folder name for every score: :func:`piece_id` under its root.
+
+    ``roots`` maps scores to the input root they were found under (see
+    :func:`find_scores`); a score without one is under its own folder.  Two
+    scores with one id (the same path under two roots) both get the first 8
+    hex digits of their absolute path's SHA-256 appended.
+    """
+    ids = {s: piece_id(s, (roots or {}).get(s, s.parent)) for s in scores}
+    count: dict[str, int] = {}
+    for name in ids.values():
+        count[name] = count.get(name, 0) + 1
+    return {s: name if count[name] == 1 else
+            f"{name}-{hashlib.sha256(str(s.resolve()).encode()).hexdigest()[:8]}"
+            for s, name in ids.items()}
 
 
 def sha256_files(paths: list[Path]) -> str:
@@ -165,11 +223,14 @@ def sha256_files(paths: list[Path]) -> str:
 
 
 def config_hash(cfg: RenderConfig) -> str:
-    """Hash of the options that change the output, with the exporter's code."""
+    """Hash of the options that change the output, with the exporter's code and the
+    render stage's version (:mod:`msmd_prep.stage_versions`)."""
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     h.update(EXPORT_ILY.read_bytes())
+    h.update(CHECK_ILY.read_bytes())
+    h.update(EXPORT_ILY.with_name("msmd-compat.ily").read_bytes())
     h.update(Path(_fixes.__file__).read_bytes())
-    h.update(__version__.encode())
+    h.update(f"render stage {stage_version('render')}".encode())
     return h.hexdigest()[:16]
 
 
@@ -256,18 +317,24 @@ def render_score(source: Path, piece_dir: Path, cfg: RenderConfig, *,
     if done is not None and done.get("inputs_sha256") == _inputs_hash(done, source):
         return RenderResult(source, piece_dir, skipped=True, stats=done.get("counts", {}))
     piece_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Builds of this piece that a killed run left behind; only one run renders a piece.
-    for stale in piece_dir.parent.glob(f".{piece_dir.name}.*"):
+    # Builds of this piece (never of another: see stale_temp_dirs) that a
+    # killed run left behind; only one run renders a piece.
+    prefix = f".{piece_dir.name}.build-"
+    for stale in stale_temp_dirs(piece_dir.parent, prefix):
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{piece_dir.name}.", dir=piece_dir.parent))
+    tmp = make_temp_dir(piece_dir.parent, prefix)
     try:
         info = _render_into(source, tmp, cfg, tune=tune)
         info["config_hash"] = chash
         info["render_seconds"] = round(time.perf_counter() - t0, 3)
         _write_json(tmp / "piece.json", info)
         _replace_dir(tmp, piece_dir)
-    except MsmdPrepError as e:
-        e.build_dir = _keep_build(tmp / "build", piece_dir)
+    except (OSError, MsmdPrepError) as e:
+        # LilyPond and Python fail on a full disk in many words; say it plainly.
+        if no_space_left(piece_dir.parent, e):
+            raise OutputError(f"cannot write {piece_dir}: {NO_SPACE}") from e
+        if isinstance(e, MsmdPrepError):
+            e.build_dir = _keep_build(tmp / "build", piece_dir)
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -291,16 +358,35 @@ def _keep_build(build: Path, piece_dir: Path) -> Path | None:
 def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") -> dict:
     build = out / "build"
     conv = None
-    if _formats.input_format(source) is not None:
+    fmt = _formats.input_format(source)
+    if fmt in ("musicxml", "abc"):
+        check_references(source, _formats.read_musicxml_text(source) if fmt == "musicxml"
+                         else source.read_bytes().decode("utf-8", "replace"), fmt)
+    if fmt is not None:
         conv = _formats.convert_source(source, build / "converted", tune=tune,
                                        default_qpm=cfg.default_qpm)
     # The music21 writer's text is current LilyPond, and its columns pair heads with notes.
     ours = conv is not None and conv.written is not None
     norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade and not ours,
-                            fixes=_fixes.apply_fixes if cfg.fixes and not ours else None)
+                            fixes=_fixes.apply_fixes if cfg.fixes and not ours else None,
+                            pre_fixes=_fixes.apply_pre_fixes if cfg.fixes and not ours else None)
     args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
             "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
-    run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+    crash_fallback = []
+    try:
+        run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+    except ToolError as e:
+        if ours or not (cfg.fixes and e.returncode in CRASH_CODES):
+            raise
+        # A score LilyPond keeps crashing on, without the constructs known to crash it.
+        norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade,
+                                fixes=lambda t: _fixes.apply_fixes(
+                                    _fixes.apply_fixes(t), _fixes.CRASH_FIXES),
+                                pre_fixes=_fixes.apply_pre_fixes)
+        run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+        crash_fallback = [f.name for f in _fixes.CRASH_FIXES]
+    # Fontconfig's cache of the sandboxed run: not an output (and made private by its tool).
+    shutil.rmtree(build / ".cache", ignore_errors=True)
     export_file = build / "msmd-export.tsv"
     if not export_file.is_file():
         raise InputError(f"{source}: LilyPond wrote no export (is it a score?)")
@@ -322,11 +408,23 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
         perf = replace(perf, performance=performance,
                        tempo_source=conv.tempo_source or perf.tempo_source)
     images = {i: load_gray(png) for i, png in enumerate(pngs, 1)}
-    report |= _self_checks(heads, images, perf.performance, report)
+    midi = None
+    # Converted inputs play their own performance and have the ``input`` check.
+    if cfg.midi_check and conv is None:
+        t_check = time.perf_counter()
+        midi = midi_self_check(norm.main, build, perf.movements, perf.performance.events,
+                               {f"h{i}": h.source for i, h in ex.heads.items()},
+                               timeout_s=cfg.timeout_s,
+                               sandbox=cfg.sandbox)
+        report["midi_check_seconds"] = round(time.perf_counter() - t_check, 3)
+    report |= _self_checks(heads, images, perf.performance, report, midi)
     (out / "pages").mkdir()
     for i, image in images.items():
-        if not cv2.imwrite(str(out / "pages" / f"page-{i:03d}.png"), image):
-            raise MsmdPrepError(f"cannot write page {i} image into {out}")
+        ok, png = cv2.imencode(".png", image)
+        if not ok:
+            raise MsmdPrepError(f"cannot encode the image of page {i}")
+        # Written by Python, so that a full disk says so (cv2.imwrite only returns False).
+        (out / "pages" / f"page-{i:03d}.png").write_bytes(png.tobytes())
     write_heads_csv(heads, out / "noteheads.csv")
     write_systems_csv(systems, out / "systems.csv")
     write_performance_csv(perf.performance, out / "performance.csv")
@@ -342,9 +440,12 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
         "declared_version": norm.version,
         "lilypond_version": lilypond_version(),
         "msmd_prep_version": __version__,
+        "stage_version": stage_version("render"),
         "config": asdict(cfg),
         "tempo_source": perf.tempo_source,
+        "crash_fallback": crash_fallback,
         "repeat_mode": perf.repeat_mode,
+        "undrawn_heads": [f"h{i}" for i in sorted(set(ex.heads) - {int(h.id[1:]) for h in heads})],
         "counts": {
             "pages": len(pngs),
             "systems": len(systems),
@@ -361,12 +462,14 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
 
 
 def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performance,
-                 input_report: dict) -> dict:
+                 input_report: dict, midi: tuple[Check, dict] | None = None) -> dict:
     """``aligned_well`` and ``checks`` for ``piece.json`` (see :mod:`msmd_prep.checks`).
 
     A converted input's own comparison with the score (``input_report``, from
     :mod:`msmd_prep.formats`) is one more check, ``input``; its numbers stay
-    in ``input_checks``.
+    in ``input_checks``.  LilyPond's own MIDI (``midi``, from
+    :func:`msmd_prep.midi_check.midi_self_check`) is the check ``midi``; its
+    numbers stay in ``midi_check``.
     """
     checks = [check_ink(heads, images), check_columns(heads),
               check_performance(heads, performance)]
@@ -380,6 +483,9 @@ def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performan
                             0 if input_report["aligned_well"] else 1,
                             json.dumps(numbers, sort_keys=True)))
         extra["input_checks"] = numbers
+    if midi is not None:
+        checks.append(midi[0])
+        extra["midi_check"] = midi[1]
     return summarize(checks) | extra
 
 
@@ -409,10 +515,23 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+#: What the later stages write into a piece folder; a new render keeps it.
+LATER_OUTPUTS = ("performances", "unrolled.png", "unrolled.json")
+
+
 def _replace_dir(new: Path, target: Path) -> None:
-    """Put ``new`` at ``target``; later stages' outputs there are dropped."""
+    """Put ``new`` at ``target``, keeping the later stages' outputs of the old folder.
+
+    They stay only as candidates: every later stage (and pack) checks its
+    recorded inputs against the new render and redoes what no longer matches,
+    so a render that made the same piece costs no synthesis or alignment.
+    """
     old = target.with_name(f".{target.name}.old")
     shutil.rmtree(old, ignore_errors=True)
+    if target.is_dir() and not (target / "piece.json").is_symlink():
+        for name in LATER_OUTPUTS:
+            if (target / name).exists() and not (new / name).exists():
+                os.replace(target / name, new / name)
     if target.exists():
         os.replace(target, old)
     os.replace(new, target)
@@ -428,18 +547,20 @@ class RenderJob:
     tune: str = ""
 
 
-def render_jobs(scores: list[Path], out: Path) -> list[RenderJob]:
+def render_jobs(scores: list[Path], out: Path, *,
+                roots: dict[Path, Path] | None = None) -> list[RenderJob]:
     """The pieces of ``scores`` with their folders in ``out``: one per score,
-    one per tune of an ABC book (an unreadable book is one piece, which fails)."""
-    ids = piece_ids(scores)
+    one per tune of an ABC book (an unreadable book is one piece, which fails).
+    ``roots``: the input root of each score (:func:`piece_ids`)."""
+    ids = piece_ids(scores, roots=roots)
     jobs = []
     for score in scores:
         try:
             tunes = abc_tune_ids(score) if score.suffix == ".abc" else [""]
         except (MsmdPrepError, OSError):
             tunes = [""]
-        jobs += [RenderJob(score, out / (f"{ids[score]}__{tune}" if tune else ids[score]), tune)
-                 for tune in tunes]
+        jobs += [RenderJob(score, out / short_id(f"{ids[score]}__{tune}" if tune else ids[score]),
+                           tune) for tune in tunes]
     return jobs
 
 
@@ -454,20 +575,22 @@ def render_job(job: RenderJob, cfg: RenderConfig) -> RenderResult:
     except MsmdPrepError as e:
         result = RenderResult(job.source, job.piece_dir, error=_with_build(str(e), e))
     except OSError as e:
-        result = RenderResult(job.source, job.piece_dir, error=f"cannot write output: {e}")
+        result = RenderResult(job.source, job.piece_dir, error=describe_os_error(e))
     _record_failure(job.piece_dir, job.source, result.error)
     return result
 
 
 def render_many(scores: list[Path], out: Path, cfg: RenderConfig, *, progress: bool = False,
-                jobs: int = 1, scheduler: str | None = None) -> list[RenderResult]:
+                jobs: int = 1, scheduler: str | None = None,
+                roots: dict[Path, Path] | None = None) -> list[RenderResult]:
     """Render ``scores`` into ``out``; one failing score never stops the others.
 
     ``jobs`` and ``scheduler`` spread the pieces as
     :func:`msmd_prep.parallel.map_pieces` does; results keep the order of
     :func:`render_jobs`.
     """
-    return map_pieces(partial(render_job, cfg=cfg), render_jobs(scores, out), jobs=jobs,
+    return map_pieces(partial(render_job, cfg=cfg), render_jobs(scores, out, roots=roots),
+                      jobs=jobs,
                       scheduler=scheduler, desc="render", progress=progress)
 
 

@@ -31,6 +31,7 @@ see :func:`time_to_frames`.
 """
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -45,6 +46,7 @@ import yaml
 from tqdm import tqdm
 
 from .errors import ConfigError, InputError, MsmdPrepError
+from .stage_versions import stage_version
 from .synth import AUDIO_NAME, PERFORMANCE_JSON
 from .workdir import (PieceResult, performance_dirs, read_json, rendered_pieces, sha256_json,
                       write_atomic, write_json_atomic)
@@ -236,6 +238,21 @@ def time_to_frames(times_s: np.ndarray | float, *, frame_rate_fps: float) -> np.
     return np.ceil(x - ONSET_TOLERANCE_FRAMES).astype(np.int64)
 
 
+def last_frame_before(times_s: np.ndarray | float, config: SpectrogramConfig) -> np.ndarray:
+    """The last frame whose window ends at or before ``times_s``: it hears nothing after.
+
+    Frame ``i``'s window ends at ``i / fps + size / sr`` seconds (``frame_origin
+    "start"``) or ``i / fps + size / (2 sr)`` (``"center"``); the result is
+    ``floor((t - that extent) * fps)``, within the tolerance of
+    :func:`time_to_frames`, and may be negative.
+    """
+    extent = config.frame_size_samples / config.sample_rate_hz
+    if config.frame_origin == "center":
+        extent /= 2
+    x = (np.asarray(times_s, dtype=np.float64) - extent) * config.frame_rate_fps
+    return np.floor(x + ONSET_TOLERANCE_FRAMES).astype(np.int64)
+
+
 def frames_to_time(frames: np.ndarray | int, *, frame_rate_fps: float) -> np.ndarray:
     """Reference time of frames, ``i / fps`` seconds."""
     return np.asarray(frames, dtype=np.float64) / frame_rate_fps
@@ -325,6 +342,22 @@ def load_preset(name_or_path: str) -> tuple[str, SpectrogramConfig]:
     return path.stem, SpectrogramConfig.from_mapping(values)
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in the ``.npy`` format, as bytes.
+
+    Written to a file with one ``write``, a failure (a full disk) is an
+    ``OSError`` with the system's cause, which ``np.save`` does not give.
+    """
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def spectrogram_config_hash(config: SpectrogramConfig) -> str:
+    """Hash of a spectrogram's parameters and the spectrogram stage's code version."""
+    return sha256_json({"config": asdict(config), "stage_version": stage_version("spectrogram")})
+
+
 def spectrogram_is_complete(perf_dir: Path, preset: str, input_hash: str,
                             config_hash: str) -> bool:
     """Whether ``spec-<preset>.npy`` in ``perf_dir`` is up to date."""
@@ -332,6 +365,21 @@ def spectrogram_is_complete(perf_dir: Path, preset: str, input_hash: str,
     return (meta is not None and meta.get("status") == "complete"
             and meta.get("input_hash") == input_hash and meta.get("config_hash") == config_hash
             and (perf_dir / f"spec-{preset}.npy").is_file())
+
+
+def needs_audio(perf_dir: Path, presets: Mapping[str, SpectrogramConfig]) -> bool:
+    """Whether a synthesized performance lacks the audio that one of ``presets`` needs.
+
+    True when a spectrogram is not up to date and the audio was removed (by
+    an earlier spectrogram run without ``keep_audio``): synth must make it again.
+    """
+    meta = read_json(perf_dir / PERFORMANCE_JSON)
+    if meta is None or meta.get("status") != "complete" or (perf_dir / AUDIO_NAME).is_file():
+        return False
+    input_hash = sha256_json([meta.get("input_hash"), meta.get("config_hash")])
+    return any(not spectrogram_is_complete(perf_dir, name, input_hash,
+                                           spectrogram_config_hash(cfg))
+               for name, cfg in presets.items())
 
 
 def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramConfig], *,
@@ -367,7 +415,8 @@ def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramCon
     # input and config hashes; hashing those avoids reading the audio.
     input_hash = sha256_json([meta["input_hash"], meta["config_hash"]])
     todo = {name: cfg for name, cfg in presets.items()
-            if not spectrogram_is_complete(perf_dir, name, input_hash, sha256_json(asdict(cfg)))}
+            if not spectrogram_is_complete(perf_dir, name, input_hash,
+                                           spectrogram_config_hash(cfg))}
     audio_path = perf_dir / AUDIO_NAME
     if todo:
         if not audio_path.is_file():
@@ -384,10 +433,13 @@ def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramCon
                                  f"{cfg.sample_rate_hz} Hz")
             spec = log_spectrogram(audio, cfg)
             npy = perf_dir / f"spec-{name}.npy"
-            write_atomic(npy, lambda tmp: np.save(tmp, spec))
+            # The manifest goes first, so that no reader takes the old one for the new data.
+            (perf_dir / f"spec-{name}.json").unlink(missing_ok=True)
+            write_atomic(npy, lambda tmp: tmp.write_bytes(npy_bytes(spec)))
             write_json_atomic(perf_dir / f"spec-{name}.json", {
                 "stage": "spectrogram", "status": "complete", "preset": name,
-                "input_hash": input_hash, "config_hash": sha256_json(asdict(cfg)),
+                "input_hash": input_hash, "config_hash": spectrogram_config_hash(cfg),
+                "stage_version": stage_version("spectrogram"),
                 "config": asdict(cfg), "shape": list(spec.shape), "dtype": "float32",
                 "n_bins": spec.shape[0], "n_frames": spec.shape[1],
                 "axes": ["bin", "frame"], "frame_rule": "onset t -> frame ceil(t * fps)",

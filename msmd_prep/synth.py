@@ -29,15 +29,22 @@ How the audio is made, and why:
 * Release tail: after the last note-off the synth renders on, in blocks of
   2048 samples, until no voice sounds or a block's peak falls below
   ``tail_threshold_dbfs``, but for at most ``max_tail_s``.
+* One performance at a time per process (:data:`FLUIDSYNTH_LOCK`), so
+  that threads (a Dask worker runs several) cannot change each other's audio.
 * Notes of the same pitch that overlap share the key: a second onset
   re-strikes it, and the key is released when the last of them ends.
+  Notes of the same pitch placed at the same time (a unison of two voices:
+  two printed heads, two events) strike the key once, at the louder
+  velocity, as a pianist and LilyPond's MIDI do.
 """
 from __future__ import annotations
 
 import csv
 import functools
 import importlib.metadata
+import io
 import math
+import threading
 from collections.abc import Callable, Sequence
 from ctypes import byref, c_int, c_void_p
 from dataclasses import asdict, dataclass
@@ -54,6 +61,7 @@ from ._version import __version__
 from .errors import ConfigError, InputError, MsmdPrepError, ToolError
 from .score import NoteEvent, Performance, read_performance_csv
 from .soundfonts import SoundFont
+from .stage_versions import stage_version
 from .workdir import (PERFORMANCES_DIR, PieceResult, read_json, rendered_pieces, sha256_file,
                       sha256_json, write_atomic, write_json_atomic)
 
@@ -65,6 +73,12 @@ VELOCITY_POLICIES = ("score", "fixed")
 AUDIO_NAME = "audio.flac"
 ONSETS_NAME = "onsets.csv"
 PERFORMANCE_JSON = "performance.json"
+#: Held by every synth while it loads, plays or is freed.  Two FluidSynth
+#: synths of one process that play at the same time are not independent
+#: (libfluidsynth 2.3: the release tails of one change with what the other
+#: plays, measured in a Dask worker with two threads), so a process plays
+#: one performance at a time; its other threads go on with other stages.
+FLUIDSYNTH_LOCK = threading.RLock()
 FLUIDSYNTH_SETTINGS = {
     "synth.reverb.active": 0,
     "synth.chorus.active": 0,
@@ -222,6 +236,10 @@ class Synthesizer:
         fluidsynth, self._write_float = _fluidsynth()
         self.soundfont = soundfont
         self.config = config
+        with FLUIDSYNTH_LOCK:
+            self._load(fluidsynth, soundfont, config)
+
+    def _load(self, fluidsynth: ModuleType, soundfont: SoundFont, config: SynthConfig) -> None:
         self._fs = fluidsynth.Synth(gain=config.gain, samplerate=config.synth_rate_hz,
                                     **FLUIDSYNTH_SETTINGS)
         self._sfid = self._fs.sfload(str(soundfont.path))
@@ -246,7 +264,8 @@ class Synthesizer:
     def close(self) -> None:
         """Free the FluidSynth instance; the object is unusable afterwards."""
         if self._fs is not None:
-            self._fs.delete()
+            with FLUIDSYNTH_LOCK:
+                self._fs.delete()
             self._fs = None
 
     def render(self, performance: Performance) -> Rendering:
@@ -268,10 +287,11 @@ class Synthesizer:
         """
         if not performance.events:
             raise InputError("the performance has no notes")
-        try:
-            stereo, placed_on, tail_samples = self._play(performance)
-        finally:
-            self._reset()
+        with FLUIDSYNTH_LOCK:
+            try:
+                stereo, placed_on, tail_samples = self._play(performance)
+            finally:
+                self._reset()
         cfg = self.config
         ratio = Fraction(cfg.sample_rate_hz, cfg.synth_rate_hz)
         mono = stereo[0]
@@ -303,19 +323,21 @@ class Synthesizer:
             raise InputError(f"a note starts before time 0 ({onset_s.min():.3f} s)")
         # At equal times note-offs go first, so that a repeated note is not
         # released right after it is struck again.
-        events = sorted([(int(t), 1, e.pitch, self.config.velocity(e))
-                         for t, e in zip(on, performance.events)]
-                        + [(int(t), 0, e.pitch, 0) for t, e in zip(off, performance.events)])
+        strikes: dict[tuple[int, int], list[int]] = {}
+        for t, e in zip(on, performance.events):
+            strikes.setdefault((int(t), e.pitch), []).append(self.config.velocity(e))
+        events = sorted([(t, 1, pitch, max(v), len(v)) for (t, pitch), v in strikes.items()]
+                        + [(int(t), 0, e.pitch, 0, 1) for t, e in zip(off, performance.events)])
         last_off = int(off.max())
         max_tail = math.ceil(self.config.max_tail_s * rate / BLOCK_SAMPLES) * BLOCK_SAMPLES
         out = np.zeros((2, last_off + max_tail), dtype=np.float32)
         pos = 0
         held = np.zeros(128, dtype=np.int64)
-        for t, is_on, pitch, velocity in events:
+        for t, is_on, pitch, velocity, count in events:
             pos = self._write(out, pos, t)
             if is_on:
                 self._fs.noteon(CHANNEL, pitch, velocity)
-                held[pitch] += 1
+                held[pitch] += count
             else:
                 held[pitch] -= 1
                 if held[pitch] == 0:
@@ -396,7 +418,8 @@ def synth_settings(soundfont: SoundFont, tempo_factor: float, config: SynthConfi
             "soundfont": {"sha256": soundfont.sha256, "bank": soundfont.bank,
                           "preset": soundfont.preset},
             "synth": asdict(config),
-            "block_samples": BLOCK_SAMPLES}
+            "block_samples": BLOCK_SAMPLES,
+            "stage_version": stage_version("synth")}
 
 
 def synth_is_complete(perf_dir: Path, input_hash: str, config_hash: str) -> bool:
@@ -418,6 +441,18 @@ def is_up_to_date(piece: Path, soundfont: SoundFont, tempo_factor: float,
     perf_dir = piece / PERFORMANCES_DIR / performance_id(soundfont.name, tempo_factor)
     return synth_is_complete(perf_dir, sha256_file(piece / "performance.csv"),
                              sha256_json(synth_settings(soundfont, tempo_factor, config)))
+
+
+def flac_bytes(audio: np.ndarray, sample_rate_hz: int) -> bytes:
+    """``audio`` as a 16-bit FLAC file, in memory.
+
+    The same bytes as :func:`soundfile.write` to a file; written with one
+    ``write``, a full disk gives an ``OSError`` with its cause rather than
+    libsndfile's "System error".
+    """
+    buf = io.BytesIO()
+    soundfile.write(buf, audio, sample_rate_hz, subtype="PCM_16", format="FLAC")
+    return buf.getvalue()
 
 
 def write_onsets_csv(onsets: Sequence[tuple[str, float]], path: Path) -> None:
@@ -489,12 +524,15 @@ def synthesize_performance(synth: Synthesizer, piece: Path, tempo_factor: float)
     except InputError as e:
         raise InputError(f"{csv_path} at tempo {tempo_factor}: {e}") from e
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / AUDIO_NAME, lambda tmp: soundfile.write(
-        tmp, rendering.audio, rendering.sample_rate_hz, subtype="PCM_16", format="FLAC"))
+    # The old manifest goes before its data is replaced; the new one comes last.
+    (out / PERFORMANCE_JSON).unlink(missing_ok=True)
+    write_atomic(out / AUDIO_NAME, lambda tmp: tmp.write_bytes(
+        flac_bytes(rendering.audio, rendering.sample_rate_hz)))
     write_onsets_csv(rendering.onsets, out / ONSETS_NAME)
     cfg = synth.config
     write_json_atomic(out / PERFORMANCE_JSON, {
         "stage": "synth", "status": "complete", "perf_id": perf_id,
+        "stage_version": stage_version("synth"),
         "input_hash": input_hash, "config_hash": config_hash,
         "input": {"performance_csv": "../../performance.csv", "sha256": input_hash},
         "tempo_factor": tempo_factor,

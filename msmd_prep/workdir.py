@@ -9,13 +9,19 @@ interrupted run never leaves a truncated output behind a valid name.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .errors import OutputError
 
 PERFORMANCES_DIR = "performances"
 
@@ -97,11 +103,17 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
     The temporary name keeps the suffix of ``path`` so that libraries which
     pick a format by suffix (soundfile, numpy) still do so.
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written; the message names ``path`` and the cause.
     """
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with output_errors(path):
+            write(tmp)
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -109,3 +121,116 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` via :func:`write_atomic`."""
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+
+
+#: The random part of :func:`make_temp_dir` names: nothing else ends so.
+TEMP_TOKEN_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new folder ``parent/<prefix><16 hex digits>``, with the user's usual permissions.
+
+    Unlike :func:`tempfile.mkdtemp` (mode 700) the folder is made with
+    ``os.mkdir``, so the umask decides who may read it: a dataset shared by a
+    group, or written by workers running as another user, stays readable.
+    """
+    while True:
+        path = Path(parent) / f"{prefix}{secrets.token_hex(8)}"
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+
+
+def stale_temp_dirs(parent: Path, prefix: str) -> list[Path]:
+    """The folders :func:`make_temp_dir` made in ``parent`` with exactly this ``prefix``.
+
+    Only names of the form ``<prefix><16 hex digits>`` count, so that the
+    builds of piece ``op.10`` are never taken for those of piece ``op``.
+    """
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir()
+                  if p.name.startswith(prefix) and TEMP_TOKEN_RE.fullmatch(p.name[len(prefix):]))
+
+
+#: How a full disk is worded in messages (``os.strerror(errno.ENOSPC)``).
+NO_SPACE = os.strerror(errno.ENOSPC)
+#: errno values that mean "no room": a full disk, a quota, a file size limit.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def no_space_left(folder: Path, error: BaseException | None = None) -> bool:
+    """Whether ``error`` (or, when it names no errno, the file system of ``folder``) says "full".
+
+    An external tool (LilyPond) reports a full disk in its own words; the
+    file system is asked then: less than 64 KiB free counts as full.
+    """
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno in NO_SPACE_ERRNOS
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def ensure_room(path: Path, nbytes: int) -> None:
+    """Refuse to start a file of about ``nbytes`` that the disk cannot hold.
+
+    HDF5 crashes the process (a segmentation fault in h5py 3) when it closes
+    a file whose write failed for want of space, so the HDF5 writers ask
+    first, with 10 % and 1 MiB to spare.
+
+    Raises
+    ------
+    OutputError
+        The file system of ``path``'s folder has less room than that.
+    """
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    need = int(nbytes * 1.1) + (1 << 20)
+    if free < need:
+        raise OutputError(f"cannot write {path}: {NO_SPACE} "
+                          f"({need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free)")
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line for an ``OSError``: its own message and the path(s) it names.
+
+    ``PermissionError(13, 'Permission denied', '/x')`` gives
+    ``"Permission denied: /x"``; an error without a path keeps its text.
+    """
+    cause = e.strerror or str(e)
+    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
+    return f"{cause}: {' -> '.join(paths)}" if paths else cause
+
+
+_HDF5_CAUSE_RE = re.compile(r"error message = '([^']+)'")
+
+
+@contextmanager
+def output_errors(path: Path) -> Iterator[None]:
+    """Turn a failed write of ``path`` into an :class:`OutputError` naming it and the cause.
+
+    Covers ``OSError`` and the ``RuntimeError`` that h5py raises for a failed
+    system call (HDF5 puts the system's message in its text); any other
+    ``RuntimeError`` is a bug and goes on.
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        cause = e.strerror or str(e)
+        raise OutputError(f"cannot write {path}: {cause}") from e
+    except RuntimeError as e:
+        m = _HDF5_CAUSE_RE.search(str(e))
+        if m is None:
+            raise
+        raise OutputError(f"cannot write {path}: {m.group(1)}") from e

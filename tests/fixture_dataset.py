@@ -16,7 +16,7 @@ from msmd_prep.packing.snippets import PackConfig, pack_workdir
 
 SCORES = Path(__file__).parent / "fixtures" / "scores"
 PIECES = ("multipage", "piano_chords", "ties", "volta")
-SEED = 7
+SEED = 6  # every split gets a piece of the four (splits are hashed per piece)
 _CACHE: dict[str, "FixtureDataset"] = {}
 
 

@@ -89,4 +89,6 @@ def test_unwritable_output_folder_fails_clearly(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     results = render_many([GOOD, GOOD], blocker / "out", RenderConfig())
-    assert [r.error.startswith("cannot write output") for r in results] == [True, True]
+    # The system's own cause and the path it names, not a blanket "cannot write".
+    for r in results:
+        assert r.error.startswith("Not a directory: ") and str(blocker) in r.error, r.error

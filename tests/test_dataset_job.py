@@ -154,4 +154,5 @@ def test_unwritable_output_folder_is_one_clear_line(tmp_path):
                                        str(blocker / "out"), "--tempo", "1.0"])
     assert result.exit_code == 1
     lines = [ln for ln in result.output.splitlines() if ln.startswith("FAILED")]
-    assert len(lines) == 1 and "cannot write output" in lines[0]
+    assert len(lines) == 1 and "cannot make the output folder: Not a directory" in lines[0]
+    assert str(blocker) in lines[0]

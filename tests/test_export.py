@@ -9,8 +9,9 @@ from msmd_prep.errors import InputError
 from msmd_prep.export import PlayedNote, TempoMap, build_performance, merge_ties, parse_export
 
 
-def note(moment, pitch=60, duration=F(1, 4), context=1, tied=False, grace=F(0), nid=1):
-    return PlayedNote(0, nid, pitch, F(moment), F(grace), F(duration), context, 90, tied)
+def note(moment, pitch=60, duration=F(1, 4), context=1, tied=False, grace=F(0), nid=1,
+         wait=False):
+    return PlayedNote(0, nid, pitch, F(moment), F(grace), F(duration), context, 90, tied, wait)
 
 
 def test_tempo_map_integrates_piecewise():
@@ -34,6 +35,38 @@ def test_tie_chain_spans_three_notes():
     assert [(n.id, end) for n, end in merge_ties(notes)] == [(1, F(3, 4))]
 
 
+def test_tie_lapses_after_a_rest_unless_tie_wait_for_note():
+    # c4~ r4 c4: struck twice.  With tieWaitForNote, c8~ e8~ <c e>4 holds c and e.
+    lapsed = [note(0, tied=True, nid=1), note(F(1, 4), pitch=62, nid=2), note(F(1, 2), nid=3)]
+    assert [n.id for n, _ in merge_ties(lapsed)] == [1, 2, 3]
+    waiting = [note(0, duration=F(1, 8), tied=True, wait=True, nid=1),
+               note(F(1, 8), pitch=64, duration=F(1, 8), tied=True, wait=True, nid=2),
+               note(F(1, 4), nid=3), note(F(1, 4), pitch=64, nid=4),
+               note(F(1, 4), pitch=67, nid=5)]
+    assert {n.id: end for n, end in merge_ties(waiting)} == {1: F(1, 2), 2: F(1, 2), 5: F(1, 2)}
+
+
+def test_grace_note_ties_into_its_main_note():
+    notes = [note(0, duration=F(1, 16), grace=F(-1, 16), tied=True, nid=1), note(0, nid=2)]
+    assert [(n.id, end) for n, end in merge_ties(notes)] == [(1, F(1, 4))]
+
+
+def test_midi_only_score_tempo_applies_per_movement():
+    # Two printed movements; one MIDI score plays both, at 120 then at 60 quarters.
+    text = ("C\t0\t1\nC\t1\t1\nC\t2\t0\nT\t0\t0\t15\nT\t1\t0\t15\n"
+            "T\t2\t0\t30\nT\t2\t1/2\t15\n"
+            "E\t0\t1\t60\t0\t0\t1/4\t1\t90\t0\nE\t0\t2\t62\t1/4\t0\t1/4\t1\t90\t0\n"
+            "E\t1\t3\t64\t0\t0\t1/4\t1\t90\t0\nE\t1\t4\t65\t1/4\t0\t1/4\t1\t90\t0\n"
+            "E\t2\t5\t60\t0\t0\t1/4\t1\t90\t0\nE\t2\t6\t62\t1/4\t0\t1/4\t1\t90\t0\n"
+            "E\t2\t7\t64\t1/2\t0\t1/4\t1\t90\t0\nE\t2\t8\t65\t3/4\t0\t1/4\t1\t90\t0\n"
+            + "".join(f"H\t{i}\t0\t0\t{p}\t0\t0\ta.ly\t{i}\t1\n"
+                      for i, p in ((1, 60), (2, 62), (3, 64), (4, 65))))
+    result = build_performance(parse_export(text), gap_s=1.0)
+    assert [round(e.onset_s, 6) for e in result.performance.events] == [0.0, 0.5, 2.0, 3.0]
+    assert result.tempo_source == ["midi-score", "midi-score"]
+    assert [m.start_s for m in result.movements] == [0.0, 2.0]
+
+
 def test_parse_rejects_malformed_lines():
     with pytest.raises(InputError, match="line 2"):
         parse_export("C\t0\t1\nE\t0\tx\n")
@@ -53,9 +86,10 @@ def test_grace_note_before_the_first_beat_starts_the_performance():
             "E\t0\t1\t62\t0\t-1/8\t1/8\t1\t90\t0\nE\t0\t2\t60\t0\t0\t1/4\t1\t90\t0\n"
             "H\t1\t0\t0\t62\t0\t-1/8\ta.ly\t1\t1\nH\t2\t0\t0\t60\t0\t0\ta.ly\t1\t5\n")
     result = build_performance(parse_export(text))
+    # LilyPond's MIDI plays the grace 8th 9/40 of an 8th (0.1125 s) before its main note.
     assert [(e.notehead_id, e.onset_s) for e in result.performance.events] == [
-        ("h1", 0.0), ("h2", 0.5)]
-    assert result.onsets == {1: [0.0], 2: [0.5]}
+        ("h1", 0.0), ("h2", pytest.approx(0.1125))]
+    assert result.performance.events[0].duration_s == pytest.approx(0.1125)
 
 
 def test_merged_head_plays_for_its_undrawn_twin():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from msmd_prep.fixes import FIXES, apply_fixes, wrap_context_property
+from msmd_prep.fixes import FIXES, PRE_FIXES, apply_fixes, apply_pre_fixes, wrap_context_property
 
 CASES = [
     ("deprecated-dynamics", r"s^\deprecatedcresc s-\deprecateddim", r"s^\cresc s-\dim"),
@@ -18,6 +18,21 @@ CASES = [
     ("apply-music-unfold-repeats", r"{ \applyMusic #unfold-repeats \theScore }",
      r"{ \unfoldRepeats \theScore }"),
     ("unset-beat-structure", r"\unset Timing.beatStructure c8", " c8"),
+    ("define-in-if", "#(if (equal? paper-width (* 8.5 in))\n\t(define system-count 12)) }",
+     "#(if (equal? paper-width (* 8.5 in))\n\t(module-define! (current-module) 'system-count 12)) }"),
+    ("define-in-if", "#(define (f x) (if x 1 2))", "#(define (f x) (if x 1 2))"),
+    ("define-in-if", "#(if (equal? w (* 8.5 in)) (define letter #t) (define n 19))",
+     "#(if (equal? w (* 8.5 in)) (module-define! (current-module) 'letter #t) "
+     "(module-define! (current-module) 'n 19))"),
+    ("octave-after-duration", "f8'-5_\\p ( d c4.'' b c'4 e,8", "f'8-5_\\p ( d c''4. b c'4 e,8"),
+    ("layout-context-property", "\\layout {\n  \\context Staff\n  \\override TextScript #'x = #1\n}",
+     "\\layout {\n  \\context { \\Staff \\override TextScript #'x = #1 }\n}"),
+    ("layout-context-property", "{ \\context Staff \\override A.b = #1 }",
+     "{ \\context Staff \\override A.b = #1 }"),
+    ("mark-event", "(make-music 'MarkEvent\n 'direction DOWN\n 'label text))",
+     "(make-music 'AdHocMarkEvent\n 'direction DOWN\n 'text text))"),
+    ("unquoted-empty-list", "\\override Flag.stroke-style = #() b", "\\override Flag.stroke-style = #'() b"),
+    ("gettext-underscore", '(ly:warning (_ "bad ~a") x)', '(ly:warning (G_ "bad ~a") x)'),
 ]
 
 
@@ -35,6 +50,8 @@ def test_names_unique_and_documented():
 @pytest.mark.parametrize("before, after", [
     ('r = \\relative { \\context Voice = "r" \\override A.b = #1 c d }',
      'r = \\relative { \\context Voice = "r" { \\override A.b = #1 c d } }'),
+    ('r = \\relative { \\new Voice = "r" \\override A.b = #1 c d }',
+     'r = \\relative { \\new Voice = "r" { \\override A.b = #1 c d } }'),
     # Braces in comments and strings do not count; << >> nest.
     ('{ \\context Voice = "r" \\set x = #1 %{ } %}\n c^"}" << d >> } e',
      '{ \\context Voice = "r" { \\set x = #1 %{ } %}\n c^"}" << d >> } } e'),
@@ -48,3 +65,9 @@ def test_wrap_context_property(before, after):
 def test_current_syntax_unchanged():
     text = "\\version \"2.24.0\"\n{ \\time 3/4 c'4\\cresc d e\\! | \\ottava #1 f2. }\n"
     assert apply_fixes(text) == text
+
+
+def test_old_relative_is_dropped_before_convert_ly():
+    assert apply_pre_fixes("#(ly:set-option 'old-relative)\n\\version \"2.4.0\"") == (
+        '\n\\version "2.4.0"')
+    assert all(len(f.problem) > 40 for f in PRE_FIXES)

@@ -269,3 +269,14 @@ def test_transposing_instrument_is_printed_and_played_at_concert_pitch(tmp_path)
     written = musicxml_to_ly(xml, tmp_path / "c.ly")
     assert [n.pitch for n in written.notes] == [72]         # written D5 sounds C5
     assert "\\key c \\major" in (tmp_path / "c.ly").read_text()
+
+
+def test_utf16_musicxml_is_read(tmp_path):
+    from msmd_prep.formats.musicxml import read_musicxml_text
+
+    path = tmp_path / "utf16.musicxml"
+    path.write_bytes(MUSICXML.replace('encoding="UTF-8"', "encoding='UTF-16'").encode("utf-16"))
+    text = read_musicxml_text(path)
+    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    written = musicxml_to_ly(text, tmp_path / "u.ly")
+    assert sum(1 for n in written.notes if not n.tied) == 17

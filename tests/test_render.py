@@ -27,8 +27,16 @@ EXPECTED = {
               (65, (6.0,), 0, 0), (67, (8.0,), 0, 0)],
     "unfold": [(60, (0.0,), 0, 0), (62, (0.5,), 0, 0), (60, (1.0,), 0, 0), (62, (1.5,), 0, 0),
                (60, (2.0,), 0, 0), (62, (2.5,), 0, 0), (64, (3.0,), 0, 0)],
-    "grace": [(60, (0.0,), 0, 0), (62, (0.5,), 0, 1), (64, (1.0,), 0, 0), (65, (1.5,), 0, 1),
-              (67, (2.0,), 0, 0), (69, (2.5,), 0, 1), (71, (3.0,), 0, 0)],
+    # Grace notes as in LilyPond's MIDI: 9/40 of a grace 8th (0.1125 s) before the main note.
+    "grace": [(60, (0.0,), 0, 0), (62, (0.8875,), 0, 1), (64, (1.0,), 0, 0),
+              (65, (1.8875,), 0, 1), (67, (2.0,), 0, 0), (69, (2.8875,), 0, 1),
+              (71, (3.0,), 0, 0)],
+    "tie_staccato": [(60, (0.0,), 0, 0), (60, (0.5,), 0, 0), (64, (1.0,), 0, 0),
+                     (64, (1.5,), 0, 0), (67, (2.0,), 0, 0), (71, (2.0,), 0, 0), (67, (), 1, 0),
+                     (71, (), 1, 0), (69, (4.0,), 0, 0), (69, (), 1, 0)]
+                    + [(48, (i * 0.25,), 0, 0) for i in range(8)] + [(48, (2.0,), 0, 0)],
+    "tie_wait": [(60, (0.0,), 0, 0), (64, (0.5,), 0, 0), (67, (1.0,), 0, 0), (60, (), 1, 0),
+                 (64, (), 1, 0), (67, (), 1, 0), (60, (4.0,), 0, 0), (60, (6.0,), 0, 0)],
     "voices": [(76, (0.0,), 0, 0), (77, (1.0,), 0, 0), (79, (2.0,), 0, 0), (72, (0.0,), 0, 0),
                (71, (2.0,), 0, 0)],
     "cross_staff": [(72, (0.0,), 0, 0), (74, (1.0,), 0, 0), (76, (2.0,), 0, 0),
@@ -78,8 +86,11 @@ def test_performance_matches_heads(rendered, name):
     assert played == expected
     assert all(heads[e.notehead_id].pitch == e.pitch for e in perf.events)
     midi = pretty_midi.PrettyMIDI(str(piece / "performance.mid"))
-    notes = sorted((round(n.start, 3), n.pitch) for n in midi.instruments[0].notes)
-    assert notes == sorted((round(e.onset_s, 3), e.pitch) for e in perf.events)
+    # performance.mid holds times to 1/1920 s.
+    notes = sorted((n.start, n.pitch) for n in midi.instruments[0].notes)
+    events = sorted((e.onset_s, e.pitch) for e in perf.events)
+    assert [p for _, p in notes] == [p for _, p in events]
+    assert all(abs(a - b) <= 1 / 1920 for (a, _), (b, _) in zip(notes, events))
 
 
 def test_tie_lengthens_the_sounding_note(rendered):
@@ -187,3 +198,22 @@ def test_a_repeat_written_in_one_staff_repeats_every_staff(tmp_path):
     assert bass == [(0.0, 8.0), (1.0, 9.0), (2.0, 10.0), (3.0, 11.0), (4.0,), (12.0,)]
     info = json.loads((piece / "piece.json").read_text())
     assert info["repeat_mode"] == ["printed"] and info["aligned_well"], info["checks"]
+
+
+# Two printed movements and one MIDI-only score that plays both, each at its tempo.
+MIDI_SCORE_TEMPI = r"""\version "2.24.0"
+one = { c'4 d' e' f' }
+two = { g'4 a' b' c'' }
+\score { \one \layout { } }
+\score { \two \layout { } }
+\score { { \tempo 4 = 120 \one \tempo 4 = 60 \two } \midi { } }
+"""
+
+
+def test_a_midi_score_gives_each_movement_its_own_tempi(tmp_path):
+    (tmp_path / "score.ly").write_text(MIDI_SCORE_TEMPI)
+    piece = render_score(tmp_path / "score.ly", tmp_path / "piece", RenderConfig()).piece_dir
+    onsets = sorted(t for h in read_heads_csv(piece / "noteheads.csv") for t in h.onsets_s)
+    assert onsets == [0.0, 0.5, 1.0, 1.5, 3.0, 4.0, 5.0, 6.0]
+    info = json.loads((piece / "piece.json").read_text())
+    assert info["tempo_source"] == ["midi-score", "midi-score"] and info["aligned_well"]

@@ -140,6 +140,15 @@ def test_overlapping_notes_of_one_pitch_hold_the_key(synth):
     assert rms_held > 10 * np.sqrt(np.mean(released[window] ** 2))
 
 
+def test_a_unison_of_two_heads_strikes_the_key_once(synth):
+    # Two voices' heads at one onset and pitch: two events, one strike, as loud as one note.
+    unison = Performance((NoteEvent(0.2, 1.0, 60, 90, "a"), NoteEvent(0.2, 0.5, 60, 70, "b")))
+    single = Performance((NoteEvent(0.2, 1.0, 60, 90, "a"),))
+    both, one = synth.render(unison), synth.render(single)
+    assert [h for h, _ in both.onsets] == ["a", "b"]
+    assert np.array_equal(both.audio, one.audio)
+
+
 def test_clipping_and_empty_performances_are_input_errors(soundfont):
     chord = Performance(tuple(NoteEvent(0.0, 1.0, 40 + 3 * i, 127, f"c{i}") for i in range(20)))
     with Synthesizer(soundfont, SynthConfig(gain=10.0)) as s, pytest.raises(InputError, match="clip"):

@@ -7,6 +7,8 @@ dal segno, segno, coda, to coda, fine) are read here (:func:`sound_jumps`).
 """
 from __future__ import annotations
 
+import codecs
+import re
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -17,10 +19,24 @@ from .music21_to_ly import LyScore, write_ly_file
 _JUMPS = ("dacapo", "dalsegno", "segno", "coda", "tocoda", "fine")
 
 
+def _decode_xml(data: bytes) -> str:
+    """XML bytes as text: UTF-16 or UTF-8 by their byte-order mark, else UTF-8.
+
+    Older exports (music21's Monteverdi madrigals) are UTF-16.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16", "replace")
+    else:
+        text = data.decode("utf-8-sig", "replace")
+    # The text is handled (and copied) as UTF-8 from here on; so says its declaration.
+    return re.sub(r"""^(\s*<\?xml[^>]*?encoding=)(["'])[^"']*\2""", r'\1"UTF-8"', text,
+                  count=1)
+
+
 def read_musicxml_text(path: Path) -> str:
     """The score XML of a ``.xml``/``.musicxml`` file or a compressed ``.mxl``."""
     if path.suffix.lower() != ".mxl":
-        return path.read_bytes().decode("utf-8", "replace")
+        return _decode_xml(path.read_bytes())
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
@@ -31,7 +47,7 @@ def read_musicxml_text(path: Path) -> str:
                 root = rf.get("full-path") if rf is not None else None
             if root is None:
                 root = next(n for n in names if n.endswith(".xml") and "/" not in n)
-            return z.read(root).decode("utf-8", "replace")
+            return _decode_xml(z.read(root))
     except (zipfile.BadZipFile, StopIteration, KeyError, ET.ParseError) as e:
         raise InputError(f"{path}: not a compressed MusicXML file ({e})") from None
 

@@ -16,12 +16,14 @@ every task:
 """
 from __future__ import annotations
 
+import csv
+import hashlib
 import importlib.metadata
 import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,12 +34,15 @@ import numpy as np
 import yaml
 
 from .._version import __version__
-from ..align import ALIGNMENT_JSON, ALIGNMENT_NAME
+from ..align import ALIGNMENT_NAME
 from ..data import INDEX_NAME, SCHEMA_VERSION
 from ..errors import ConfigError, InputError, MsmdPrepError
-from ..synth import PERFORMANCE_JSON
+from ..locking import folder_lock
 from ..parallel import iter_pieces
-from ..workdir import performance_dirs, read_json, rendered_pieces, sha256_file, write_json_atomic
+from ..stage_versions import stage_version
+from .currency import LeftOut, performance_state, piece_hashes_or_reason, piece_state
+from ..workdir import (ensure_room, make_temp_dir, performance_dirs, sha256_file,
+                       stale_temp_dirs, write_json_atomic)
 
 SPLITS = ("train", "valid", "test")
 SPEC_DTYPES = ("float16", "float32")
@@ -79,25 +84,28 @@ def check_split_options(seed: int, split_fractions: Sequence[float]) -> None:
                           f"train > 0, got {split_fractions!r}")
 
 
+def split_draw(seed: int, piece: str) -> float:
+    """A number in [0, 1) drawn from ``seed`` and the piece id alone (SHA-256)."""
+    digest = hashlib.sha256(f"msmd-prep split\0{seed}\0{piece}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
 def assign_splits(pieces: Sequence[str], *, seed: int,
                   fractions: tuple[float, float, float]) -> dict[str, str]:
-    """Put each piece into train, valid or test, deterministically from ``seed``.
+    """Put each piece into train, valid or test, from ``seed`` and its id alone.
 
-    The sorted piece ids are permuted by ``default_rng(seed)``; the first
-    ``round(n * test)`` go to test, the next ``round(n * valid)`` to valid,
-    the rest to train.  With three or more pieces every split with a share
-    > 0 gets at least one piece.
+    A piece's draw ``u`` (:func:`split_draw`) puts it in test when
+    ``u < test``, in valid when ``u < test + valid``, else in train.  Adding
+    or removing pieces never moves another piece; the shares are met on
+    average, not exactly (a few pieces may leave valid or test empty; use a
+    split file to fix the split of a small corpus).
     """
-    names = sorted(pieces)
-    n = len(names)
-    counts = [round(n * f) for f in fractions]
-    if n >= 3:
-        counts = [max(c, 1) if f > 0 else 0 for c, f in zip(counts, fractions)]
-    n_test, n_valid = min(counts[2], n - 1), counts[1]
-    n_valid = max(min(n_valid, n - 1 - n_test), 0)
-    order = [names[i] for i in np.random.default_rng(seed).permutation(n)]
-    return {name: ("test" if k < n_test else "valid" if k < n_test + n_valid else "train")
-            for k, name in enumerate(order)}
+    _, valid, test = fractions
+    out = {}
+    for name in sorted(pieces):
+        u = split_draw(seed, name)
+        out[name] = "test" if u < test else "valid" if u < test + valid else "train"
+    return out
 
 
 def read_split_file(path: Path) -> dict[str, str]:
@@ -137,53 +145,106 @@ class PerformanceInput:
     kind: str = "synthesized"
 
 
-def performance_inputs(piece: Path, spectrogram_preset: str, *,
-                       needed_by: str) -> list[PerformanceInput]:
-    """The synthesized, aligned performances of ``piece`` with their spectrogram.
+def performance_inputs(piece: Path, spectrogram_preset: str, *, needed_by: str,
+                       only: Collection[str] | None = None,
+                       include_flagged: bool = False) -> PieceInputs:
+    """The performances of ``piece`` that can be packed with ``spectrogram_preset``.
+
+    Parameters
+    ----------
+    piece : Path
+        A rendered piece folder.
+    spectrogram_preset : str
+        The spectrogram the task reads.
+    needed_by : str
+        Who needs it, for the messages.
+    only : collection of str, optional
+        The performance ids asked for (``dataset``: this run's SoundFonts x
+        tempos); one asked for but absent is ``missing``.  Default: every
+        performance folder of the piece.
+    include_flagged : bool
+        Pack performances whose self-checks failed.
+
+    Returns
+    -------
+    PieceInputs
+        The packable performances, and every other one with its reason (see
+        :mod:`msmd_prep.packing.currency`).
 
     Raises
     ------
     InputError
-        An alignment or the spectrogram ``spectrogram_preset`` is missing (the
-        message names the command that makes it and ``needed_by``), or the
-        piece has no performance.
+        The piece itself cannot be packed (failed, stale, flagged, unreadable),
+        or none of its performances can; the message gives the reason.
     """
-    found = []
-    flagged = []
-    for perf_dir in performance_dirs(piece):
-        perf = read_json(perf_dir / PERFORMANCE_JSON)
-        if perf is None or perf.get("status") != "complete":
+    why = piece_state(piece, include_flagged=include_flagged)
+    if why:
+        raise LeftOutError(why)
+    piece_hashes, why = piece_hashes_or_reason(piece)
+    if why:
+        raise LeftOutError(why)
+    dirs = {d.name: d for d in performance_dirs(piece)}
+    wanted = sorted(dirs) if only is None else sorted(only)
+    found, left_out = [], {}
+    for perf_id in wanted:
+        if perf_id not in dirs:
+            left_out[perf_id] = LeftOut("missing", f"not synthesized ({needed_by}); "
+                                                   "run `msmd-prep synth WORKDIR`")
             continue
-        # A real performance flagged by the perform stage (wrong piece, silence) is left out.
-        if perf.get("flagged"):
-            flagged.append(perf_dir.name)
+        perf_dir = dirs[perf_id]
+        perf, spec_meta, why = performance_state(piece, perf_dir, spectrogram_preset,
+                                                 piece_hashes=piece_hashes,
+                                                 include_flagged=include_flagged)
+        if why:
+            left_out[perf_id] = why
             continue
-        if not (perf_dir / ALIGNMENT_NAME).is_file():
-            raise InputError(f"{perf_dir}: no {ALIGNMENT_NAME}; run `msmd-prep align WORKDIR`")
-        spec_meta = read_json(perf_dir / f"spec-{spectrogram_preset}.json")
-        if spec_meta is None or spec_meta.get("status") != "complete":
-            raise InputError(f"{perf_dir}: {needed_by} needs the spectrogram preset "
-                             f"{spectrogram_preset!r}; run `msmd-prep spectrogram WORKDIR "
-                             f"--preset {spectrogram_preset}`")
-        found.append(PerformanceInput(piece.name, perf_dir.name, perf_dir, perf["soundfont"],
+        found.append(PerformanceInput(piece.name, perf_id, perf_dir, perf["soundfont"],
                                       float(perf["tempo_factor"]), spec_meta,
                                       perf.get("kind", "synthesized")))
-    if not found and flagged:
-        raise InputError(f"{piece}: every performance is flagged ({', '.join(flagged)}: "
-                         "see their performance.json)")
     if not found:
-        raise InputError(f"{piece}: no synthesized performance; run `msmd-prep synth` first")
-    return found
+        reasons = "; ".join(f"{p} {w}" for p, w in left_out.items()) or "no performance"
+        raise LeftOutError(LeftOut(_worst(left_out.values()), f"no performance to pack "
+                                   f"({reasons})"), left_out)
+    return PieceInputs(found, left_out)
 
 
-def collect_pieces(workdir: Path, read_inputs: Callable[[Path], list[PerformanceInput]], *,
+def _worst(reasons: Iterable[LeftOut]) -> str:
+    """The reason a piece is left out for when all its performances are."""
+    kinds = {w.reason for w in reasons}
+    return next((k for k in ("unreadable", "stale", "flagged", "missing") if k in kinds),
+                "missing")
+
+
+class LeftOutError(InputError):
+    """A piece cannot be packed; :attr:`why` says why, :attr:`performances` per performance."""
+
+    def __init__(self, why: LeftOut, performances: Mapping[str, LeftOut] | None = None) -> None:
+        super().__init__(str(why))
+        self.why = why
+        self.performances = dict(performances or {})
+
+
+@dataclass(frozen=True)
+class PieceInputs:
+    """What a task packs of one piece: its performances, and those it leaves out, why."""
+
+    perfs: list[PerformanceInput]
+    left_out: dict[str, LeftOut] = field(default_factory=dict)
+
+
+def collect_pieces(workdir: Path, read_inputs: Callable[..., PieceInputs], *,
                    include_flagged: bool, result: PackResult,
+                   only: Mapping[str, Collection[str]] | None = None,
                    ) -> dict[str, tuple[Path, list[PerformanceInput]]]:
     """The pieces of ``workdir`` to pack, with their performances, by name.
 
-    A piece ``read_inputs`` rejects goes to ``result.failures``; one that
-    failed its self-checks to ``result.flagged``, and is left out unless
-    ``include_flagged``.
+    ``only`` (piece name -> performance ids) packs exactly those, as
+    ``dataset`` asks; by default every rendered piece with every performance.
+    A piece that cannot be packed at all goes to ``result.failures``; every
+    piece or performance left out to ``result.left_out`` with its reason,
+    flagged ones also to ``result.flagged``.  A piece whose name, or one of
+    whose performance or head ids, is too long for the metadata is left out
+    (``unreadable``) before anything is written.
 
     Raises
     ------
@@ -191,22 +252,70 @@ def collect_pieces(workdir: Path, read_inputs: Callable[[Path], list[Performance
         No piece is left to pack.
     """
     inputs = {}
-    for piece in rendered_pieces(workdir):
+    folders = {p.name: p for p in all_piece_dirs(workdir)}
+    names = sorted(folders) if only is None else sorted(only)
+    for name in names:
+        piece = folders.get(name)
         try:
-            perfs = read_inputs(piece)
+            if piece is None:
+                raise LeftOutError(LeftOut("missing", "no piece folder; run `msmd-prep render`"))
+            selected = read_inputs(piece, only=None if only is None else only[name],
+                                   include_flagged=include_flagged)
+            check_names(name, selected.perfs)
+        except LeftOutError as e:
+            _leave_out(result, name, e.why, e.performances)
+            # A failed render was reported by render; a flagged piece is flagged.
+            if e.why.reason not in ("failed", "flagged"):
+                result.failures.append((str(piece or Path(workdir) / name), str(e.why)))
+            continue
         except MsmdPrepError as e:
+            _leave_out(result, name, LeftOut("unreadable", str(e)), {})
             result.failures.append((str(piece), str(e)))
             continue
-        flags = failed_checks(piece, [p.perf_dir for p in perfs])
-        if flags:
-            result.flagged[piece.name] = flags
-            if not include_flagged:
-                continue
-        inputs[piece.name] = (piece, perfs)
+        _leave_out(result, None, None, {f"{name}/{p}": w for p, w in selected.left_out.items()})
+        flagged = [f"{p}: {w.detail}" for p, w in selected.left_out.items()
+                   if w.reason == "flagged"]
+        if flagged:
+            result.flagged[name] = "; ".join(flagged)
+        inputs[name] = (piece, selected.perfs)
     if not inputs:
         raise InputError(f"{workdir}: no piece to pack"
                          + (f" ({result.failures[0][1]})" if result.failures else ""))
     return inputs
+
+
+def _leave_out(result: PackResult, name: str | None, why: LeftOut | None,
+               performances: Mapping[str, LeftOut]) -> None:
+    if name is not None and why is not None:
+        result.left_out[name] = why
+        if why.reason == "flagged":
+            result.flagged[name] = why.detail
+    for key, w in performances.items():
+        result.left_out[key if name is None else f"{name}/{key}"] = w
+
+
+def all_piece_dirs(workdir: Path) -> list[Path]:
+    """Every piece folder of ``workdir`` (rendered or failed), sorted by name."""
+    return sorted(p for p in Path(workdir).iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / "piece.json").exists())
+
+
+def check_names(piece: str, perfs: Sequence[PerformanceInput]) -> None:
+    """Every id that goes into the metadata fits it (:data:`STRING_BYTES`).
+
+    Raises
+    ------
+    InputError
+        The piece name, a performance or SoundFont name, or a head id of an
+        alignment is too long.
+    """
+    fixed_bytes(piece)
+    for perf in perfs:
+        fixed_bytes(perf.performance)
+        fixed_bytes(str(perf.soundfont.get("name", "")))
+        with open(perf.perf_dir / ALIGNMENT_NAME, newline="") as f:
+            for row in csv.DictReader(f):
+                fixed_bytes(row["notehead_id"])
 
 
 def choose_splits(pieces: Sequence[str], *, seed: int,
@@ -231,14 +340,22 @@ def choose_splits(pieces: Sequence[str], *, seed: int,
 def staging_folder(out: Path) -> Path:
     """A fresh temporary folder beside ``out`` to build a dataset in.
 
-    Temporary folders that a killed earlier run left behind are removed.
+    Its name is unique (``.<out>.tmp-<16 hex digits>``), so two packs never
+    share one.  Staging folders that a killed earlier run left behind are
+    removed; the caller holds the lock of ``out`` (:func:`pack_lock`), so no
+    live pack owns them.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+    prefix = f".{out.name}.tmp-"
+    for stale in stale_temp_dirs(out.parent, prefix):
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.mkdir()
-    return tmp
+    return make_temp_dir(out.parent, prefix)
+
+
+def pack_lock(out: Path):  # type: ignore[no-untyped-def]
+    """The lock of the dataset folder ``out`` (``.<out>.lock`` beside it) for one pack."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return folder_lock(out.with_name(f".{out.name}.lock"), str(out))
 
 
 class ShardWriter:
@@ -290,6 +407,7 @@ class ShardWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
         tmp = self.folder / f".{name}.tmp"
+        ensure_room(tmp, sum(array[:n].nbytes for array in whole.values()))
         self.write(tmp, {key: array[:n] for key, array in whole.items()},
                     chunk_samples=self.chunk_samples,
                     attrs=self.attrs | {"split": self.split, "shard": len(self.shards)})
@@ -333,8 +451,11 @@ class PackResult:
     failures : list of (str, str)
         ``(piece folder, cause)`` of pieces left out.
     flagged : dict of str to str
-        Pieces whose self-checks failed, with the failed checks; left out
-        unless ``include_flagged``.
+        Pieces whose self-checks (of the score, or of some performances)
+        failed, with the failed checks; left out unless ``include_flagged``.
+    left_out : dict of str to LeftOut
+        Every piece (``name``) and performance (``name/perf_id``) not packed,
+        with its reason (:mod:`msmd_prep.packing.currency`).
     """
 
     out: Path
@@ -342,18 +463,7 @@ class PackResult:
     pieces: dict[str, str] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
     flagged: dict[str, str] = field(default_factory=dict)
-
-
-def failed_checks(piece: Path, perf_dirs: Sequence[Path]) -> str:
-    """The self-checks a piece failed, as text; empty when it is aligned well."""
-    failed = []
-    for path in [piece / "piece.json", *(d / ALIGNMENT_JSON for d in perf_dirs)]:
-        info = read_json(path) or {}
-        if info.get("aligned_well") is False:
-            names = [n for n, c in info.get("checks", {}).items() if not c.get("passed", True)]
-            where = path.parent.name if path.name == ALIGNMENT_JSON else "render"
-            failed.append(f"{where}: {', '.join(names) or 'checks'}")
-    return "; ".join(failed)
+    left_out: dict[str, LeftOut] = field(default_factory=dict)
 
 
 def load_spec(perf: PerformanceInput, spectrogram_preset: str, *, n_bins: int,
@@ -439,8 +549,10 @@ class PackTask(Protocol):
     format: str
     meta_fields: Sequence[tuple[str, str]]
 
-    def read_inputs(self, piece: Path) -> list[PerformanceInput]:
-        """The performances of ``piece`` the task packs; raises InputError if it cannot."""
+    def read_inputs(self, piece: Path, *, only: Collection[str] | None = None,
+                    include_flagged: bool = False) -> PieceInputs:
+        """The performances of ``piece`` the task packs (:func:`performance_inputs`);
+        raises InputError if it cannot pack the piece."""
 
     def plan(self, workdir: Path, inputs: Inputs) -> Plan:
         """The dataset-wide sizes and records."""
@@ -486,7 +598,9 @@ def pack_one(job: PieceJob) -> tuple[list, dict] | str:
 
 
 def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = False,
-                jobs: int = 1, scheduler: str | None = None) -> PackResult:
+                jobs: int = 1, scheduler: str | None = None,
+                only: Mapping[str, Collection[str]] | None = None,
+                request: Mapping[str, Any] | None = None) -> PackResult:
     """Pack every aligned piece of ``workdir`` into the dataset folder ``out`` with ``task``.
 
     The dataset is built in a temporary folder next to ``out`` and moved
@@ -495,7 +609,13 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
     then ``alignment.csv`` row.  A piece the task cannot read or open is left
     out and named in :attr:`PackResult.failures` and ``index.json``
     (``failed_pieces``); pieces that failed their self-checks are left out
-    unless ``include_flagged`` (``flagged_pieces``).
+    unless ``include_flagged`` (``flagged_pieces``).  Only complete and current
+    outputs are packed; everything left out is in ``left_out`` with its reason
+    (:mod:`msmd_prep.packing.currency`).
+
+    ``only`` (piece name -> performance ids) packs exactly those pieces and
+    performances (``dataset`` passes this run's); ``request`` records what was
+    asked for in ``index.json`` (tempos, SoundFonts, presets, seed).
 
     Each piece's blocks are made by :func:`pack_one`, in ``jobs`` local
     processes or on the Dask ``scheduler`` (:func:`msmd_prep.parallel.iter_pieces`),
@@ -505,7 +625,7 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
     config = task.config
     result = PackResult(out=Path(out))
     inputs = collect_pieces(workdir, task.read_inputs, include_flagged=config.include_flagged,
-                            result=result)
+                            result=result, only=only)
     plan = task.plan(workdir, inputs)
     splits = choose_splits(list(inputs), seed=config.seed, fractions=config.split_fractions,
                            split_file=config.split_file)
@@ -516,19 +636,31 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
         "spectrogram": list(spectrogram_configs.values()),
         "soundfonts": {p.soundfont["name"]: p.soundfont["sha256"]
                        for _, perfs in inputs.values() for p in perfs},
-        "versions": library_versions()}
+        "versions": library_versions(), "pack_stage_version": stage_version("pack")}
     attrs = {"schema_version": SCHEMA_VERSION, **plan.shard_attrs,
              "provenance": json.dumps(provenance, sort_keys=True)}
 
     out = Path(out)
+    with pack_lock(out):
+        return _stage_and_pack(out, task, inputs, splits, plan, attrs, provenance,
+                               max_samples, result, request, progress, jobs, scheduler)
+
+
+def _stage_and_pack(out: Path, task: PackTask, inputs: Inputs, splits: Mapping[str, str],
+                    plan: Plan, attrs: Mapping[str, str | int], provenance: dict,
+                    max_samples: int, result: PackResult, request: Mapping[str, Any] | None,
+                    progress: bool, jobs: int, scheduler: str | None) -> PackResult:
+    """The rest of :func:`pack_pieces`, with ``out`` locked."""
+    config = task.config
     tmp = staging_folder(out)
     index_splits, piece_index = {}, {}
+    order = [(split, sorted(p for p in inputs if splits[p] == split)) for split in SPLITS]
+    jobs_list = [PieceJob(task, name, split, inputs[name][0], tuple(inputs[name][1]), tmp,
+                          attrs) for split, names in order for name in names]
+    # Closing the stream closes its progress bar and workers, also on an error.
+    packed = iter_pieces(pack_one, jobs_list, jobs=jobs, scheduler=scheduler, desc="pack",
+                         progress=progress)
     try:
-        order = [(split, sorted(p for p in inputs if splits[p] == split)) for split in SPLITS]
-        jobs_list = [PieceJob(task, name, split, inputs[name][0], tuple(inputs[name][1]), tmp,
-                              attrs) for split, names in order for name in names]
-        packed = iter_pieces(pack_one, jobs_list, jobs=jobs, scheduler=scheduler, desc="pack",
-                             progress=progress)
         for split, names in order:
             writer = ShardWriter(tmp / split, split=split, max_samples=max_samples,
                                  chunk_samples=plan.chunk_samples, attrs=attrs,
@@ -538,13 +670,17 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
                 outcome = next(packed)
                 if isinstance(outcome, str):
                     result.failures.append((str(piece), outcome))
+                    result.left_out[name] = LeftOut("unreadable", outcome)
                     continue
                 blocks, extra = outcome
+                counted = dict.fromkeys((p.performance for p in perfs), 0)
                 for block in blocks:
                     writer.add(block)
-                piece_index[name] = {"split": split,
-                                     "samples": sum(len(b.meta) for b in blocks),
+                    for perf, n in zip(*np.unique(block.meta["performance"], return_counts=True)):
+                        counted[perf.decode()] += int(n)
+                piece_index[name] = {"split": split, "samples": sum(counted.values()),
                                      "performances": [p.performance for p in perfs],
+                                     "performance_samples": counted,
                                      "performance_kinds": {p.performance: p.kind
                                                            for p in perfs}, **extra}
                 result.pieces[name] = split
@@ -560,8 +696,14 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
             "meta_fields": [n for n, _ in task.meta_fields],
             "splits": index_splits, "pieces": piece_index,
             "failed_pieces": {Path(p).name: cause for p, cause in result.failures},
-            "flagged_pieces": result.flagged, "provenance": provenance})
+            "flagged_pieces": result.flagged,
+            "left_out": {k: {"reason": w.reason, "detail": w.detail}
+                         for k, w in sorted(result.left_out.items())},
+            "request": dict(request or {"pieces": "every piece of the work folder",
+                                        "performances": "every performance"}),
+            "provenance": provenance})
         replace_folder(tmp, out)
     finally:
+        packed.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return result

@@ -23,6 +23,7 @@ import hdf5plugin
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..workdir import ensure_room
 from .core import STRING_BYTES, fixed_bytes
 #: Columns per chunk of an unrolled score, frames per chunk of a spectrogram.
 SHEET_CHUNK_COLS = 16384
@@ -105,6 +106,9 @@ def write_piece_file(path: Path, piece: StoredPiece, *, attrs: Mapping[str, str 
     """
     sheet_kw, spec_kw = codec(sheet_codec), codec(spec_codec)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # Uncompressed sizes: an upper bound of what the file needs.
+    ensure_room(tmp, piece.unrolled.nbytes + sum(p.spec.nbytes + p.onsets.nbytes
+                                                 for p in piece.performances))
     with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
         for key, value in attrs.items():
             f.attrs[key] = value

@@ -30,7 +30,7 @@ There is no augmentation beyond the packed tempos and SoundFonts.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,8 +43,10 @@ from ..pages import load_gray
 from ..score import System, read_systems_csv
 from ..spectrogram import time_to_frames
 from ..unroll import Band, band_image, system_band
+from ..workdir import output_errors
 from .core import (SPEC_DTYPES, Inputs, PackResult, PerformanceInput, Plan, check_split_options,
-                   fixed_bytes, load_spec, meta_dtype, pack_pieces, performance_inputs)
+                   fixed_bytes, load_spec, meta_dtype, pack_pieces, performance_inputs,
+                   PieceInputs)
 from .excerpts import extract_spec
 
 if TYPE_CHECKING:
@@ -318,10 +320,12 @@ class ScoreFollowingTask:
     format = "msmd-prep score-following dataset"
     meta_fields = META_FIELDS
 
-    def read_inputs(self, piece: Path) -> list[PerformanceInput]:
+    def read_inputs(self, piece: Path, *, only: Collection[str] | None = None,
+                    include_flagged: bool = False) -> PieceInputs:
         """The performances of ``piece`` with the config's spectrogram."""
         return performance_inputs(piece, self.config.spectrogram_preset,
-                                  needed_by="score following")
+                                  needed_by="score following", only=only,
+                                  include_flagged=include_flagged)
 
     def plan(self, workdir: Path, inputs: Inputs) -> Plan:
         """Sizes from the config and the spectrograms' bins (one number for all pieces)."""
@@ -372,7 +376,9 @@ def pack_score_following(workdir: Path, out: Path,
     -------
     result : PackResult
     """
-    return pack_pieces(workdir, out, ScoreFollowingTask(config), progress=progress, jobs=jobs)
+    with output_errors(Path(out)):
+        return pack_pieces(workdir, out, ScoreFollowingTask(config), progress=progress,
+                           jobs=jobs)
 
 
 def _staff_images(piece: Path, config: ScoreFollowingConfig,

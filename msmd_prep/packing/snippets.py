@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,7 +45,8 @@ from ..align import ALIGNMENT_NAME, read_alignment_csv, unroll_piece
 from ..errors import ConfigError, InputError
 from ..spectrogram import time_to_frames
 from ..unroll import Unrolled, UnrollConfig
-from .core import (SPEC_DTYPES, SPLITS, PackResult, PerformanceInput, Plan,
+from ..workdir import output_errors
+from .core import (SPEC_DTYPES, SPLITS, PackResult, PerformanceInput, PieceInputs, Plan,
                    check_split_options, fixed_bytes, load_spec, meta_dtype, pack_pieces,
                    performance_inputs)
 from .excerpts import (Augmentation, Padded, cut_sheets, cut_specs, draw_augmentation,
@@ -353,12 +354,14 @@ class SnippetTask:
     def preset(self) -> PackPreset:
         return self.config.preset_obj
 
-    def read_inputs(self, piece: Path) -> list[PerformanceInput]:
+    def read_inputs(self, piece: Path, *, only: Collection[str] | None = None,
+                    include_flagged: bool = False) -> PieceInputs:
         """The performances of ``piece`` with the preset's spectrogram, of its bins and rate."""
         preset = self.preset
         found = performance_inputs(piece, preset.spectrogram_preset,
-                                   needed_by=f"pack preset {preset.name!r}")
-        for perf in found:
+                                   needed_by=f"pack preset {preset.name!r}", only=only,
+                                   include_flagged=include_flagged)
+        for perf in found.perfs:
             fps = float(perf.spec_meta["config"]["frame_rate_fps"])
             if perf.spec_meta.get("n_bins") != preset.spec_bins or not math.isclose(
                     fps, preset.frame_rate_fps):
@@ -392,13 +395,13 @@ class SnippetTask:
         config, preset = self.config, self.preset
         sheet = pad_sheet(source.image, height_px=preset.sheet_height_px,
                           width_px=preset.sheet_width_px)
-        stored, count = [], 0
+        stored, counts = [], {}
         for perf in perfs:
             rows = read_alignment_csv(perf.perf_dir / ALIGNMENT_NAME)
             onsets = place_onsets(rows, source, frame_rate_fps=preset.frame_rate_fps)
             spec = load_spec(perf, preset.spectrogram_preset, n_bins=preset.spec_bins,
                              dtype=config.spec_dtype)
-            count += len(rows)
+            counts[perf.performance] = len(rows)
             if config.shards:
                 rng = (sample_rng(config.seed, name, perf.performance)
                        if split in config.augment_splits else None)
@@ -421,12 +424,14 @@ class SnippetTask:
         write_piece_file(staging / path, StoredPiece(
             piece=name, split=split, unrolled=source.image, layout=source.layout(),
             performances=tuple(stored)), attrs=attrs)
-        return {"file": path, "samples": count}
+        return {"file": path, "samples": sum(counts.values()), "performance_samples": counts}
 
 
 def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
                  progress: bool = False, jobs: int = 1,
-                 scheduler: str | None = None) -> PackResult:
+                 scheduler: str | None = None,
+                 only: Mapping[str, Collection[str]] | None = None,
+                 request: Mapping | None = None) -> PackResult:
     """Pack every aligned piece of ``workdir`` into the snippet dataset folder ``out``.
 
     See :func:`msmd_prep.packing.core.pack_pieces` (staging, splits, failed
@@ -445,10 +450,14 @@ def pack_workdir(workdir: Path, out: Path, config: PackConfig = PackConfig(), *,
         Pieces packed at once, in local processes (the same bytes as one).
     scheduler : str, optional
         Pack the pieces on this Dask scheduler (``tcp://host:port``) instead.
+    only, request
+        Exactly what to pack, and what was asked for (see
+        :func:`msmd_prep.packing.core.pack_pieces`).
 
     Returns
     -------
     result : PackResult
     """
-    return pack_pieces(workdir, out, SnippetTask(config), progress=progress, jobs=jobs,
-                       scheduler=scheduler)
+    with output_errors(Path(out)):
+        return pack_pieces(workdir, out, SnippetTask(config), progress=progress, jobs=jobs,
+                           scheduler=scheduler, only=only, request=request)

@@ -167,7 +167,9 @@ def iir_audio_features(audio: np.ndarray, sample_rate_hz: int) -> tuple[Features
     n_frames = f_pitch.shape[1]
     dlnco = pitch_onset_features_to_DLNCO(f_peaks=f_peaks, feature_rate=FEATURE_RATE_FPS,
                                           feature_sequence_length=n_frames)
-    return Features(_chroma(f_pitch, n_frames), dlnco, f_peaks), tuning
+    # synctoolbox keeps a trailing axis on its peak arrays (2, k, 1): flatten to (2, k).
+    peaks = {p: np.asarray(v, dtype=np.float64).reshape(2, -1) for p, v in f_peaks.items()}
+    return Features(_chroma(f_pitch, n_frames), dlnco, peaks), tuning
 
 
 def pitch_filterbank(n_fft: int, sample_rate_hz: int, tuning_cents: float = 0.0) -> np.ndarray:

@@ -8,8 +8,13 @@
 %%   S id layout:first-column                             the head's system
 %%   B page link x0 y0 x1 y1   a linked box, bp from the page's top left
 %%   C score printed?                                     a score in the book
-%%   T score main wholes-per-minute                       a tempo (change)
-%%   E score id pitch main grace duration context velocity tied  a played note
+%%   T score main wholes-per-minute grace                 a tempo (change)
+%%   E score id pitch main grace duration context velocity tied continues performed
+%%                                                       a played note
+%%     (tied: 0 no tie, 1 tied, 2 tied while tieWaitForNote is set;
+%%      continues: 1 when LilyPond's MIDI ties it to an earlier note, as
+%%      Tie_performer does; performed: its length in LilyPond's MIDI, whole
+%%      notes: articulations such as staccato shorten it)
 %%   F ...as E, with volta and segno repeats folded (printed time)
 %%   U ...as T, for the F records
 %%   R score repeat start end count         a volta or segno repeat, printed time
@@ -23,6 +28,8 @@
 %% which give their boxes on the page.
 
 \version "2.24.0"
+
+\include "msmd-compat.ily"
 
 #(define msmd-port (open-output-file "msmd-export.tsv"))
 #(define msmd-next-id 0)
@@ -206,6 +213,22 @@ place them (lily/stencil-interpret.cc)."
        (any (lambda (a) (ly:in-event-class? a 'tie-event))
             (ly:event-property event 'articulations '()))))
 
+#(define (msmd-performed-length note step-articulations ctx)
+   "The length LilyPond's MIDI gives NOTE: its written length shortened by
+the midi-length of its articulations (staccato, portato ...), as in
+Note_performer; those of the time step's own articulation events included."
+   (fold (lambda (a len)
+           (let ((f (and (ly:in-event-class? a 'articulation-event)
+                         (ly:event-property a 'midi-length #f))))
+             (if (procedure? f) (f len ctx) len)))
+         (ly:duration-length (ly:event-property note 'duration))
+         (append (ly:event-property note 'articulations '()) step-articulations)))
+
+#(define (msmd-before? mom end)
+   "Whether moment MOM lies before END, a (main . grace) pair."
+   (or (< (ly:moment-main mom) (car end))
+       (and (= (ly:moment-main mom) (car end)) (< (ly:moment-grace mom) (cdr end)))))
+
 #(define (msmd-perform kind score-index music odef)
    "Interpret MUSIC and write its note events as KIND records (E or F) and
 its tempi as T (after E) or U (after F) records."
@@ -221,12 +244,18 @@ its tempi as T (after E) or U (after F) records."
        (let ((ctx (ly:event-property ev 'context))
              (ctx-number context-count)
              (notes '())
+             (articulations '())
+             ;; Tie_performer's heads_to_tie_: (semitones . end-moment), oldest first.
+             (waiting '())
              (tie-now #f))
          (set! context-count (1+ context-count))
          (if (eq? (ly:context-name ctx) 'Score) (set! score-ctx ctx))
          (ly:add-listener
           (lambda (e) (set! notes (cons e notes)))
           (ly:context-event-source ctx) 'note-event)
+         (ly:add-listener
+          (lambda (e) (set! articulations (cons e articulations)))
+          (ly:context-event-source ctx) 'articulation-event)
          (ly:add-listener
           (lambda (e) (set! tie-now #t))
           (ly:context-event-source ctx) 'tie-event)
@@ -239,22 +268,49 @@ its tempi as T (after E) or U (after F) records."
                     (set! global-dynamic text)
                     (hash-clear! dynamics)))))
           (ly:context-event-source ctx) 'absolute-dynamic-event)
+         (define (continues! semitones)
+           "Whether a note of SEMITONES continues a waiting tie (which it takes)."
+           (let ((w (find (lambda (p) (= (car p) semitones)) waiting)))
+             (and w (begin (set! waiting (delq w waiting)) #t))))
          (define (flush e)
-            (for-each
-             (lambda (n)
-               (let ((id (ly:event-property n 'msmd-id #f)))
-                 (if (and id (ly:pitch? (ly:event-property n (quote pitch) #f)))
-                     (msmd-write
-                      kind score-index id
-                      (+ 60 (ly:pitch-semitones (ly:event-property n 'pitch)))
-                      (ly:moment-main now) (ly:moment-grace now)
-                      (ly:moment-main (ly:duration-length (ly:event-property n 'duration)))
-                      ctx-number
-                      (msmd-velocity (or (hashq-ref dynamics (staff-of ctx))
-                                         global-dynamic))
-                      (if (msmd-tied? n tie-now) 1 0)))))
-             (reverse notes))
+            (let ((tied-now '())
+                  (wait (eq? #t (ly:context-property ctx 'tieWaitForNote #f))))
+              (for-each
+               (lambda (n)
+                 (let ((id (ly:event-property n 'msmd-id #f))
+                       (pitch (ly:event-property n (quote pitch) #f)))
+                   (if (ly:pitch? pitch)
+                       (let* ((semitones (ly:pitch-semitones pitch))
+                              (len (msmd-performed-length n articulations ctx))
+                              ;; (main . grace), as Tie_performer's end moment:
+                              ;; a grace note's length counts in grace time.
+                              (end (if (zero? (ly:moment-grace now))
+                                       (cons (+ (ly:moment-main now) (ly:moment-main len))
+                                             (ly:moment-grace now))
+                                       (cons (ly:moment-main now)
+                                             (+ (ly:moment-grace now) (ly:moment-main len)))))
+                              (continues (continues! semitones))
+                              (tied (msmd-tied? n tie-now)))
+                         (if tied (set! tied-now (cons (cons semitones end) tied-now)))
+                         (if id
+                             (msmd-write
+                              kind score-index id (+ 60 semitones)
+                              (ly:moment-main now) (ly:moment-grace now)
+                              (ly:moment-main (ly:duration-length (ly:event-property n 'duration)))
+                              ctx-number
+                              (msmd-velocity (or (hashq-ref dynamics (staff-of ctx))
+                                                 global-dynamic))
+                              (cond ((not tied) 0) (wait 2) (else 1))
+                              (if continues 1 0)
+                              (ly:moment-main len)))))))
+               (reverse notes))
+              ;; Tie_performer::stop_translation_timestep: a tie lapses once its
+              ;; note has ended, unless tieWaitForNote is set.
+              (if (not wait)
+                  (set! waiting (filter (lambda (p) (msmd-before? now (cdr p))) waiting)))
+              (set! waiting (append waiting (reverse tied-now))))
             (set! notes '())
+            (set! articulations '())
             (set! tie-now #f))
          ;; The last time step of a piece ends with Finish, not OneTimeStep.
          (ly:add-listener flush (ly:context-event-source global) 'OneTimeStep)
@@ -271,7 +327,8 @@ its tempi as T (after E) or U (after F) records."
                   (begin
                     (set! last-tempo wpm)
                     (msmd-write (if (equal? kind "E") "T" "U") score-index
-                                (ly:moment-main now) (ly:moment-main wpm)))))))
+                                (ly:moment-main now) (ly:moment-main wpm)
+                                (ly:moment-grace now)))))))
       (ly:context-event-source global) 'OneTimeStep)
      (ly:interpret-music-expression (make-non-relative-music music) global)))
 

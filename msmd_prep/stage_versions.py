@@ -1,0 +1,35 @@
+"""The code version of every stage, recorded in every manifest it writes.
+
+A stage's outputs are current only when its manifest names the version
+below; a rerun redoes the outputs of an older version, and, because each
+stage's inputs include its predecessor's manifest, everything after it.
+
+One constant per stage, bumped by hand with every change of what the stage
+writes (not with refactoring, comments or speed-ups, which keep outputs
+byte-identical).  A hash of the stage's modules was the alternative; it
+would redo a corpus after every edit that moves code, and miss behaviour
+that lives in shared modules or in external tools.  The modules each
+version covers:
+
+- ``render``: render, normalize, fixes, export, formats/, pages, checks (the
+  render checks), confine, lilypond/msmd.ily (also hashed by content);
+- ``synth``: synth, soundfonts;
+- ``spectrogram``: spectrogram;
+- ``align``: align, unroll, checks (the energy check);
+- ``pack``: packing/ (recorded in ``index.json``; pack always rebuilds).
+"""
+from __future__ import annotations
+
+STAGE_VERSIONS: dict[str, int] = {
+    "render": 2,       # 2: undrawn head ids in piece.json; stage versions
+    "synth": 2,        # 2: stage versions
+    "spectrogram": 2,  # 2: stage versions
+    "align": 2,        # 2: energy as attacks; spectrogram and pages among the inputs
+    "pack": 3,         # 2: only complete and current outputs; hash splits;
+                       # 3: compressed piece files and shards, excerpts at pixel boundaries
+}
+
+
+def stage_version(stage: str) -> int:
+    """The current code version of ``stage`` (read at call time, so tests may bump it)."""
+    return STAGE_VERSIONS[stage]
