@@ -8,14 +8,18 @@ performance whose notes do not match the heads.  Each check returns a
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 
 import numpy as np
 
 from .pages import ink_fraction
 from .score import NoteHead, Performance
 
+#: Later than every moment: bisects past all onsets at one tick.
+INF_MOMENT = Fraction(10**18)
 #: A head box with less dark area than this is taken as blank paper.
 MIN_INK_FRACTION = 0.2
 #: Heads that sound together may stand this many head widths apart (seconds
@@ -68,18 +72,33 @@ def check_columns(heads: list[NoteHead],
     return Check("columns", not bad, len(groups), len(bad), "; ".join(bad[:5]))
 
 
-def check_moments(heads: list[NoteHead], tolerance_s: float = 1e-3) -> Check:
+def check_moments(heads: list[NoteHead],
+                  plays: dict[str, tuple[Fraction, ...]] | None = None,
+                  held: dict[str, list[float]] | None = None,
+                  tolerance_s: float = 1e-3) -> Check:
     """Heads printed at one moment of one system sound together, pass for pass.
 
     The converse of :func:`check_columns`.  Every pass of the performance
     through a moment of the score plays all of that moment's heads at once;
     a repeat written out in one staff only (Mutopia's Burgmuller Op. 100
     Nos. 2 and 9 repeat the right hand alone) unfolds one staff and not the
-    other, and the staves drift apart by the repeated bars.  A head may sound
-    more often than the others of its moment only before its own voice's
-    next head sounds (a tremolo: ``\\repeat tremolo`` plays one printed
-    chord six times).  Grace notes and heads that do not sound (tie
-    continuations) are left out; a moment with one head checks nothing.
+    other, and the staves drift apart by the repeated bars.
+
+    ``plays`` gives, per head id, the printed moments at which one pass
+    plays the head (:func:`msmd_prep.export.printed_plays`): one for most
+    heads, one per stroke of a tremolo or percent repeat, whose strokes
+    sound across later printed moments (``\\repeat tremolo 12 { <af df,>32
+    df32 }`` prints its ``df32`` as a dotted quarter 3/8 after the chord, and
+    plays it first a 32nd after it).  A head belongs to the moment of its
+    first stroke and sounds, on every pass, exactly as often as it has
+    strokes, before its voice's next head outside its own repeat sounds and
+    before the next pass.  Without ``plays`` every head is played once per
+    pass at its printed moment.  ``held`` gives, per head id, the times
+    (seconds) at which a pass plays it as a tie continuation: such a pass
+    counts as played (a repeat's first note, tied into from the second
+    alternative only: Bach's English Suite 2, prelude).  Grace notes and heads
+    that never sound (tie continuations) are left out; a moment with one head
+    checks nothing.
     Only for performances made from the score: a MIDI input keeps its own
     timing, where heads quantized to one moment may sound apart (Nottingham
     ``jigs168``: 83 ms).
@@ -87,17 +106,32 @@ def check_moments(heads: list[NoteHead], tolerance_s: float = 1e-3) -> Check:
     def tick(t: float) -> int:
         return round(t / tolerance_s)
 
-    later: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
-    groups: dict[tuple[int, str], list[NoteHead]] = defaultdict(list)
+    plays = plays or {}
+    held = held or {}
+
+    def strokes(h: NoteHead) -> tuple[Fraction, ...]:
+        return plays.get(h.id) or (h.moment,)
+
+    # Per voice, its onsets in time order with the first and last stroke of their head.
+    later: dict[tuple[int, int], list[tuple[int, Fraction, Fraction]]] = defaultdict(list)
+    groups: dict[tuple[int, Fraction], list[NoteHead]] = defaultdict(list)
     for h in heads:
         if not h.grace and h.onsets_s:
-            groups[(h.system, h.moment)].append(h)
-            later[(h.staff, h.voice)] += [(tick(t), h.moment) for t in h.onsets_s]
+            groups[(h.system, strokes(h)[0])].append(h)
+            later[(h.staff, h.voice)] += [(tick(t), strokes(h)[0], strokes(h)[-1])
+                                          for t in h.onsets_s]
+    for onsets in later.values():
+        onsets.sort()
 
     def voice_next(h: NoteHead, r: int) -> float:
-        """When the next head of ``h``'s voice sounds after ``r``: ``h``'s printed end."""
-        return min((t for t, m in later[(h.staff, h.voice)] if t > r and m != h.moment),
-                   default=float("inf"))
+        """When the voice of ``h`` next sounds a head outside ``h``'s repeat after ``r``."""
+        first, last = strokes(h)[0], strokes(h)[-1]
+        onsets = later[(h.staff, h.voice)]
+        for i in range(bisect_right(onsets, (r, INF_MOMENT)), len(onsets)):
+            t, g_first, g_last = onsets[i]
+            if g_first > last or g_last < first:
+                return t
+        return float("inf")
 
     bad = []
     checked = 0
@@ -105,15 +139,20 @@ def check_moments(heads: list[NoteHead], tolerance_s: float = 1e-3) -> Check:
         if len(group) < 2:
             continue
         checked += 1
-        ticks = [{tick(t) for t in h.onsets_s} for h in group]
-        shared = set.intersection(*ticks)
-        ok = bool(shared)
-        for h, ts in zip(group, ticks):
-            for t in sorted(ts - shared) if ok else ():
-                r = max((s for s in shared if s < t), default=None)
-                if r is None or t >= voice_next(h, r):
-                    ok = False
-                    break
+        ok = True
+        starts = None
+        for h in group:
+            ts = sorted({tick(t) for t in (*h.onsets_s, *held.get(h.id, ()))})
+            k = len(strokes(h))
+            # Each pass plays the head's strokes, from the pass's first on.
+            passes = [ts[i:i + k] for i in range(0, len(ts), k)]
+            own = [p[0] for p in passes]
+            ok = (starts is None or own == starts) and len(passes[-1]) == k and all(
+                p[-1] < min(voice_next(h, p[0]), nxt)
+                for p, nxt in zip(passes, own[1:] + [float("inf")]))
+            starts = own
+            if not ok:
+                break
         if not ok:
             bad.append(f"system {system} moment {moment}: "
                        + ", ".join(f"{h.id} at {' '.join(f'{t:g}' for t in h.onsets_s[:3])} s"

@@ -338,6 +338,10 @@ class PerformanceResult:
         Per printed score: ``printed`` (repeats as the printed score shows
         them, for every staff) or ``per-voice`` (each voice its own repeats,
         where the voices' repeats admit no score-wide reading).
+    held : dict of int to list of float
+        Head id -> the times (seconds) at which it is played as a tie
+        continuation, with no onset (a repeat's first note tied into from
+        one alternative only).
     """
 
     performance: Performance
@@ -348,6 +352,7 @@ class PerformanceResult:
     merged_heads: int = 0
     repeat_mode: list[str] = field(default_factory=list)
     movements: list["Movement"] = field(default_factory=list)
+    held: dict[int, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -405,6 +410,19 @@ def merged_head_aliases(ex: Export, drawn: set[int]) -> dict[int, int]:
     return aliases
 
 
+def printed_plays(ex: Export, aliases: dict[int, int]) -> dict[int, tuple[Fraction, ...]]:
+    """Per head id, the printed moments (whole notes) at which one pass plays it.
+
+    From the ``F`` records, which unfold tremolo and percent repeats in
+    printed time: one moment for most heads, one per stroke of a tremolo or
+    a percent repeat.  Undrawn heads count as their drawn twin (``aliases``).
+    """
+    plays: dict[int, set[Fraction]] = {}
+    for n in ex.folded_notes:
+        plays.setdefault(aliases.get(n.id, n.id), set()).add(n.moment + n.grace)
+    return {i: tuple(sorted(ms)) for i, ms in plays.items()}
+
+
 def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1.0,
                       aliases: dict[int, int] | None = None) -> PerformanceResult:
     """Turn the exported played notes into a performance in seconds.
@@ -433,6 +451,7 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
     events: list[NoteEvent] = []
     event_at: dict[tuple[int, float], int] = {}
     onsets: dict[int, list[float]] = {}
+    held: dict[int, list[float]] = {}
     played_ids: set[int] = set()
     sources = []
     unprinted = 0
@@ -447,6 +466,11 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
         unprinted += sum(1 for n in notes if n.id not in ex.heads)
         notes = [n for n in notes if n.id in ex.heads]
         merged = merge_ties(notes)
+        started = {id(n) for n, _ in merged}
+        for note in notes:
+            if id(note) not in started:
+                held.setdefault(aliases.get(note.id, note.id), []).append(
+                    float(offset + _onset_seconds(tempo, note)))
         end = Fraction(0)
         for note, stop in merged:
             start_s = _onset_seconds(tempo, note)
@@ -473,11 +497,12 @@ def build_performance(ex: Export, *, default_qpm: float = 60.0, gap_s: float = 1
     if lead > 0:
         events = [replace(e, onset_s=e.onset_s + lead) for e in events]
         onsets = {i: [t + lead for t in ts] for i, ts in onsets.items()}
+        held = {i: [t + lead for t in ts] for i, ts in held.items()}
         movements = [replace(m, start_s=m.start_s + lead, end_s=m.end_s + lead)
                      for m in movements]
     ties = played_ids - set(onsets)
     return PerformanceResult(Performance(sort_events(events)), onsets, ties, sources, unprinted,
-                             len(aliases), modes, movements)
+                             len(aliases), modes, movements, held)
 
 
 def _score_notes(ex: Export, score: int,

@@ -207,6 +207,17 @@ FIXES: tuple[Fix, ...] = (
         lambda m: ("(make-music 'AdHocMarkEvent"
                    + re.sub(r"'label\b", "'text", m.group(1)) + ")")
         if re.search(r"'label\b", m.group(1)) else f"(make-music 'RehearsalMarkEvent{m.group(1)})"),
+    Fix("tweak-of-a-variable",
+        "A score's own music function that ends in '#{ \\tweak control-points #shape-curve "
+        "#item #}' with 'item' a grob name (Mutopia's 'shapeII.ily', Debussy L117 prel. 3, "
+        "Beethoven Op. 2/1: '\\shapeII #'((s -1 0)) PhrasingSlur'): until 2.22 '\\tweak' "
+        "became '\\once \\override' when given a grob name; since 2.23 it takes music only "
+        "('wrong type for argument 3.  Expecting music, found (list 'PhrasingSlur)').  "
+        "'\\propertyTweak' has the old meaning, and tweaks music exactly as '\\tweak' does; "
+        "it replaces a '\\tweak' whose target is a Scheme variable ('#item').",
+        re.compile(r"\\tweak(\s+[A-Za-z][\w.-]*\s+#'?(?:[^\s#{}()]+|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))"
+                   r"\s+#[A-Za-z][\w!?*<>=/+-]*)(?![\w!?*<>=/+-])"),
+        r"\\propertyTweak\1"),
     Fix("context-then-property",
         "'\\context Voice = \"x\" \\override ...' (<= 2.12) is a syntax error now (Chopin "
         "Op. 10/5, 25/2, 28/4); see :func:`wrap_context_property`.",

@@ -46,14 +46,40 @@ def _score_blocks(text: str) -> list[str]:
 
 
 def is_midi_only(text: str) -> bool:
-    """Every ``\\score`` of the file has a ``\\midi`` block and none a ``\\layout``:
-    LilyPond writes MIDI files only (``rectus.ly`` of Bach's BWV 1080/17)."""
+    """Every ``\\score`` of the file has a ``\\midi`` block and none a ``\\layout``,
+    and nothing else in it is music: LilyPond writes MIDI files only
+    (``rectus.ly`` of Bach's BWV 1080/17).  ``\\book`` and ``\\bookpart``
+    blocks around the scores count as their contents (Mutopia's
+    ``clementi-op42-midi.ly``, ``hanon-book-midi.ly``: one ``\\book`` of one
+    MIDI-only score per lesson, to name each MIDI file)."""
     text = strip_comments_and_strings(text)
-    if re.search(r"\\book\b", text):
-        return False
     blocks = _score_blocks(text)
-    return bool(blocks) and all(re.search(r"\\midi\b", b) and not re.search(r"\\layout\b", b)
-                                for b in blocks)
+    if not blocks or not all(re.search(r"\\midi\b", b) and not re.search(r"\\layout\b", b)
+                             for b in blocks):
+        return False
+    rest = _without_books(_without_blocks(text, r"\\score\s*\{"))
+    return not re.search(r"\\(?:score|book|bookpart)\b", rest) and _only_definitions(rest)
+
+
+def _without_blocks(text: str, opening: str) -> str:
+    """``text`` without the blocks that ``opening`` (a regex ending in ``{``) opens."""
+    out, pos = [], 0
+    for m in re.finditer(opening, text):
+        if m.start() < pos:
+            continue
+        out.append(text[pos:m.start()])
+        pos = _block_end(text, m.end() - 1)
+    return "".join(out) + text[pos:]
+
+
+def _without_books(text: str) -> str:
+    """``text`` with every ``\\book { ... }`` and ``\\bookpart { ... }`` replaced by
+    its contents, and the statements naming a book's output dropped."""
+    text = re.sub(r"\\bookOutput(?:Name|Suffix)\s*\"\"", " ", text)
+    while m := re.search(r"\\book(?:part)?\s*\{", text):
+        end = _block_end(text, m.end() - 1)
+        text = text[:m.start()] + " " + text[m.end():end - 1] + " " + text[end:]
+    return text
 
 
 def defines_only(text: str) -> bool:
@@ -67,6 +93,12 @@ def defines_only(text: str) -> bool:
     if (re.search(r"\\(?:score|book|bookpart)\b", text)
             or not re.search(r"(?m)^\s*[A-Za-z][\w-]*\s*=", text)):
         return False
+    return _only_definitions(text)
+
+
+def _only_definitions(text: str) -> bool:
+    """``text`` (comments and strings stripped) holds no music outside
+    assignments and output blocks (``\\header``, ``\\paper`` ...)."""
     i, statement_start = 0, 0
     while i < len(text):
         if text.startswith("<<", i) or text[i] == "{":

@@ -16,6 +16,7 @@ import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from . import formats as _formats
 from .formats.abc import abc_tune_ids
 from .checks import (Check, check_columns, check_ink, check_moments, check_performance,
                      summarize)
-from .export import Export, build_performance, merged_head_aliases, parse_export
+from .export import (Export, build_performance, merged_head_aliases, parse_export,
+                     printed_plays)
 from .lilypond import CRASH_CODES, EXPORT_ILY, lilypond_version, run_lilypond
 from .midi_check import CHECK_ILY, midi_self_check
 from .normalize import INCLUDE_RE, normalize_source
@@ -417,7 +419,11 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
                                timeout_s=cfg.timeout_s,
                                sandbox=cfg.sandbox)
         report["midi_check_seconds"] = round(time.perf_counter() - t_check, 3)
-    report |= _self_checks(heads, images, perf.performance, report, midi)
+    plays = printed_plays(ex, merged_head_aliases(ex, {int(h.id[1:]) for h in heads}))
+    report |= _self_checks(heads, images, perf.performance, report, midi,
+                           {f"h{i}": ms for i, ms in plays.items()},
+                           # A converted input plays its own performance.
+                           {f"h{i}": ts for i, ts in perf.held.items()} if conv is None else {})
     (out / "pages").mkdir()
     for i, image in images.items():
         ok, png = cv2.imencode(".png", image)
@@ -462,7 +468,9 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
 
 
 def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performance,
-                 input_report: dict, midi: tuple[Check, dict] | None = None) -> dict:
+                 input_report: dict, midi: tuple[Check, dict] | None = None,
+                 plays: dict[str, tuple[Fraction, ...]] | None = None,
+                 held: dict[str, list[float]] | None = None) -> dict:
     """``aligned_well`` and ``checks`` for ``piece.json`` (see :mod:`msmd_prep.checks`).
 
     A converted input's own comparison with the score (``input_report``, from
@@ -474,7 +482,7 @@ def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performan
     checks = [check_ink(heads, images), check_columns(heads),
               check_performance(heads, performance)]
     if input_report.get("input_format") != "midi":
-        checks.append(check_moments(heads))
+        checks.append(check_moments(heads, plays, held))
     extra = {}
     if "checks" in input_report:
         numbers = input_report["checks"]

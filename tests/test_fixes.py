@@ -1,9 +1,13 @@
 """The text fixes of msmd_prep.fixes on small examples from real scores."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from msmd_prep.errors import MsmdPrepError
 from msmd_prep.fixes import FIXES, PRE_FIXES, apply_fixes, apply_pre_fixes, wrap_context_property
+from msmd_prep.render import RenderConfig, render_score
 
 CASES = [
     ("deprecated-dynamics", r"s^\deprecatedcresc s-\deprecateddim", r"s^\cresc s-\dim"),
@@ -33,6 +37,10 @@ CASES = [
      "(make-music 'AdHocMarkEvent\n 'direction DOWN\n 'text text))"),
     ("unquoted-empty-list", "\\override Flag.stroke-style = #() b", "\\override Flag.stroke-style = #'() b"),
     ("gettext-underscore", '(ly:warning (_ "bad ~a") x)', '(ly:warning (G_ "bad ~a") x)'),
+    ("tweak-of-a-variable", "#{ \\tweak control-points #shape-curve #item #})",
+     "#{ \\propertyTweak control-points #shape-curve #item #})"),
+    ("tweak-of-a-variable", "\\tweak color #red c4 \\tweak color #(x-color 1) #itemB",
+     "\\tweak color #red c4 \\propertyTweak color #(x-color 1) #itemB"),
 ]
 
 
@@ -71,3 +79,23 @@ def test_old_relative_is_dropped_before_convert_ly():
     assert apply_pre_fixes("#(ly:set-option 'old-relative)\n\\version \"2.4.0\"") == (
         '\n\\version "2.4.0"')
     assert all(len(f.problem) > 40 for f in PRE_FIXES)
+
+
+SHAPE_FUNCTION = r"""\version "2.18.2"
+shp = #(define-music-function (parser location offsets item) (list? symbol-list-or-music?)
+  (define (shape-curve grob)
+    (map (lambda (p o) (cons (+ (car p) (car o)) (+ (cdr p) (cdr o))))
+         (ly:slur::calc-control-points grob) offsets))
+  #{ \tweak control-points #shape-curve #item #})
+{ \shp #'((0 . 1) (0 . 2) (0 . 2) (0 . 1)) Slur c'4( d' e' f') }
+"""
+
+
+def test_a_tweak_of_a_grob_name_renders(tmp_path):
+    """A score's own \\shape-like function of LilyPond 2.18 fails on 2.25 as
+    it is, and renders with the fix (real LilyPond)."""
+    (tmp_path / "shape.ly").write_text(SHAPE_FUNCTION)
+    piece = render_score(tmp_path / "shape.ly", tmp_path / "fixed", RenderConfig()).piece_dir
+    assert json.loads((piece / "piece.json").read_text())["counts"]["noteheads"] == 4
+    with pytest.raises(MsmdPrepError, match="Expecting music"):
+        render_score(tmp_path / "shape.ly", tmp_path / "as-is", RenderConfig(fixes=False))
