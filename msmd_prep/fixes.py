@@ -129,6 +129,67 @@ _DEFINE_ELSE = re.compile(r"(\(module-define! \(current-module\) '[^\s()]+\s+"
 _MODULE_DEFINE = r"\1(module-define! (current-module) '\2 "
 
 
+def _scheme_close(text: str, start: int) -> int:
+    """Index just after the Scheme expression whose ``(`` is at ``start``
+    (strings, ``;`` comments and ``#\\x`` characters skipped)."""
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            m = _STRING_RE.match(text, i)
+            i = n if m is None else m.end()
+            continue
+        if c == ";":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if text.startswith("#\\", i):
+            i += 3
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
+_MARKUP_COMMAND_DEF = re.compile(r"(?m)^#\(\s*define-markup-command\s*\(\s*([A-Za-z][\w-]*)\s")
+
+
+def markup_commands_before_use(text: str) -> str:
+    """Move a file's ``#(define-markup-command (name ...))`` above the first
+    ``(markup ... #:name ...)`` that comes before it.
+
+    Guile 1.8 expanded the ``markup`` macro in a function's body when the
+    function ran; Guile 3 expands it when the function is defined, so a
+    markup command defined further down is not one yet: 'Not a markup
+    command: chapter-title' (Clementi Op. 42's ``book-titling.ily`` uses it
+    in ``\\chapter`` and defines it 30 lines below).  The definitions move,
+    in their order, to the start of the top-level statement (a line that
+    starts in column 0 and is not the value of a ``name =`` above it)
+    holding the first such use.
+    """
+    defs = []
+    for m in _MARKUP_COMMAND_DEF.finditer(text):
+        use = re.search(r"#:%s(?![\w-])" % re.escape(m.group(1)), text[:m.start()])
+        if use:
+            defs.append((m.start(), _scheme_close(text, m.start() + 1), use.start()))
+    if not defs:
+        return text
+    first_use = min(u for _, _, u in defs)
+    # A statement starts in column 0, unless it is the value of 'name =' above it.
+    starts = [m.start() for m in re.finditer(r"(?m)^[^\s%]", text[:first_use + 1])
+              if not text[:m.start()].rstrip().endswith("=")]
+    at = starts[-1] if starts else 0
+    moved = "".join(text[a:b] + "\n\n" for a, b, _ in defs)
+    for a, b, _ in reversed(defs):
+        text = text[:a] + text[b:]
+    return text[:at] + moved + text[at:]
+
+
 FIXES: tuple[Fix, ...] = (
     Fix("deprecated-dynamics",
         "convert-ly renames \\cresc, \\dim, \\endcresc, \\enddim to \\deprecated..., "
@@ -218,6 +279,11 @@ FIXES: tuple[Fix, ...] = (
         re.compile(r"\\tweak(\s+[A-Za-z][\w.-]*\s+#'?(?:[^\s#{}()]+|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))"
                    r"\s+#[A-Za-z][\w!?*<>=/+-]*)(?![\w!?*<>=/+-])"),
         r"\\propertyTweak\1"),
+    Fix("markup-command-before-use",
+        "Guile 3 expands '(markup #:chapter-title title)' where the function holding it is "
+        "defined, so a markup command defined further down fails: 'Not a markup command: "
+        "chapter-title' (Clementi Op. 42); see :func:`markup_commands_before_use`.",
+        None, markup_commands_before_use),
     Fix("context-then-property",
         "'\\context Voice = \"x\" \\override ...' (<= 2.12) is a syntax error now (Chopin "
         "Op. 10/5, 25/2, 28/4); see :func:`wrap_context_property`.",

@@ -99,3 +99,38 @@ def test_a_tweak_of_a_grob_name_renders(tmp_path):
     assert json.loads((piece / "piece.json").read_text())["counts"]["noteheads"] == 4
     with pytest.raises(MsmdPrepError, match="Expecting music"):
         render_score(tmp_path / "shape.ly", tmp_path / "as-is", RenderConfig(fixes=False))
+
+
+MARKUP_COMMAND_BELOW = r"""\version "2.16.1"
+chapter =
+#(define-music-function (parser location title) (string?)
+  (make-music 'TextScriptEvent 'direction UP 'text (markup #:chapter-title title)))
+
+#(define-markup-command (chapter-title layout props title) (markup?)
+  "A title in large type; ) in a string and a ; comment )"
+  (interpret-markup layout props (markup #:fontsize 3 title)))
+
+{ c'4 \chapter "One" d' e' f' }
+"""
+
+
+def test_a_markup_command_defined_below_its_use_renders(tmp_path):
+    """Guile 3 expands (markup #:chapter-title ...) when the function is
+    defined: fails as it is, renders with the definition moved up."""
+    fixed = next(f for f in FIXES if f.name == "markup-command-before-use")(MARKUP_COMMAND_BELOW)
+    assert fixed.index("define-markup-command") < fixed.index("chapter =") < fixed.index("{ c'4")
+    (tmp_path / "chapter.ly").write_text(MARKUP_COMMAND_BELOW)
+    piece = render_score(tmp_path / "chapter.ly", tmp_path / "fixed", RenderConfig()).piece_dir
+    assert json.loads((piece / "piece.json").read_text())["counts"]["noteheads"] == 4
+    with pytest.raises(MsmdPrepError, match="Not a markup command: chapter-title"):
+        render_score(tmp_path / "chapter.ly", tmp_path / "as-is", RenderConfig(fixes=False))
+
+
+def test_the_removed_text_markup_command_renders(tmp_path):
+    """\\text (removed in 2.25.6) is defined again as \\serif (msmd-compat.ily)."""
+    (tmp_path / "text.ly").write_text(
+        '\\version "2.24.0"\n'
+        'pdolce = #(make-dynamic-script (markup #:dynamic "p" #:text #:italic "dolce"))\n'
+        "{ c'4\\pdolce d'^\\markup \\text \"x\" e' f' }\n")
+    piece = render_score(tmp_path / "text.ly", tmp_path / "piece", RenderConfig()).piece_dir
+    assert json.loads((piece / "piece.json").read_text())["aligned_well"]

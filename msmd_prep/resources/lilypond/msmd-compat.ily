@@ -10,6 +10,10 @@
 %%   ly:accidental-interface::width (removed in 2.17): the stencil's width.
 %%   staff-space (a global of old LilyPond's Scheme): 1, the staff space in
 %%     staff spaces.
+%%   the markup command \text (removed in 2.25.6, "Use a text font instead of
+%%     music symbol or music alphabet font"): \serif, the default text font,
+%%     as convert-ly advises ("Not a markup command: text", Czerny Op. 821/19:
+%%     (markup #:dynamic "p" #:text #:italic "dolce")).
 
 #(define (msmd-define-missing! name value)
    (if (not (defined? name))
@@ -27,3 +31,8 @@
 #(msmd-define-missing! 'ly:accidental-interface::width ly:grob::stencil-width)
 
 #(msmd-define-missing! 'staff-space 1)
+
+#(if (not (defined? 'text-markup))
+     (primitive-eval
+      '(define-markup-command (text layout props arg) (markup?)
+         (interpret-markup layout props (make-serif-markup arg)))))
