@@ -247,6 +247,9 @@ def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: flo
         Staff systems in reading order.
     perf : PerformanceResult
         The performance (see :func:`msmd_prep.export.build_performance`).
+    unplaced : list of str
+        Ids of drawn heads that lie in no staff system and are never played
+        (a score inside a ``\\markup``); not in ``heads``.
     """
     staff_boxes: dict[tuple[int, str], list[Box]] = {}
     head_boxes: dict[int, list[Box]] = {}
@@ -267,7 +270,8 @@ def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: flo
         systems.append(System(i, key[0], min(b.x0 for b in boxes), min(b.y0 for b in boxes),
                               max(b.x1 for b in boxes), max(b.y1 for b in boxes), len(boxes)))
         index_of[key] = i
-    heads = []
+    heads, unplaced = [], []
+    played = set(perf.onsets) | perf.tie_continuations | set(perf.held)
     for hid, boxes in head_boxes.items():
         rec = ex.heads.get(hid)
         if rec is None:
@@ -276,6 +280,11 @@ def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: flo
             raise InputError(f"note head {hid} was drawn {len(boxes)} times")
         b = boxes[0]
         system = index_of.get((b.page, ex.head_systems.get(hid, "")))
+        if system is None and hid not in played:
+            # A head of a score in a \markup (a chord drawn in an annotation:
+            # Chopin's Ballade Op. 23): no staff system of the music, never played.
+            unplaced.append(f"h{hid}")
+            continue
         if system is None:
             raise InputError(f"note head {hid} on page {b.page} lies in no staff system")
         heads.append(NoteHead(
@@ -283,7 +292,7 @@ def build_tables(ex: Export, links: list[Box], *, default_qpm: float, gap_s: flo
             rec.grace != 0, hid in perf.tie_continuations,
             tuple(perf.onsets.get(hid, ())), rec.moment + rec.grace, rec.source))
     heads.sort(key=lambda h: (h.system, h.x0, h.y0))
-    return heads, systems, perf
+    return heads, systems, perf, unplaced
 
 
 def _book_stems(build: Path, stem: str) -> list[str]:
@@ -400,7 +409,7 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     if len(pngs) < max(b[0] for b in ex.boxes):
         raise InputError(f"{source}: LilyPond wrote {len(pngs)} page images for "
                          f"{max(b[0] for b in ex.boxes)} pages")
-    heads, systems, perf = build_tables(ex, boxes_to_pixels(ex.boxes, cfg.dpi),
+    heads, systems, perf, unplaced = build_tables(ex, boxes_to_pixels(ex.boxes, cfg.dpi),
                                         default_qpm=cfg.default_qpm, gap_s=cfg.gap_s)
     if not heads:
         raise InputError(f"{source}: no note head was drawn")
@@ -452,6 +461,7 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
         "crash_fallback": crash_fallback,
         "repeat_mode": perf.repeat_mode,
         "undrawn_heads": [f"h{i}" for i in sorted(set(ex.heads) - {int(h.id[1:]) for h in heads})],
+        "unplaced_heads": sorted(unplaced, key=lambda i: int(i[1:])),
         "counts": {
             "pages": len(pngs),
             "systems": len(systems),

@@ -217,3 +217,21 @@ def test_a_midi_score_gives_each_movement_its_own_tempi(tmp_path):
     assert onsets == [0.0, 0.5, 1.0, 1.5, 3.0, 4.0, 5.0, 6.0]
     info = json.loads((piece / "piece.json").read_text())
     assert info["tempo_source"] == ["midi-score", "midi-score"] and info["aligned_well"]
+
+
+MARKUP_SCORE = r"""\version "2.24.0"
+chord = \markup \score { \new Staff \with { \remove "Staff_symbol_engraver" }
+                         { <c'' e''>4 } \layout { } }
+\score { \new Staff { c'4^\chord d' e' f' } }
+"""
+
+
+def test_a_score_in_a_markup_is_not_music_of_the_piece(tmp_path):
+    """Its heads lie in no staff system of the piece and are never played:
+    left out and listed, instead of failing the piece (Chopin Op. 23)."""
+    (tmp_path / "score.ly").write_text(MARKUP_SCORE)
+    piece = render_score(tmp_path / "score.ly", tmp_path / "piece", RenderConfig()).piece_dir
+    info = json.loads((piece / "piece.json").read_text())
+    heads = read_heads_csv(piece / "noteheads.csv")
+    assert sorted(h.pitch for h in heads) == [60, 62, 64, 65]
+    assert len(info["unplaced_heads"]) == 2 and info["aligned_well"]
