@@ -209,11 +209,14 @@ FIXES: tuple[Fix, ...] = (
         "used.",
         re.compile(r"#\s*\(\s*(?:override|revert)-auto-beam-setting\b[^()]*"
                    r"(?:\([^()]*\)[^()]*)*\)"), "#(if #f #f)"),
-    Fix("scheme-number-bar-check",
+    Fix("scheme-number-glued",
         "A Scheme number glued to a bar check, '\\ottava #0|', was read as the number by "
         "old Guile, as the symbol '0|' by Guile 2 ('Unbound variable: #{0|}#', "
-        "Mendelssohn Op. 16/2).  A space separates them.",
-        re.compile(r"(#-?\d+(?:\.\d+)?)\|"), r"\1 |"),
+        "Mendelssohn Op. 16/2).  Glued to a command or a chord likewise: convert-ly writes "
+        "'#(set-octavation 1)\\times' as '\\ottava #1\\tuplet' ('Unbound variable: "
+        "#{1\\tuplet}#', Gottschalk's The Dying Swan, which has '#1<si'' too).  A space "
+        "separates them.",
+        re.compile(r"(#-?\d+(?:\.\d+)?)([|\\<>{}\[\]~])"), r"\1 \2"),
     Fix("articulation-type-symbol",
         "Since 2.23.6 'articulation-type' must be a symbol; a score's own Scheme that builds "
         "'(make-music 'ArticulationEvent 'articulation-type articulation)' from a string "

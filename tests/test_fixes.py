@@ -15,7 +15,10 @@ CASES = [
     ("set-octavation", "A = { #(set-octavation 1) c }", r"A = { \ottava #1 c }"),
     ("auto-beam-setting", "{ #(override-auto-beam-setting '(end * * * *) 1 8 'Staff) c }",
      "{ #(if #f #f) c }"),
-    ("scheme-number-bar-check", r"b) \ottava #0| c", r"b) \ottava #0 | c"),
+    ("scheme-number-glued", r"b) \ottava #0| c", r"b) \ottava #0 | c"),
+    ("scheme-number-glued", r"<g' b'>4 \ottava #1\tuplet 3/2 { c }",
+     r"<g' b'>4 \ottava #1 \tuplet 3/2 { c }"),
+    ("scheme-number-glued", r"\ottava #1<b'' d'''>4 \ottava #0}", r"\ottava #1 <b'' d'''>4 \ottava #0 }"),
     ("articulation-type-symbol", "(make-music 'ArticulationEvent 'articulation-type \"tenuto\")",
      "(make-music 'ArticulationEvent 'articulation-type "
      "(let ((a \"tenuto\")) (if (string? a) (string->symbol a) a)))"),
