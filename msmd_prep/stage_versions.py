@@ -25,8 +25,9 @@ STAGE_VERSIONS: dict[str, int] = {
     "synth": 2,        # 2: stage versions
     "spectrogram": 2,  # 2: stage versions
     "align": 2,        # 2: energy as attacks; spectrogram and pages among the inputs
-    "pack": 3,         # 2: only complete and current outputs; hash splits;
-                       # 3: compressed piece files and shards, excerpts at pixel boundaries
+    "pack": 4,         # 2: only complete and current outputs; hash splits;
+                       # 3: compressed piece files and shards, excerpts at pixel boundaries;
+                       # 4: sheet rescale by whole-score steps (sheet_scale_steps)
 }
 
 

@@ -11,7 +11,7 @@ from fixture_dataset import PIECES, SEED, fixture_dataset
 from msmd_prep.align import read_alignment_csv
 from msmd_prep.data import PieceDataset
 from msmd_prep.errors import ConfigError, InputError
-from msmd_prep.packing.excerpts import (cut_sheets, extract_spec, no_augmentation, pad_sheet,
+from msmd_prep.packing.excerpts import (SheetStore, cut_sheets, extract_spec, no_augmentation,
                                         spec_start)
 from msmd_prep.packing.core import SPLITS, assign_splits, read_split_file
 from msmd_prep.packing.snippets import PRESETS, PackConfig, pack_workdir
@@ -43,10 +43,9 @@ def _arrays(root):
 def _cut(image, x, center_y, scale=1.0, shift_px=0):
     aug = no_augmentation(1)
     aug.sheet_scale[0], aug.sheet_shift_px[0] = scale, shift_px
-    out = np.empty((1, 160, 200), np.uint8)
-    cut_sheets([pad_sheet(image, height_px=160, width_px=200)], np.zeros(1, int),
-               x=np.array([x]), center_y=np.array([center_y]), aug=aug, out=out)
-    return out[0]
+    store = SheetStore.build([image], [scale], width_px=200, height_px=160)
+    return cut_sheets(store, np.zeros(1, int), x=np.array([x]), center_y=np.array([center_y]),
+                      aug=aug, height_px=160, width_px=200)[0]
 
 
 def test_cut_sheet_puts_the_point_on_the_middle_column():
@@ -152,7 +151,7 @@ def test_every_sample_has_its_head_and_onset(fixture_ds):
             sheets, specs, meta = a["sheet"], a["spec"], a["meta"]
             for sheet, spec, m in zip(sheets, specs, meta):
                 n += 1
-                assert abs(m["head_col"] - 100.0) <= 0.5 * m["sheet_scale"] + 1e-4
+                assert abs(m["head_col"] - 100.0) <= 0.5 + 1e-4
                 assert 0 <= m["onset_col"] < 42
                 assert m["spec_start_frame"] + m["onset_col"] == m["onset_frame"]
                 whole = full[(m["piece"].decode(), m["performance"].decode())]

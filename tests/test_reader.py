@@ -12,6 +12,8 @@ from fixture_dataset import SEED, fixture_dataset
 from msmd_prep.data import PieceDataset, SnippetDataset
 from msmd_prep.errors import InputError
 from msmd_prep.packing.core import SPLITS
+from msmd_prep.packing.excerpts import (Augmentation, SheetStore, cut_sheets, rescale_sheet,
+                                        sheet_anchor, sheet_windows)
 from msmd_prep.packing.snippets import META_FIELDS, PackConfig, pack_workdir
 from msmd_prep.inspect import sample_strip
 from msmd_prep.reader import SnippetReader, torch_batch
@@ -78,10 +80,11 @@ def test_augmented_samples_keep_head_and_onset(fixture_ds):
     full = {(p.piece, p.performance): p.spec for p in (pieces[i] for i in range(len(pieces)))}
     sheets, specs, meta = reader[np.arange(len(reader))]
     scale = meta["sheet_scale"]
-    assert (0.95 <= scale).all() and (scale <= 1.05).all() and len(np.unique(scale)) > 10
+    levels = np.linspace(0.95, 1.05, reader.config.sheet_scale_steps).astype(np.float32)
+    assert set(np.unique(scale)) == set(levels)
     assert np.abs(meta["sheet_shift_px"]).max() > 0
-    # The documented column: within half a (scaled) pixel of W // 2.
-    assert (np.abs(meta["head_col"] - W // 2) <= 0.5 * scale + 1e-4).all()
+    # The documented column: within half a pixel of W // 2.
+    assert (np.abs(meta["head_col"] - W // 2) <= 0.5 + 1e-4).all()
     assert ((0 <= meta["onset_col"]) & (meta["onset_col"] < T)).all()
     head_ink, off_ink = [], []
     for k in range(len(sheets)):
@@ -96,21 +99,25 @@ def test_augmented_samples_keep_head_and_onset(fixture_ds):
             off_ink.append((sheets[k][int(r) - 2:int(r) + 3, int(c) + 47:int(c) + 53] < 128).mean())
     assert len(head_ink) > 0.9 * len(sheets)
     assert np.mean(head_ink) > np.mean(off_ink) + 0.2
-    # Each excerpt is the unrolled score magnified about the anchor (bilinear),
-    # computed here independently with scipy; cv2 works in 1/32 pixel steps.
+    # Each excerpt is a window of the whole score rescaled by its factor
+    # (bilinear, pixel centres aligned, with a 1-pixel white border): the
+    # window's pixel (Y, X) samples the score at ((row - H // 2 - shift + Y +
+    # 0.5) / s - 1, (col - W // 2 + X + 0.5) / s - 1), computed here
+    # independently with scipy (cv2 rounds weights to fixed point).
     items = [pieces[i] for i in range(len(pieces))]
     x = np.concatenate([p.onsets["unrolled_x"] for p in items])
     cy = np.concatenate([p.onsets["center_y"] for p in items])
     image = np.concatenate([[i] * len(p.onsets["unrolled_x"]) for i, p in enumerate(items)])
     Y, X = np.mgrid[0:H, 0:W] + 0.5
     for k in range(len(sheets)):
-        col, row = np.floor(x[k] + 0.5), np.floor(cy[k] + 0.5)
         s, d = float(scale[k]), int(meta["sheet_shift_px"][k])
-        coords = [row - 0.5 + (Y - H // 2 - d) / s, col - 0.5 + (X - W // 2) / s]
+        col, row = np.floor((x[k] + 1) * s + 0.5), np.floor((cy[k] + 1) * s + 0.5)
+        assert np.isclose(meta["head_col"][k], W // 2 + (x[k] + 1) * s - col, atol=1e-4)
+        coords = [(row - H // 2 - d + Y) / s - 1.5, (col - W // 2 + X) / s - 1.5]
         expected = scipy.ndimage.map_coordinates(items[image[k]].unrolled.astype(float), coords,
                                                  order=1, mode="grid-constant", cval=255.0)
         diff = np.abs(sheets[k] - expected)
-        assert diff.mean() < 1.0 and diff.max() <= 12, (k, diff.mean(), diff.max())
+        assert diff.mean() < 0.6 and diff.max() <= 1.01, (k, diff.mean(), diff.max())
 
 
 def test_epochs_are_reproducible_and_differ(fixture_ds):
@@ -125,7 +132,10 @@ def test_epochs_are_reproducible_and_differ(fixture_ds):
     for pos, i in enumerate(picks):
         one = reader[i]
         assert one[0].tobytes() == first[0][i].tobytes() == some[0][pos].tobytes()
-        assert one[2]["sheet_scale"] == first[2]["sheet_scale"][i]
+        assert one[1].tobytes() == first[1][i].tobytes() == some[1][pos].tobytes()
+        assert not one[0].flags.writeable and not one[1].flags.writeable   # views
+        for name, value in one[2].items():
+            assert value == first[2][name][i], name
     reader.set_epoch(1)
     second = reader[idx]
     assert first[0].tobytes() != second[0].tobytes()
@@ -188,3 +198,31 @@ def test_pack_in_two_processes_gives_the_same_bytes(fixture_ds, tmp_path):
     for name in files:
         assert (serial / name).read_bytes() == (parallel / name).read_bytes(), name
     assert (serial / "index.json").read_text() == (parallel / "index.json").read_text()
+
+
+def test_excerpts_beyond_the_store_are_cut_alike():
+    """An excerpt reaching past the stored rows or into the next score is cut on its own."""
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (60, 300)).astype(np.uint8),
+              rng.integers(0, 256, (60, 250)).astype(np.uint8)]
+    scales = np.array([0.95, 1.0, 1.05], np.float32)
+    store = SheetStore.build(images, scales, width_px=100, height_px=40)
+    n = 400
+    which = rng.integers(0, 2, n)
+    x = rng.uniform(-30, 330, n)
+    cy = rng.uniform(-20, 80, n)
+    aug = Augmentation(scales[rng.integers(0, 3, n)], rng.integers(-5, 6, n).astype(np.int16),
+                       np.zeros(n, np.int16))
+    _, _, inside = sheet_windows(store, which, x=x, center_y=cy, aug=aug, height_px=40,
+                                 width_px=100)
+    assert 0.2 < inside.mean() < 0.9
+    got = cut_sheets(store, which, x=x, center_y=cy, aug=aug, height_px=40, width_px=100)
+    col, row = sheet_anchor(x, cy, aug.sheet_scale)
+    for k in range(n):
+        # Independently: the rescaled score pasted on a large white canvas.
+        scaled = rescale_sheet(images[which[k]], float(aug.sheet_scale[k]))
+        canvas = np.full((scaled.shape[0] + 400, scaled.shape[1] + 400), 255, np.uint8)
+        canvas[200:200 + scaled.shape[0], 200:200 + scaled.shape[1]] = scaled
+        top = 200 + int(row[k]) - int(aug.sheet_shift_px[k]) - 20
+        left = 200 + int(col[k]) - 50
+        np.testing.assert_array_equal(got[k], canvas[top:top + 40, left:left + 100])

@@ -19,7 +19,9 @@ drawn per sample from a :class:`numpy.random.Generator` seeded from the
 config's seed and the piece and performance ids, so that a piece's samples
 do not depend on which other pieces are packed or in which order:
 
-* sheet rescale by a factor uniform in ``sheet_scale_range`` about the anchor;
+* sheet rescale by one of ``sheet_scale_steps`` factors evenly spaced over
+  ``sheet_scale_range`` (uniform): the excerpt is cut from the whole score
+  rescaled by it (:mod:`.excerpts`);
 * vertical shift of the sheet, an integer uniform in ``+-shift_max_px``;
 * onset jitter, an integer uniform in ``+-jitter_max_frames`` frames.
 
@@ -49,8 +51,9 @@ from ..workdir import output_errors
 from .core import (SPEC_DTYPES, SPLITS, PackResult, PerformanceInput, PieceInputs, Plan,
                    check_split_options, fixed_bytes, load_spec, meta_dtype, pack_pieces,
                    performance_inputs)
-from .excerpts import (Augmentation, Padded, cut_sheets, cut_specs, draw_augmentation,
-                       head_position, no_augmentation, pad_sheet, pad_spec, spec_start)
+from .excerpts import (Augmentation, SheetStore, SpecStore, cut_sheets, cut_specs,
+                       draw_augmentation, head_position, no_augmentation, scale_levels,
+                       spec_start)
 from .pieces import StoredPerformance, StoredPiece, onset_table, write_piece_file
 from .shards import write_snippet_shard
 
@@ -138,6 +141,9 @@ class PackConfig:
         Where the onset lies in the spectrogram excerpt (see module docs).
     sheet_scale_range : (float, float)
         Range of the sheet rescale factor.
+    sheet_scale_steps : int
+        Rescale factors evenly spaced over the range (one: its midpoint);
+        the on-the-fly reader keeps the split's scores at each of them.
     shift_max_px : int
         Largest vertical shift of the sheet excerpt, pixels.
     jitter_max_frames : int
@@ -165,6 +171,7 @@ class PackConfig:
     split_file: str | None = None
     spec_anchor: str = "center"
     sheet_scale_range: tuple[float, float] = (0.95, 1.05)
+    sheet_scale_steps: int = 5
     shift_max_px: int = 5
     jitter_max_frames: int = 1
     augment_splits: tuple[str, ...] = ("train",)
@@ -184,6 +191,9 @@ class PackConfig:
         if not 0 < lo <= hi:
             raise ConfigError(f"sheet_scale_range must be 0 < lo <= hi, "
                               f"got {self.sheet_scale_range!r}")
+        if not (isinstance(self.sheet_scale_steps, int) and self.sheet_scale_steps >= 1):
+            raise ConfigError(f"sheet_scale_steps must be an integer >= 1, "
+                              f"got {self.sheet_scale_steps!r}")
         if not (isinstance(self.shift_max_px, int) and self.shift_max_px >= 0):
             raise ConfigError(f"shift_max_px must be an integer >= 0, got {self.shift_max_px!r}")
         if not (isinstance(self.jitter_max_frames, int) and self.jitter_max_frames >= 0):
@@ -215,7 +225,7 @@ def augmentation_for(n: int, rng: np.random.Generator | None, config: PackConfig
     if rng is None:
         return no_augmentation(n)
     return draw_augmentation(n, rng, scale_range=config.sheet_scale_range,
-                             shift_max_px=config.shift_max_px,
+                             scale_steps=config.sheet_scale_steps, shift_max_px=config.shift_max_px,
                              jitter_max_frames=config.jitter_max_frames)
 
 
@@ -283,7 +293,7 @@ def place_onsets(rows: Sequence, unrolled: Unrolled, *, frame_rate_fps: float) -
                   center_y=np.array(c, dtype=np.float64))
 
 
-def make_samples(onsets: Onsets, *, sheet: Padded, spec: Padded, aug: Augmentation,
+def make_samples(onsets: Onsets, *, sheet: SheetStore, spec: SpecStore, aug: Augmentation,
                  preset: PackPreset, config: PackConfig, piece: str, performance: str,
                  soundfont: str, tempo_factor: float) -> SampleBlock:
     """Cut the sheet and spectrogram excerpts of one performance's onsets.
@@ -292,10 +302,10 @@ def make_samples(onsets: Onsets, *, sheet: Padded, spec: Padded, aug: Augmentati
     ----------
     onsets : Onsets
         From :func:`place_onsets`, ``n`` onsets.
-    sheet : Padded
-        The preset's unrolled score (:func:`~msmd_prep.packing.excerpts.pad_sheet`).
-    spec : Padded
-        The preset's spectrogram in the stored dtype (:func:`~msmd_prep.packing.excerpts.pad_spec`).
+    sheet : SheetStore
+        The preset's unrolled score at every scale of ``aug``.
+    spec : SpecStore
+        The preset's spectrogram in the stored dtype.
     aug : Augmentation
         ``n`` entries.
     preset : PackPreset
@@ -310,14 +320,13 @@ def make_samples(onsets: Onsets, *, sheet: Padded, spec: Padded, aug: Augmentati
     """
     n = len(onsets.onset_s)
     H, W, T = preset.sheet_height_px, preset.sheet_width_px, preset.spec_frames
-    sheets = np.empty((n, H, W), dtype=np.uint8)
-    specs = np.empty((n, spec.array.shape[1], T), dtype=spec.array.dtype)
     which = np.zeros(n, dtype=np.int64)
     starts = spec_start(onsets.onset_frame + aug.onset_jitter_frames, n_frames=T,
                         anchor=config.spec_anchor, jitter_max_frames=config.jitter_max_frames)
-    cut_sheets([sheet], which, x=onsets.unrolled_x, center_y=onsets.center_y, aug=aug,
-               out=sheets)
-    cut_specs([spec], which, starts=starts, out=specs)
+    sheets = np.ascontiguousarray(cut_sheets(sheet, which, x=onsets.unrolled_x,
+                                             center_y=onsets.center_y, aug=aug, height_px=H,
+                                             width_px=W))
+    specs = cut_specs(spec, which, starts=starts, n_frames=T)
     head_row, head_col = head_position(x=onsets.unrolled_x, y=onsets.unrolled_y,
                                        center_y=onsets.center_y, aug=aug, height_px=H,
                                        width_px=W)
@@ -393,8 +402,10 @@ class SnippetTask:
                    staging: Path, attrs: Mapping[str, str | int]) -> dict:
         """The samples of every performance of one piece (with shards); its piece file."""
         config, preset = self.config, self.preset
-        sheet = pad_sheet(source.image, height_px=preset.sheet_height_px,
-                          width_px=preset.sheet_width_px)
+        augment = split in config.augment_splits
+        scales = (scale_levels(config.sheet_scale_range, config.sheet_scale_steps) if augment
+                  else np.ones(1, np.float32))
+        sheet: SheetStore | None = None
         stored, counts = [], {}
         for perf in perfs:
             rows = read_alignment_csv(perf.perf_dir / ALIGNMENT_NAME)
@@ -403,10 +414,13 @@ class SnippetTask:
                              dtype=config.spec_dtype)
             counts[perf.performance] = len(rows)
             if config.shards:
-                rng = (sample_rng(config.seed, name, perf.performance)
-                       if split in config.augment_splits else None)
+                if sheet is None:
+                    sheet = SheetStore.build([source.image], scales,
+                                             width_px=preset.sheet_width_px,
+                                             height_px=preset.sheet_height_px)
+                rng = sample_rng(config.seed, name, perf.performance) if augment else None
                 add(make_samples(onsets, sheet=sheet,
-                                 spec=pad_spec(spec, n_frames=preset.spec_frames),
+                                 spec=SpecStore.build([spec], n_frames=preset.spec_frames),
                                  aug=augmentation_for(len(rows), rng, config), preset=preset,
                                  config=config, piece=name, performance=perf.performance,
                                  soundfont=perf.soundfont["name"],
