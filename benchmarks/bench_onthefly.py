@@ -4,32 +4,43 @@
 compressed shards).  For the baselines its split is also written the way
 earlier versions did, uncompressed with one sample per chunk (``sheet``,
 ``spec`` (N, F, T), ``meta``), into a temporary folder.  All in one process
-run, random order (a seeded permutation), pairs per second:
+run, random order (a seeded permutation), pairs per second, with two ratios:
+against the plain h5py loop and against ``SnippetDataset[i]`` over the
+uncompressed shards (today's reader on today's shards):
 
 * plain h5py loop over the uncompressed shards, ``f["sheet"][j]``, ``f["spec"][j]``;
-* ``SnippetDataset[i]`` over the uncompressed shards (the reader of earlier versions);
-* ``SnippetDataset[i]`` over the compressed shards (the random-access target
-  is >= 0.8x the plain loop over uncompressed shards);
-* ``SnippetReader`` without augmentation, from a cold start (construction,
+* ``SnippetDataset[i]`` over the uncompressed and over the compressed
+  shards (the random-access target: compressed >= 0.8x the plain loop),
+  and ``SnippetDataset[batch]`` over the compressed ones;
+* ``SnippetReader`` without augmentation from a cold start (construction,
   which decodes the piece files, plus the first epoch, batches of 100),
-  then a warm epoch, and ``reader[i]`` one by one;
-* ``SnippetReader`` with the ``msmd`` augmentation, one epoch in batches of 100;
-* a torch DataLoader (if torch is importable) over ``SnippetReader`` with 2
-  workers, batches of 100 (``collate_fn=torch_batch``), augmented, and over
-  ``SnippetDataset`` (compressed shards, ``BatchSampler``) for comparison.
+  then a warm epoch, the same with the batches made row-major
+  (``np.ascontiguousarray``: what a consumer that needs C order pays), and
+  ``reader[i]`` one by one;
+* ``SnippetReader`` with the ``msmd`` augmentation, cold (construction
+  rescales the scores) and warm;
+* a torch DataLoader (if torch is importable), 2 workers, batches of 100,
+  one epoch including the workers' start: over ``SnippetReader``
+  augmented (``collate_fn=torch_batch``), over ``SnippetDataset``
+  (compressed shards, ``BatchSampler``), and over a dataset that returns
+  ready arrays of the same shapes (what torch's transfer from the workers
+  alone allows).
 
-"Cold" is a new process object; the files may be in the page cache (the
-machine is shared, its cache cannot be dropped).  Timings on a shared
-machine are noisy: compare the ratios, measured in one run.  For the
-one-process figures the CPU time of this process is printed too (pairs per
-CPU second): on a machine whose cores are taken by others, it estimates what
-one free core would do.
+Also printed: the machine's load average and its memory copy bandwidth
+(``np.copyto`` of 256 MB), which bounds a reader that copies every pair's
+bytes once.  CPU seconds are those of this process (and of the
+DataLoader's workers, counted when they end): on a machine whose cores are
+taken by others, pairs per CPU second estimate what one free core does.
+"Cold" is a new reader object; the files may be in the page cache (the
+machine is shared, its cache cannot be dropped).
 Run: ``python benchmarks/bench_onthefly.py --dataset DIR [--split train]``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -64,17 +75,31 @@ def uncompressed_copy(root: Path, split: str, folder: Path) -> list[tuple[Path, 
 
 
 class Clock:
-    """Wall and CPU time (this process) since it was made."""
+    """Wall and CPU time (this process and its ended children) since it was made."""
 
     def __init__(self) -> None:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
 
     def rates(self, n: int) -> tuple[float, float]:
-        return n / (time.perf_counter() - self.wall), n / (time.process_time() - self.cpu)
+        return n / (time.perf_counter() - self.wall), n / (cpu_seconds() - self.cpu)
 
 
-def rate(n: int, seconds: float) -> float:
-    return n / seconds
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def copy_bandwidth(nbytes: int = 256 << 20) -> float:
+    """Bytes per second of ``np.copyto`` between two ``nbytes`` arrays (best of 3)."""
+    a = np.ones(nbytes, np.uint8)
+    b = np.zeros_like(a)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t)
+    return nbytes / best
 
 
 def plain_loop(shards: list[tuple[Path, int]], order: np.ndarray) -> tuple[float, float]:
@@ -101,14 +126,33 @@ def getitem_loop(ds, order: np.ndarray) -> tuple[float, float]:  # type: ignore[
     return clock.rates(len(order))
 
 
-def epoch(reader: SnippetReader, order: np.ndarray, batch: int) -> int:
+def epoch(reader, order: np.ndarray, batch: int, *, row_major: bool = False) -> int:  # type: ignore[no-untyped-def]
     n = 0
     for lo in range(0, len(order), batch):
-        n += len(reader.__getitems__(order[lo:lo + batch])[0])
+        sheets, specs, _ = reader[order[lo:lo + batch]]
+        if row_major:
+            sheets, specs = np.ascontiguousarray(sheets), np.ascontiguousarray(specs)
+        n += len(sheets)
     return n
 
 
-def loader_rate(ds, order: np.ndarray, *, workers: int, batch: int, reader: bool) -> float:  # type: ignore[no-untyped-def]
+class ReadyArrays:
+    """A dataset whose batches are ready arrays of the given shapes: torch's transfer alone."""
+
+    def __init__(self, n: int, sheet: np.ndarray, spec: np.ndarray) -> None:
+        self.n, self.sheet, self.spec = n, sheet, spec
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitems__(self, indices):  # type: ignore[no-untyped-def]
+        B = len(indices)
+        return (np.broadcast_to(self.sheet, (B, *self.sheet.shape)).copy(),
+                np.broadcast_to(self.spec, (B, *self.spec.shape)).copy(), {})
+
+
+def loader_rates(ds, order: np.ndarray, *, workers: int, batch: int, reader: bool,  # type: ignore[no-untyped-def]
+                 ) -> tuple[float, float]:
     import torch
 
     if reader:
@@ -118,9 +162,9 @@ def loader_rate(ds, order: np.ndarray, *, workers: int, batch: int, reader: bool
         sampler = torch.utils.data.BatchSampler(order.tolist(), batch, drop_last=False)
         loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=sampler,
                                              num_workers=workers)
-    t = time.perf_counter()
+    clock = Clock()
     n = sum(len(b[0]) for b in loader)
-    return rate(n, time.perf_counter() - t)
+    return clock.rates(n)
 
 
 def main() -> None:
@@ -131,7 +175,9 @@ def main() -> None:
                         help="samples read one by one in the per-sample loops")
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args()
-    results: dict[str, tuple[float, float | None]] = {}
+    load_before = os.getloadavg()
+    bandwidth = copy_bandwidth()
+    results: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-onthefly-") as tmp:
         clock = Clock()
         reader = SnippetReader(args.dataset, args.split, augment=False)
@@ -144,37 +190,60 @@ def main() -> None:
         clock = Clock()
         epoch(reader, order, args.batch)
         results["reader, no aug, warm epoch"] = clock.rates(n)
+        clock = Clock()
+        epoch(reader, order, args.batch, row_major=True)
+        results["reader, no aug, warm epoch, made row-major"] = clock.rates(n)
         loop = order[:args.loop_samples]
         results["reader[i], no aug"] = getitem_loop(reader, loop)
+        sample = reader[0]
+        pair_bytes = sample[0].nbytes + sample[1].nbytes
+        del reader
+        clock = Clock()
         aug = SnippetReader(args.dataset, args.split, augment=True)
+        aug_load_s = time.perf_counter() - clock.wall
+        epoch(aug, order, args.batch)
+        results["reader, msmd aug, cold (load + epoch 1)"] = clock.rates(n)
         clock = Clock()
         epoch(aug, order, args.batch)
-        results["reader, msmd aug, epoch"] = clock.rates(n)
+        results["reader, msmd aug, warm epoch"] = clock.rates(n)
 
         shards = uncompressed_copy(args.dataset, args.split, Path(tmp))
         plain_loop(shards, loop)     # warms the page cache
         results["plain h5py loop, uncompressed shards"] = plain_loop(shards, loop)
         results["SnippetDataset[i], uncompressed shards"] = getitem_loop(
             SnippetDataset(tmp, args.split), loop)
-        results["SnippetDataset[i], compressed shards"] = getitem_loop(
-            SnippetDataset(args.dataset, args.split), loop)
+        packed = SnippetDataset(args.dataset, args.split)
+        results["SnippetDataset[i], compressed shards"] = getitem_loop(packed, loop)
+        clock = Clock()
+        epoch(packed, loop, args.batch)
+        results["SnippetDataset[batch], compressed shards"] = clock.rates(len(loop))
         try:
             import torch  # noqa: F401
         except ImportError:
             torch = None
         if torch is not None:
-            results["DataLoader 2 workers, reader, msmd aug"] = (loader_rate(
-                aug, order, workers=2, batch=args.batch, reader=True), None)
-            results["DataLoader 2 workers, SnippetDataset compressed"] = (loader_rate(
+            results["DataLoader 2 workers, reader, msmd aug"] = loader_rates(
+                aug, order, workers=2, batch=args.batch, reader=True)
+            results["DataLoader 2 workers, SnippetDataset compressed"] = loader_rates(
                 SnippetDataset(args.dataset, args.split), order[:args.loop_samples * 2],
-                workers=2, batch=args.batch, reader=False), None)
+                workers=2, batch=args.batch, reader=False)
+            results["DataLoader 2 workers, ready arrays (transfer only)"] = loader_rates(
+                ReadyArrays(n, np.ascontiguousarray(sample[0]), np.ascontiguousarray(sample[1])),
+                order, workers=2, batch=args.batch, reader=True)
     plain, plain_cpu = results["plain h5py loop, uncompressed shards"]
-    print(f"{args.dataset} {args.split}: {n} samples; piece files decoded in {load_s:.2f} s, "
+    today, today_cpu = results["SnippetDataset[i], uncompressed shards"]
+    print(f"{args.dataset} {args.split}: {n} samples; load average {load_before[0]:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after")
+    print(f"  piece files decoded in {load_s:.2f} s (augmented: {aug_load_s:.2f} s), "
           f"first epoch {first_s:.2f} s; batches of {args.batch}")
-    print(f"  {'':50s} {'wall':>10s} {'':8s} {'':7s} {'per CPU s':>10s}")
+    print(f"  memory copy {bandwidth / 1e9:.2f} GB/s: {bandwidth / pair_bytes:,.0f} pairs/s "
+          f"of {pair_bytes} bytes copied once")
+    print(f"  {'':52s} {'wall':>8s} {'x plain':>8s} {'x today':>8s} {'per CPU s':>10s} "
+          f"{'x plain':>8s} {'x today':>8s}")
     for name, (value, cpu) in results.items():
-        cpu_text = "" if cpu is None else f"{cpu:10,.0f} ({cpu / plain_cpu:5.2f}x)"
-        print(f"  {name:50s} {value:10,.0f} pairs/s {value / plain:6.2f}x plain h5py  {cpu_text}")
+        print(f"  {name:52s} {value:8,.0f} {value / plain:8.2f} {value / today:8.2f} "
+              f"{cpu:10,.0f} {cpu / plain_cpu:8.2f} {cpu / today_cpu:8.2f}")
+    print("  (today: SnippetDataset[i] over uncompressed shards; plain: the h5py loop)")
     if torch is None:
         print("  torch is not installed: no DataLoader figures")
 

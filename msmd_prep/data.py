@@ -200,20 +200,23 @@ class _SpecFrames:
     """
 
     def __init__(self, file: h5py.File) -> None:
-        self.frames = file["spec_frames"][:]
+        # Frames-major in memory: an excerpt is one contiguous run (measured
+        # 2.5-5x less CPU to copy than 92 rows of 42 frames).
+        self.frames = np.ascontiguousarray(file["spec_frames"][:].T)
         self.offsets = file["spec_offset"][:].tolist()
         self.n_frames = int(file.attrs["spec_frames"])
 
     def read(self, i: int) -> np.ndarray:
+        """Excerpt ``i`` [shape=(F, T)], a copy, frames-major (the transpose of a C array)."""
         o = self.offsets[i]
-        return self.frames[:, o:o + self.n_frames].copy()
+        return self.frames[o:o + self.n_frames].copy().T
 
     def read_into(self, i: int, out: np.ndarray) -> None:
         o = self.offsets[i]
-        out[...] = self.frames[:, o:o + self.n_frames]
+        out[...] = self.frames[o:o + self.n_frames].T
 
     def read_range(self, lo: int, hi: int) -> np.ndarray:
-        out = np.empty((max(hi - lo, 0), self.frames.shape[0], self.n_frames),
+        out = np.empty((max(hi - lo, 0), self.frames.shape[1], self.n_frames),
                        dtype=self.frames.dtype)
         for k in range(lo, hi):
             self.read_into(k, out[k - lo])

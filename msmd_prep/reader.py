@@ -25,6 +25,7 @@ a whole batch, which the DataLoader calls for every batch; pass
 """
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
@@ -35,9 +36,9 @@ import numpy as np
 
 from .data import _read_index
 from .errors import InputError
-from .packing.excerpts import (Augmentation, SheetStore, SpecStore, cut_sheets, cut_specs,
+from .packing.excerpts import (BORDER_PX, Augmentation, SheetStore, SpecStore, cut_sheets, cut_specs,
                                draw_augmentation, head_position, no_augmentation,
-                               scale_levels, sheet_windows, spec_start, spec_windows)
+                               scale_levels, spec_start)
 from .packing.pieces import read_piece_file
 from .packing.snippets import PRESETS, PackConfig
 
@@ -156,6 +157,24 @@ class SnippetReader:
             "performance": np.array(perf_names, dtype=object),
             "soundfont": np.array(soundfonts, dtype=object)}
         self._tempo = np.array(tempos, dtype=np.float32)
+        # For reader[i]: one record per sample, read as Python numbers at once.
+        rows = np.zeros(len(self._perf), dtype=[
+            ("perf", "<i8"), ("x", "<f8"), ("y", "<f8"), ("cy", "<f8"), ("onset", "<i8"),
+            ("onset_s", "<f8"), ("pitch", "<i2"), ("system", "<i2"), ("ux", "<f4")])
+        for name, column in (("perf", self._perf), ("x", self._x), ("y", self._y),
+                             ("cy", self._cy), ("onset", self._onset_frame),
+                             ("onset_s", cols["onset_s"]), ("pitch", cols["pitch"]),
+                             ("system", cols["system"]), ("ux", self._x)):
+            rows[name] = column
+        self._rows = rows
+        self._perf_text = [(piece_names[perf_piece[k]], perf_names[k], soundfonts[k],
+                            self._tempo[k].item()) for k in range(len(perf_names))]
+        self._image_of = self._image.tolist()
+        self._level_of = {s: k for k, s in enumerate(self._sheets.scales.tolist())}
+        self._cols = [list(zip(a.tolist(), b.tolist()))
+                      for a, b in zip(self._sheets.col0, self._sheets.col1)]
+        self._frame0 = self._specs.frame0.tolist()
+        self._n_frames = self._specs.n_frames.tolist()
         self._meta = {"notehead_id": np.char.decode(cols["notehead_id"], "utf-8").astype(object)
                       if len(cols["notehead_id"]) else np.zeros(0, object),
                       "onset_s": cols["onset_s"].astype(np.float64),
@@ -186,6 +205,9 @@ class SnippetReader:
         """The augmentation parameters of samples ``indices`` in the current epoch."""
         if not self.augment:
             return no_augmentation(len(indices))
+        return self._epoch_augmentation()[indices]
+
+    def _epoch_augmentation(self) -> Augmentation:
         if self._aug is None or self._aug[0] != self.epoch:
             n, c = len(self), self.config
             blocks = [draw_augmentation(
@@ -197,7 +219,7 @@ class SnippetReader:
                                    if blocks else np.zeros(0)
                                    for f in fields(Augmentation)))
             self._aug = (self.epoch, whole)
-        return self._aug[1][indices]
+        return self._aug[1]
 
     def _indices(self, indices) -> np.ndarray:  # type: ignore[no-untyped-def]
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -212,9 +234,9 @@ class SnippetReader:
 
         The arrays are new, column-major per sample (see the class notes).
         """
-        return self._read(self._indices(indices), views=False)
+        return self._read(self._indices(indices))
 
-    def _read(self, idx: np.ndarray, *, views: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _read(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         H, W = self.sheet_shape
         T = self.spec_shape[1]
         c = self.config
@@ -225,19 +247,9 @@ class SnippetReader:
                             anchor=c.spec_anchor, jitter_max_frames=c.jitter_max_frames)
         x, cy = self._x[idx], self._cy[idx]
         image = self._image[perf]
-        sheets = specs = None
-        if views:
-            lefts, tops, inside = sheet_windows(self._sheets, image, x=x, center_y=cy, aug=aug,
-                                                height_px=H, width_px=W)
-            first, spec_inside = spec_windows(self._specs, perf, starts=starts, n_frames=T)
-            if inside.all() and spec_inside.all():
-                sheets = [_readonly(self._sheets.array[a:a + W, b:b + H].T)
-                          for a, b in zip(lefts.tolist(), tops.tolist())]
-                specs = [_readonly(self._specs.array[f:f + T].T) for f in first.tolist()]
-        if sheets is None:
-            sheets = cut_sheets(self._sheets, image, x=x, center_y=cy, aug=aug, height_px=H,
-                                width_px=W)
-            specs = cut_specs(self._specs, perf, starts=starts, n_frames=T)
+        sheets = cut_sheets(self._sheets, image, x=x, center_y=cy, aug=aug, height_px=H,
+                            width_px=W)
+        specs = cut_specs(self._specs, perf, starts=starts, n_frames=T)
         head_row, head_col = head_position(x=x, y=self._y[idx], center_y=cy, aug=aug,
                                            height_px=H, width_px=W)
         meta = {"piece": self._text["piece"][perf],
@@ -262,9 +274,55 @@ class SnippetReader:
         """
         if isinstance(i, (list, tuple, np.ndarray)):
             return self.__getitems__(i)
-        sheets, specs, meta = self._read(self._indices([operator.index(i)]), views=True)
-        return sheets[0], specs[0], {k: v[0].item() if hasattr(v[0], "item") else v[0]
-                                     for k, v in meta.items()}
+        i = operator.index(i)
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"sample {i} out of range for {n} samples")
+        i %= n
+        one = self._one(i)
+        if one is None:      # beyond the stores' margins: cut on its own
+            sheets, specs, meta = self.__getitems__([i])
+            return sheets[0], specs[0], {k: v[0].item() if hasattr(v[0], "item") else v[0]
+                                         for k, v in meta.items()}
+        return one
+
+    def _one(self, i: int) -> tuple[np.ndarray, np.ndarray, dict] | None:
+        """Sample ``i`` as views, with the arithmetic of :meth:`_read` on Python numbers."""
+        H, W = self.sheet_shape
+        T = self.spec_shape[1]
+        c = self.config
+        p, x, y, cy, onset, onset_s, pitch, system, ux = self._rows[i].item()
+        if self.augment:
+            whole = self._epoch_augmentation()
+            scale, shift, jitter = (whole.sheet_scale[i].item(), whole.sheet_shift_px[i].item(),
+                                    whole.onset_jitter_frames[i].item())
+        else:
+            scale, shift, jitter = 1.0, 0, 0
+        start = int(spec_start(onset + jitter, n_frames=T, anchor=c.spec_anchor,
+                               jitter_max_frames=c.jitter_max_frames))
+        store, image, k = self._sheets, self._image_of[p], self._level_of[scale]
+        col = math.floor((x + BORDER_PX) * scale + 0.5)
+        row = math.floor((cy + BORDER_PX) * scale + 0.5)
+        c0, c1 = self._cols[image][k]
+        left, top = c0 + col - W // 2, store.row0 + row - shift - H // 2
+        specs = self._specs
+        first, length = self._frame0[p] + start, self._n_frames[p]
+        if not (c0 - W // 2 - 1 <= left and left + W <= c1 + W // 2 + 1
+                and 0 <= top and top + H <= store.array.shape[1]
+                and -specs.pad <= start and start + T <= length + specs.pad):
+            return None
+        perf_of = self._perf_text[p]
+        meta = {"piece": perf_of[0], "performance": perf_of[1],
+                "notehead_id": self._meta["notehead_id"][i], "soundfont": perf_of[2],
+                "tempo_factor": perf_of[3], "onset_s": onset_s, "onset_frame": onset,
+                "pitch": pitch, "system": system, "unrolled_x": ux,
+                "sheet_scale": scale, "sheet_shift_px": shift,
+                "onset_jitter_frames": jitter, "spec_start_frame": start,
+                "head_row": np.float32(H // 2 + shift + (y + BORDER_PX) * scale - row).item(),
+                "head_col": np.float32(W // 2 + (x + BORDER_PX) * scale - col).item(),
+                "onset_col": onset - start}
+        return (_readonly(store.array[left:left + W, top:top + H].T),
+                _readonly(specs.array[first:first + T].T), meta)
 
     def iter_batches(self, batch_size: int, *, shuffle: bool = True, drop_last: bool = False,
                      ) -> Iterator[tuple[np.ndarray, np.ndarray, dict]]:

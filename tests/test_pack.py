@@ -130,7 +130,7 @@ def test_fixture_dataset_shapes_and_counts(fixture_ds):
                 assert f.attrs["spec_frames"] == preset.spec_frames
                 assert f["spec_offset"].shape == (n,)
                 assert f["sheet"].chunks[0] == 1
-                assert json.loads(f.attrs["codecs"])["sheet"]["name"] == "blosc-zstd"
+                assert json.loads(f.attrs["codecs"])["sheet"]["name"] == "blosc-lz4hc"
                 assert f.attrs["schema_version"] == 1 and f.attrs["split"] == split
                 prov = json.loads(f.attrs["provenance"])
                 assert prov["soundfonts"]["timgm6mb"] == (
