@@ -4,11 +4,12 @@ One sample per row of ``alignment.csv``, that is per (note head, onset,
 performance):
 
 * the sheet excerpt: ``sheet_height_px x sheet_width_px`` pixels of the
-  preset's unrolled score, anchored at the pixel boundaries nearest the
-  head's centre (column ``W // 2``) and the system's vertical centre (row
-  ``H // 2``, before the shift): a copy of pixels when unscaled, the head
-  within half a pixel of ``W // 2`` (``head_col`` exact); white outside the
-  score (:mod:`.excerpts`, shared with the on-the-fly reader);
+  preset's unrolled score at the sample's scale (the whole score rescaled),
+  anchored at the pixel boundaries nearest the head's centre (column
+  ``W // 2``) and the system's vertical centre (row ``H // 2``, before the
+  shift): a copy of pixels, the head within half a pixel of ``W // 2``
+  (``head_col`` exact); white outside the score (:mod:`.excerpts`, shared
+  with the on-the-fly reader);
 * the spectrogram excerpt: ``spec_frames`` frames of the preset's
   spectrogram, the onset frame at column ``T // 2`` (``anchor="center"``) or
   at ``T - 1 - jitter_max_frames`` (``anchor="end"``: the excerpt ends just
