@@ -5,7 +5,8 @@ with ``--jobs 1`` and ``--jobs 2`` (``--runs`` times each, interleaved so that
 load on a shared machine affects both alike), checks that both give the same
 files byte for byte, and prints the median times, their ratio and the size
 table of the result (piece files and shards, per piece and per sample:
-sheet, spectrogram, metadata).
+sheet, spectrogram, metadata).  Each run also reports the CPU seconds of
+the main process and of its workers, and the load average before it.
 
 Run: ``python benchmarks/bench_pack.py WORKDIR [--runs 2] [--out /tmp/bench-pack]``.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import time
@@ -59,6 +62,13 @@ def size_table(root: Path) -> None:
               f"{total['meta'] / samples:5.0f} {total['file'] / samples:6.0f}")
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its finished children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workdir", type=Path)
@@ -69,10 +79,14 @@ def main() -> None:
     for _ in range(args.runs):
         for jobs in (1, 2):
             out = args.out / f"jobs{jobs}"
+            load = os.getloadavg()[0]
+            before = _cpu()
             t = time.perf_counter()
             pack_workdir(args.workdir, out, PackConfig(), jobs=jobs)
             times[jobs].append(time.perf_counter() - t)
-            print(f"jobs {jobs}: {times[jobs][-1]:.1f} s", flush=True)
+            main_s, workers_s = (a - b for a, b in zip(_cpu(), before))
+            print(f"jobs {jobs}: {times[jobs][-1]:.1f} s wall, CPU {main_s:.1f} s main "
+                  f"+ {workers_s:.1f} s workers (load before {load:.2f})", flush=True)
     one, two = args.out / "jobs1", args.out / "jobs2"
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
     same = all((one / f).read_bytes() == (two / f).read_bytes() for f in files)

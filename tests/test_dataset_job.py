@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
-import hdf5plugin  # noqa: F401  (the piece files' filter)
 import pytest
 from click.testing import CliRunner
 from mido import Message, MidiFile, MidiTrack
@@ -27,22 +25,12 @@ PIECES = [SCORES / f"{name}.ly" for name in ("melody", "volta", "ties", "grace")
 
 
 def _arrays(root: Path) -> dict[str, bytes]:
-    """Every shard's bytes, and every piece file's datasets and attributes, by path."""
+    """Every shard's and piece file's bytes, by path."""
     index = json.loads((root / "index.json").read_text())
-    out = {s["path"]: (root / s["path"]).read_bytes()
-           for split in SPLITS for s in index["splits"][split]["shards"]}
-    for entry in index["pieces"].values():
-        with h5py.File(root / entry["file"], "r") as f:
-            out[entry["file"] + ":attrs"] = repr(sorted((k, str(v)) for k, v in f.attrs.items()))
-
-            def note(name, obj) -> None:  # type: ignore[no-untyped-def]
-                key = f"{entry['file']}:{name}"
-                out[key + ":attrs"] = repr(sorted((k, str(v)) for k, v in obj.attrs.items()))
-                if isinstance(obj, h5py.Dataset):
-                    out[key] = obj[()].tobytes()
-            f.visititems(note)
-    assert out
-    return out
+    paths = [s["path"] for split in SPLITS for s in index["splits"][split]["shards"]]
+    paths += [p["file"] for p in index["pieces"].values()]
+    assert paths
+    return {p: (root / p).read_bytes() for p in paths}
 
 
 def _build(out: Path, **kwargs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import h5py
+import hdf5plugin  # noqa: F401  (the shards' filter)
 import numpy as np
 import pytest
 from fixture_dataset import PIECES, SEED, fixture_dataset
@@ -13,8 +14,10 @@ from msmd_prep.data import PieceDataset
 from msmd_prep.errors import ConfigError, InputError
 from msmd_prep.packing.excerpts import (SheetStore, cut_sheets, extract_spec, no_augmentation,
                                         spec_start)
-from msmd_prep.packing.core import SPLITS, assign_splits, read_split_file
-from msmd_prep.packing.snippets import PRESETS, PackConfig, pack_workdir
+from msmd_prep.packing.core import SPLITS, assign_splits, new_h5, read_split_file
+from msmd_prep.packing.pieces import codec
+from msmd_prep.packing.shards import compress_sheets, write_snippet_shard
+from msmd_prep.packing.snippets import META_DTYPE, PRESETS, PackConfig, pack_workdir
 
 
 @pytest.fixture(scope="session")
@@ -224,3 +227,53 @@ def test_refuses_to_replace_a_folder_that_is_not_a_dataset(fixture_ds, tmp_path)
     with pytest.raises(ConfigError, match="not an msmd-prep dataset"):
         pack_workdir(fixture_ds.work, tmp_path / "ds", PackConfig())
     assert (tmp_path / "ds" / "precious.txt").read_text() == "keep me"
+
+
+def _shard_arrays(n=6, seed=0):
+    """``n`` samples: white sheets with ink, one of random noise (Blosc cannot shrink it)."""
+    rng = np.random.default_rng(seed)
+    sheet = np.full((n, 160, 200), 255, np.uint8)
+    for i in range(n - 1):
+        sheet[i, 40 + i:60 + i, 20:180] = 0
+    sheet[-1] = rng.integers(0, 256, (160, 200), dtype=np.uint8)
+    meta = np.zeros(n, dtype=META_DTYPE)
+    meta["piece"], meta["performance"] = b"p", b"perf"
+    meta["spec_start_frame"] = np.arange(n) * 3
+    spec = rng.random((n, 92, 42)).astype(np.float16)
+    return {"sheet": sheet, "spec": spec, "meta": meta}
+
+
+def test_sheets_compressed_in_workers_give_the_same_shard(tmp_path):
+    arrays = _shard_arrays()
+    chunks = compress_sheets(arrays["sheet"])
+    assert [mask for mask, _ in chunks] == [0] * 5 + [1]
+    assert all(len(data) < 32000 for _, data in chunks[:-1])
+    attrs = {"schema_version": 1, "preset": "msmd", "split": "train", "shard": 0}
+    write_snippet_shard(tmp_path / "a.h5", arrays, chunk_samples=1, attrs=attrs,
+                        sheet_shape=(160, 200))
+    write_snippet_shard(tmp_path / "b.h5", arrays | {"sheet": chunks}, chunk_samples=1,
+                        attrs=attrs, sheet_shape=(160, 200))
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    with h5py.File(tmp_path / "b.h5", "r") as f:
+        assert np.array_equal(f["sheet"][:], arrays["sheet"])
+
+
+def test_file_bytes_do_not_depend_on_when_a_dataset_object_is_freed(tmp_path):
+    # A Dask worker sometimes freed the object after the next dataset was
+    # placed; with HDF5's chunk cache the chunk then moved in the file.
+    spec = np.random.default_rng(1).random((92, 242)).astype(np.float16)
+
+    def write(path, keep):
+        held = []
+        with new_h5(path) as f:
+            group = f.create_group("perf", track_order=True)
+            ds = group.create_dataset("spec", data=spec, chunks=spec.shape, track_times=False,
+                                      **codec("blosc-zstd"))
+            if keep:
+                held.append(ds)
+            del ds
+            group.create_dataset("onsets", data=np.arange(50), track_times=False)
+        held.clear()
+        return path.read_bytes()
+
+    assert write(tmp_path / "freed.h5", False) == write(tmp_path / "held.h5", True)

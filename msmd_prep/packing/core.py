@@ -38,7 +38,7 @@ from ..align import ALIGNMENT_NAME
 from ..data import INDEX_NAME, SCHEMA_VERSION
 from ..errors import ConfigError, InputError, MsmdPrepError
 from ..locking import folder_lock
-from ..parallel import iter_pieces
+from ..parallel import iter_pieces, map_pieces
 from ..stage_versions import stage_version
 from .currency import LeftOut, performance_state, piece_hashes_or_reason, piece_state
 from ..workdir import (ensure_room, make_temp_dir, performance_dirs, sha256_file,
@@ -223,6 +223,9 @@ class LeftOutError(InputError):
         self.why = why
         self.performances = dict(performances or {})
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return LeftOutError, (self.why, self.performances)
+
 
 @dataclass(frozen=True)
 class PieceInputs:
@@ -234,7 +237,8 @@ class PieceInputs:
 
 def collect_pieces(workdir: Path, read_inputs: Callable[..., PieceInputs], *,
                    include_flagged: bool, result: PackResult,
-                   only: Mapping[str, Collection[str]] | None = None,
+                   only: Mapping[str, Collection[str]] | None = None, jobs: int = 1,
+                   scheduler: str | None = None,
                    ) -> dict[str, tuple[Path, list[PerformanceInput]]]:
     """The pieces of ``workdir`` to pack, with their performances, by name.
 
@@ -244,7 +248,9 @@ def collect_pieces(workdir: Path, read_inputs: Callable[..., PieceInputs], *,
     piece or performance left out to ``result.left_out`` with its reason,
     flagged ones also to ``result.flagged``.  A piece whose name, or one of
     whose performance or head ids, is too long for the metadata is left out
-    (``unreadable``) before anything is written.
+    (``unreadable``) before anything is written.  The pieces are read in
+    ``jobs`` processes or on the Dask ``scheduler`` (:func:`read_piece`);
+    the outcome does not depend on where.
 
     Raises
     ------
@@ -254,34 +260,58 @@ def collect_pieces(workdir: Path, read_inputs: Callable[..., PieceInputs], *,
     inputs = {}
     folders = {p.name: p for p in all_piece_dirs(workdir)}
     names = sorted(folders) if only is None else sorted(only)
-    for name in names:
-        piece = folders.get(name)
-        try:
-            if piece is None:
-                raise LeftOutError(LeftOut("missing", "no piece folder; run `msmd-prep render`"))
-            selected = read_inputs(piece, only=None if only is None else only[name],
-                                   include_flagged=include_flagged)
-            check_names(name, selected.perfs)
-        except LeftOutError as e:
-            _leave_out(result, name, e.why, e.performances)
+    reads = [PieceRead(read_inputs, name, folders.get(name),
+                       None if only is None else tuple(only[name]), include_flagged)
+             for name in names]
+    for read, outcome in zip(reads, map_pieces(read_piece, reads, jobs=jobs,
+                                               scheduler=scheduler)):
+        name, piece = read.name, read.piece
+        if isinstance(outcome, LeftOutError):
+            _leave_out(result, name, outcome.why, outcome.performances)
             # A failed render was reported by render; a flagged piece is flagged.
-            if e.why.reason not in ("failed", "flagged"):
-                result.failures.append((str(piece or Path(workdir) / name), str(e.why)))
+            if outcome.why.reason not in ("failed", "flagged"):
+                result.failures.append((str(piece or Path(workdir) / name), str(outcome.why)))
             continue
-        except MsmdPrepError as e:
-            _leave_out(result, name, LeftOut("unreadable", str(e)), {})
-            result.failures.append((str(piece), str(e)))
+        if isinstance(outcome, str):
+            _leave_out(result, name, LeftOut("unreadable", outcome), {})
+            result.failures.append((str(piece), outcome))
             continue
-        _leave_out(result, None, None, {f"{name}/{p}": w for p, w in selected.left_out.items()})
-        flagged = [f"{p}: {w.detail}" for p, w in selected.left_out.items()
+        _leave_out(result, None, None, {f"{name}/{p}": w for p, w in outcome.left_out.items()})
+        flagged = [f"{p}: {w.detail}" for p, w in outcome.left_out.items()
                    if w.reason == "flagged"]
         if flagged:
             result.flagged[name] = "; ".join(flagged)
-        inputs[name] = (piece, selected.perfs)
+        inputs[name] = (piece, outcome.perfs)
     if not inputs:
         raise InputError(f"{workdir}: no piece to pack"
                          + (f" ({result.failures[0][1]})" if result.failures else ""))
     return inputs
+
+
+@dataclass(frozen=True)
+class PieceRead:
+    """What :func:`read_piece` reads of one piece, picklable for a worker process."""
+
+    read_inputs: Callable[..., PieceInputs]
+    name: str
+    piece: Path | None
+    only: tuple[str, ...] | None
+    include_flagged: bool
+
+
+def read_piece(read: PieceRead) -> PieceInputs | LeftOutError | str:
+    """The performances of one piece to pack, why it is left out, or why it is unreadable."""
+    try:
+        if read.piece is None:
+            raise LeftOutError(LeftOut("missing", "no piece folder; run `msmd-prep render`"))
+        selected = read.read_inputs(read.piece, only=read.only,
+                                    include_flagged=read.include_flagged)
+        check_names(read.name, selected.perfs)
+    except LeftOutError as e:
+        return e
+    except MsmdPrepError as e:
+        return str(e)
+    return selected
 
 
 def _leave_out(result: PackResult, name: str | None, why: LeftOut | None,
@@ -407,13 +437,32 @@ class ShardWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
         tmp = self.folder / f".{name}.tmp"
-        ensure_room(tmp, sum(array[:n].nbytes for array in whole.values()))
+        ensure_room(tmp, sum(_stored_bytes(array[:n]) for array in whole.values()))
         self.write(tmp, {key: array[:n] for key, array in whole.items()},
                     chunk_samples=self.chunk_samples,
                     attrs=self.attrs | {"split": self.split, "shard": len(self.shards)})
         os.replace(tmp, path)
         self.shards.append({"path": f"{self.split}/{name}", "count": n,
                             "sha256": sha256_file(path)})
+
+
+def new_h5(path: Path) -> h5py.File:
+    """A new HDF5 file of a dataset, open for writing, whose bytes depend only on what is written.
+
+    The HDF5 1.10 file format (readable by HDF5 >= 1.10), and no chunk
+    cache: every chunk is placed in the file when its dataset is written.
+    With HDF5's cache a chunk is placed when its dataset object is freed,
+    and in a Dask worker that was sometimes after the next dataset had been
+    placed: the same arrays at other offsets, so other bytes.
+    """
+    return h5py.File(path, "w", libver=("v110", "v110"), rdcc_nbytes=0)
+
+
+def _stored_bytes(array: np.ndarray) -> int:
+    """Bytes of a block field: an array, or chunks ``(filter_mask, bytes)`` made in a worker."""
+    if array.dtype == object:
+        return sum(len(chunk) for _, chunk in array)
+    return array.nbytes
 
 
 def write_shard(path: Path, arrays: Mapping[str, np.ndarray], *, chunk_samples: int,
@@ -427,7 +476,7 @@ def write_shard(path: Path, arrays: Mapping[str, np.ndarray], *, chunk_samples: 
     that a run of samples is one run of bytes.  No timestamps are stored, so
     the same arrays give the same file.
     """
-    with h5py.File(path, "w", libver=("v110", "v110")) as f:
+    with new_h5(path) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
         for name, data in arrays.items():
@@ -625,7 +674,7 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
     config = task.config
     result = PackResult(out=Path(out))
     inputs = collect_pieces(workdir, task.read_inputs, include_flagged=config.include_flagged,
-                            result=result, only=only)
+                            result=result, only=only, jobs=jobs, scheduler=scheduler)
     plan = task.plan(workdir, inputs)
     splits = choose_splits(list(inputs), seed=config.seed, fractions=config.split_fractions,
                            split_file=config.split_file)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..workdir import ensure_room
-from .core import STRING_BYTES, fixed_bytes
+from .core import STRING_BYTES, fixed_bytes, new_h5
 #: Columns per chunk of an unrolled score, frames per chunk of a spectrogram.
 SHEET_CHUNK_COLS = 16384
 SPEC_CHUNK_FRAMES = 8192
@@ -111,7 +111,7 @@ def write_piece_file(path: Path, piece: StoredPiece, *, attrs: Mapping[str, str 
     # Uncompressed sizes: an upper bound of what the file needs.
     ensure_room(tmp, piece.unrolled.nbytes + sum(p.spec.nbytes + p.onsets.nbytes
                                                  for p in piece.performances))
-    with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
+    with new_h5(tmp) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
         f.attrs["piece"] = piece.piece

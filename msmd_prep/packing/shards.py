@@ -14,7 +14,9 @@ A snippet shard holds ``N`` samples:
 * ``meta`` (N,): the structured metadata.
 
 The codec (``msmd_prep.pieces.CODECS``, chosen by measurement) is recorded
-in the attribute ``codecs``.
+in the attribute ``codecs``.  Sheets stored one sample per chunk are
+compressed where the samples are made (:func:`compress_sheets`, in pack's
+workers); the process that writes the shard only copies the chunks.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .core import new_h5
 from .pieces import SPEC_CHUNK_FRAMES, codec, codecs_attr
 
 # One sample per chunk, decoded at every random read: LZ4HC decodes a sheet
@@ -32,6 +35,51 @@ from .pieces import SPEC_CHUNK_FRAMES, codec, codecs_attr
 SHEET_CODEC = "blosc-lz4hc"
 SPEC_CODEC = "blosc-zstd"
 META_CODEC = "gzip-4"
+# The Blosc compressor codes of HDF5's Blosc filter (its compression_opts[6]).
+_BLOSC_NAMES = {0: "blosclz", 1: "lz4", 2: "lz4hc", 3: "snappy", 4: "zlib", 5: "zstd"}
+
+
+def compress_sheets(sheets: np.ndarray) -> np.ndarray:
+    """Each sheet excerpt as the shard's chunk of one sample, compressed with :data:`SHEET_CODEC`.
+
+    Parameters
+    ----------
+    sheets : np.ndarray [shape=(n, H, W), dtype=uint8]
+
+    Returns
+    -------
+    chunks : np.ndarray [shape=(n,), dtype=object]
+        ``(filter_mask, bytes)`` per sample: the bytes HDF5's Blosc filter
+        stores (mask 0; the same settings, Blosc's format), or the raw sample
+        where Blosc does not make it smaller (mask 1: the filter skipped, as
+        HDF5 stores a chunk that an optional filter fails on).
+    """
+    import blosc
+
+    opts = codec(SHEET_CODEC)["compression_opts"]
+    clevel, shuffle, cname = opts[4], opts[5], _BLOSC_NAMES[opts[6]]
+    sheets = np.ascontiguousarray(sheets)
+    chunks = np.empty(len(sheets), dtype=object)
+    for i, sheet in enumerate(sheets):
+        raw = sheet.tobytes()
+        packed = blosc.compress(raw, typesize=sheets.itemsize, clevel=clevel, shuffle=shuffle,
+                                cname=cname)
+        chunks[i] = (0, packed) if len(packed) <= len(raw) else (1, raw)
+    return chunks
+
+
+def _write_sheet(f: h5py.File, sheet: np.ndarray, *, chunk_samples: int,
+                 sheet_shape: tuple[int, int]) -> None:
+    """The ``sheet`` dataset from excerpts (n, H, W) or from :func:`compress_sheets` chunks."""
+    if sheet.dtype != object:
+        rows = max(1, min(chunk_samples, len(sheet)))
+        f.create_dataset("sheet", data=sheet, chunks=(rows, *sheet.shape[1:]),
+                         track_times=False, **codec(SHEET_CODEC))
+        return
+    ds = f.create_dataset("sheet", shape=(len(sheet), *sheet_shape), dtype=np.uint8,
+                          chunks=(1, *sheet_shape), track_times=False, **codec(SHEET_CODEC))
+    for i, (mask, data) in enumerate(sheet):
+        ds.id.write_direct_chunk((i, 0, 0), data, filter_mask=mask)
 
 
 def spec_runs(spec: np.ndarray, starts: np.ndarray, runs: np.ndarray,
@@ -72,25 +120,25 @@ def spec_runs(spec: np.ndarray, starts: np.ndarray, runs: np.ndarray,
 
 
 def write_snippet_shard(path: Path, arrays: Mapping[str, np.ndarray], *, chunk_samples: int,
-                        attrs: Mapping[str, str | int]) -> None:
+                        attrs: Mapping[str, str | int], sheet_shape: tuple[int, int]) -> None:
     """Write one snippet shard from ``sheet``, ``spec`` (excerpts) and ``meta`` arrays.
 
-    No timestamps are stored, so the same arrays give the same file.
+    ``sheet`` is (n, H, W) uint8, or, one sample per chunk, the chunks of
+    :func:`compress_sheets` (``sheet_shape`` is ``(H, W)``); both give the
+    same file.  No timestamps are stored, so the same arrays give the same file.
     """
     sheet, spec, meta = arrays["sheet"], arrays["spec"], arrays["meta"]
     change = ((meta["piece"][1:] != meta["piece"][:-1])
               | (meta["performance"][1:] != meta["performance"][:-1]))
     runs = np.r_[0, np.cumsum(change)] if len(meta) else np.zeros(0, np.int64)
     frames, offsets = spec_runs(spec, meta["spec_start_frame"], runs)
-    with h5py.File(path, "w", libver=("v110", "v110")) as f:
+    with new_h5(path) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
         f.attrs["codecs"] = codecs_attr(sheet=SHEET_CODEC, spec_frames=SPEC_CODEC,
                                         meta=META_CODEC)
         f.attrs["spec_frames"] = spec.shape[2]
-        rows = max(1, min(chunk_samples, len(sheet)))
-        f.create_dataset("sheet", data=sheet, chunks=(rows, *sheet.shape[1:]),
-                         track_times=False, **codec(SHEET_CODEC))
+        _write_sheet(f, sheet, chunk_samples=chunk_samples, sheet_shape=sheet_shape)
         f.create_dataset("spec_frames", data=frames, track_times=False,
                          chunks=(frames.shape[0], max(1, min(frames.shape[1], SPEC_CHUNK_FRAMES))),
                          **codec(SPEC_CODEC))

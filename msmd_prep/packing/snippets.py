@@ -39,7 +39,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ from .excerpts import (Augmentation, SheetStore, SpecStore, cut_sheets, cut_spec
                        draw_augmentation, head_position, no_augmentation, scale_levels,
                        spec_start)
 from .pieces import StoredPerformance, StoredPiece, onset_table, write_piece_file
-from .shards import write_snippet_shard
+from .shards import compress_sheets, write_snippet_shard
 
 ANCHORS = ("center", "end")
 PIECES_DIR = "pieces"
@@ -243,7 +244,9 @@ class SampleBlock:
 
     Attributes
     ----------
-    sheet : np.ndarray [shape=(n, H, W), dtype=uint8]
+    sheet : np.ndarray [shape=(n, H, W), dtype=uint8] or [shape=(n,), dtype=object]
+        The sheet excerpts, or, stored one sample per chunk, their compressed
+        chunks (:func:`~msmd_prep.packing.shards.compress_sheets`).
     spec : np.ndarray [shape=(n, F, T)]
     meta : np.ndarray [shape=(n,)]
         Structured array with the fields of :data:`META_FIELDS`.
@@ -392,7 +395,7 @@ class SnippetTask:
             provenance={"config": asdict(config), "preset": asdict(preset)},
             index={"preset": asdict(preset), "sheet_shape": [H, W],
                    "spec_shape": [preset.spec_bins, preset.spec_frames]},
-            write_shard=write_snippet_shard)
+            write_shard=partial(write_snippet_shard, sheet_shape=(H, W)))
 
     def open_piece(self, piece: Path) -> Unrolled:
         """The preset's unrolled score of ``piece``."""
@@ -420,12 +423,17 @@ class SnippetTask:
                                              width_px=preset.sheet_width_px,
                                              height_px=preset.sheet_height_px)
                 rng = sample_rng(config.seed, name, perf.performance) if augment else None
-                add(make_samples(onsets, sheet=sheet,
-                                 spec=SpecStore.build([spec], n_frames=preset.spec_frames),
-                                 aug=augmentation_for(len(rows), rng, config), preset=preset,
-                                 config=config, piece=name, performance=perf.performance,
-                                 soundfont=perf.soundfont["name"],
-                                 tempo_factor=perf.tempo_factor))
+                block = make_samples(onsets, sheet=sheet,
+                                     spec=SpecStore.build([spec], n_frames=preset.spec_frames),
+                                     aug=augmentation_for(len(rows), rng, config),
+                                     preset=preset, config=config, piece=name,
+                                     performance=perf.performance,
+                                     soundfont=perf.soundfont["name"],
+                                     tempo_factor=perf.tempo_factor)
+                if config.chunk_samples == 1:
+                    # Compressed here, in the worker: the shard writer only copies chunks.
+                    block = replace(block, sheet=compress_sheets(block.sheet))
+                add(block)
             stored.append(StoredPerformance(
                 performance=perf.performance, spec=spec,
                 onsets=onset_table(notehead_id=onsets.notehead_id, pitch=onsets.pitch,
