@@ -22,7 +22,7 @@ from __future__ import annotations
 
 STAGE_VERSIONS: dict[str, int] = {
     "render": 2,       # 2: undrawn head ids in piece.json; stage versions
-    "synth": 2,        # 2: stage versions
+    "synth": 3,        # 2: stage versions; 3: rendered at 22.05 kHz (no resampling)
     "spectrogram": 2,  # 2: stage versions
     "align": 2,        # 2: energy as attacks; spectrogram and pages among the inputs
     "pack": 4,         # 2: only complete and current outputs; hash splits;

@@ -5,21 +5,20 @@ SoundFont, reused for every piece and tempo (loading an sf3 takes seconds).
 
 How the audio is made, and why:
 
-* FluidSynth renders at ``synth_rate_hz`` (44.1 kHz), and the mono mix
-  (mean of left and right) is resampled to ``sample_rate_hz`` (22.05 kHz)
-  with a polyphase filter.  Rendering at 22.05 kHz directly would let
-  FluidSynth's sample interpolation fold the samples' content above
-  11 kHz into the band, and would double the timing quantum below.
-  Measured (``benchmarks/bench_synth_rate.py``): ``synth_rate_hz=22050`` is
-  1.8 to 3.2 times faster and keeps onsets within half a block (1.45 ms),
-  but its spectrograms differ by about 5 % of their mean level, enough to
-  lower the recorded-audio alignment of ``tests/test_performed.py`` below
-  its bar; so 44.1 kHz stays the default.
+* FluidSynth renders at ``synth_rate_hz``, by default the rate of the
+  written audio (``sample_rate_hz``, 22.05 kHz), so the mono mix (mean of
+  left and right) is written as rendered.  Measured
+  (``benchmarks/bench_synth_rate.py``): 1.8 to 3.2 times faster than
+  rendering at 44.1 kHz and resampling (polyphase filter), which is still
+  available (``synth_rate_hz=44100``); note starts within 0.32 ms of the
+  44.1 kHz ones; spectrograms about 5 % of their mean level apart (the
+  sample interpolation folds some content above 11 kHz into the band).
 * FluidSynth computes audio in blocks of 64 samples and applies a note-on
   or note-off at the start of a block.  Every event is therefore placed on
   the nearest block boundary, and the onset table records those placed
   times: they are where the notes sound in the audio, within 32 samples
-  (0.73 ms at 44.1 kHz) of the performance's times.
+  (1.45 ms at 22.05 kHz, 0.73 ms at 44.1 kHz) of the performance's times,
+  against frames of 32 to 50 ms.
 * The audio depends only on the performance, the SoundFont and the config,
   not on what the synth played before: reverb and chorus (which carry state
   from one piece to the next) are off; the float output is used (the 16-bit
@@ -95,7 +94,8 @@ class SynthConfig:
     sample_rate_hz : int
         Sample rate of the written audio.
     synth_rate_hz : int
-        Sample rate FluidSynth renders at, >= ``sample_rate_hz``.
+        Sample rate FluidSynth renders at, >= ``sample_rate_hz``; above it,
+        the audio is resampled to ``sample_rate_hz``.
     velocity_policy : {"score", "fixed"}
         ``"score"`` plays each note's velocity from the performance (the
         score's dynamics); ``"fixed"`` plays every note at ``fixed_velocity``.
@@ -111,7 +111,7 @@ class SynthConfig:
     """
 
     sample_rate_hz: int = 22050
-    synth_rate_hz: int = 44100
+    synth_rate_hz: int = 22050
     velocity_policy: str = "score"
     fixed_velocity: int = 64
     gain: float = 0.2

@@ -15,6 +15,7 @@ from msmd_prep.score import NoteEvent, Performance, write_performance_csv
 from msmd_prep.soundfonts import resolve_soundfont
 from msmd_prep.spectrogram import (PRESETS, fft_frequencies, log_spectrogram, spectrogram_workdir,
                                    time_to_frames)
+from msmd_prep.stage_versions import stage_version
 from msmd_prep.synth import (BLOCK_SAMPLES, SynthConfig, Synthesizer, read_onsets_csv,
                              synthesize_workdir)
 
@@ -187,6 +188,9 @@ def test_stage_writes_resumes_and_reports_failures(tmp_path, soundfont):
     meta = json.loads((perf_dir / "performance.json").read_text())
     assert meta["tempo_factor"] == 1.2 and meta["soundfont"]["sha256"] == soundfont.sha256
     assert meta["velocity_policy"] == "score" and meta["sample_rate_hz"] == SR
+    # Rendered at the audio's rate (no resampling), and recorded so.
+    assert meta["synth_rate_hz"] == SR and meta["event_quantum_s"] == BLOCK_SAMPLES / SR
+    assert meta["stage_version"] == stage_version("synth")
     assert meta["fluidsynth_settings"]["synth.reverb.active"] == 0
     onsets = read_onsets_csv(perf_dir / "onsets.csv")
     assert [h for h, _ in onsets] == ["h0", "h1", "h2", "h3"]

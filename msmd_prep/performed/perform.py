@@ -393,7 +393,7 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
                 "soundfont": synth.soundfont.provenance(),
                 "velocity_policy": "performed", "flagged": bool(flags), "flags": flags,
                 "onsets_in": "the FluidSynth rendering (performed onsets on its 64-sample "
-                             "block grid at 44.1 kHz)"})
+                             f"block grid at {synth.config.synth_rate_hz} Hz)"})
     else:
         audio = read_recording(source.path)
         share = sounding_share(audio, SAMPLE_RATE_HZ, config.silence_dbfs)
