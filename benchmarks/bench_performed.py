@@ -23,8 +23,9 @@ Conditions (``--conditions``):
   import time otherwise, which fails offline).
 
 Prints per performance and per condition: median absolute error, share of
-beats within 50 and 100 ms, and alignment time (features + DTW + matching)
-against the audio duration.  Writes a JSON of all rows to ``--out``.
+beats within 50 and 100 ms, and alignment time (features + DTW + matching;
+wall and CPU seconds) against the audio duration, and the load average at
+the end.  Writes a JSON of all rows to ``--out``.
 
 Run: ``python benchmarks/bench_performed.py --limit 40 --conditions midi audio noisy``
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -174,6 +176,7 @@ def main() -> None:
         ref_synth = Synthesizer(resolve_soundfont("timgm6mb"), SynthConfig())
     errors: dict[str, list[np.ndarray]] = {c: [] for c in args.conditions}
     seconds = {c: 0.0 for c in args.conditions}
+    cpu = {c: 0.0 for c in args.conditions}
     audio_s = {c: 0.0 for c in args.conditions}
     results, skipped = [], []
     for k in order:
@@ -187,7 +190,7 @@ def main() -> None:
         perf = load_notes(args.asap / r["midi_performance"])
         audio = None
         for cond in args.conditions:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if cond == "midi":
                 m = match_notes(score, perf)
                 aligned = np.where(m.partner >= 0, perf.onset_s[np.maximum(m.partner, 0)], np.nan)
@@ -199,7 +202,7 @@ def main() -> None:
             else:
                 if audio is None:
                     audio = render(perf, synth)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 x = audio
                 if cond == "noisy":
                     x = reverb_and_noise(audio, 22050, np.random.default_rng(int(k)))
@@ -211,28 +214,33 @@ def main() -> None:
                 aligned = res.onset_s
                 extra = {"cost": res.warping.normalised_cost, "refined": float(res.refined.mean())}
                 audio_s[cond] += len(x) / 22050
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             seconds[cond] += dt
+            cpu[cond] += dc
             e = beat_errors(score, aligned, sb, pb)
             errors[cond].append(e)
             row = {"performance": r["midi_performance"], "condition": cond, "notes": len(score),
-                   "seconds": dt, **summary([e]), **extra}
+                   "seconds": dt, "cpu_seconds": dc, **summary([e]), **extra}
             results.append(row)
             print(f"{cond:10s} {r['midi_performance']:55s} med {row['median_ms']:6.1f} ms  "
                   f"<50 {row['within_50ms']*100:5.1f} %  <100 {row['within_100ms']*100:5.1f} %  "
-                  f"{dt:5.1f} s  {json.dumps(extra)}", flush=True)
+                  f"{dt:5.1f} s ({dc:5.1f} CPU)  {json.dumps(extra)}", flush=True)
     print(f"\nperformances: {len(order) - len(skipped)} compared, {len(skipped)} skipped "
           "(score and performance differ in beat count)")
     print(f"{'condition':12s} {'beats':>7s} {'median ms':>10s} {'<50 ms':>8s} {'<100 ms':>8s} "
-          f"{'align s':>8s} {'audio s':>8s} {'x real time':>11s}")
+          f"{'align s':>8s} {'CPU s':>8s} {'audio s':>8s} {'x real time':>11s} {'x (CPU)':>8s}")
     table = {}
     for cond in args.conditions:
         s = summary(errors[cond])
-        table[cond] = s | {"seconds": seconds[cond], "audio_s": audio_s[cond]}
+        table[cond] = s | {"seconds": seconds[cond], "cpu_seconds": cpu[cond],
+                           "audio_s": audio_s[cond]}
         speed = audio_s[cond] / seconds[cond] if audio_s[cond] else float("nan")
+        speed_cpu = audio_s[cond] / cpu[cond] if audio_s[cond] else float("nan")
         print(f"{cond:12s} {s['beats']:7d} {s['median_ms'] or 0:10.1f} "
               f"{(s['within_50ms'] or 0)*100:7.2f}% {(s['within_100ms'] or 0)*100:7.2f}% "
-              f"{seconds[cond]:8.1f} {audio_s[cond]:8.1f} {speed:11.1f}")
+              f"{seconds[cond]:8.1f} {cpu[cond]:8.1f} {audio_s[cond]:8.1f} {speed:11.1f} "
+              f"{speed_cpu:8.1f}")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                     "table": table, "skipped": skipped, "rows": results},
                                    indent=1))

@@ -219,6 +219,42 @@ def test_recording_aligned_by_its_onsets(pieces, recording):
     assert np.mean(chord_err <= 0.1) >= 0.97
 
 
+def test_array_features_equal_synctoolbox(pieces, recording):
+    """fast_features computes synctoolbox's symbolic features, chroma quantization and DLNCO."""
+    import pandas as pd
+    from synctoolbox.feature.chroma import pitch_to_chroma, quantize_chroma
+    from synctoolbox.feature.csv_tools import df_to_pitch_features, df_to_pitch_onset_features
+    from synctoolbox.feature.dlnco import pitch_onset_features_to_DLNCO
+
+    from msmd_prep.performed import fast_features as ff
+    from msmd_prep.performed.features import audio_features, pitch_filterbank, _band_energies
+    from msmd_prep.performed.perform import read_recording
+
+    n = read_score_events(pieces["sonatina"]).notes
+    onset = n.onset_s + 0.37  # frames do not start at the notes
+    df = pd.DataFrame({"start": onset, "duration": n.duration_s, "pitch": n.pitch,
+                       "velocity": n.velocity, "instrument": ["piano"] * len(n)})
+    got = ff.note_pitch_features(onset, n.duration_s, n.pitch, n.velocity, 50)
+    assert got.any() and np.array_equal(got, df_to_pitch_features(df, feature_rate=50))
+    frames = got.shape[1] + 40
+    expected = pitch_onset_features_to_DLNCO(f_peaks=df_to_pitch_onset_features(df),
+                                             feature_rate=50, feature_sequence_length=frames)
+    got = ff.dlnco_of_chroma_onsets(ff.chroma_onsets_of_notes(onset, n.pitch, n.velocity,
+                                                              frames, 50), 50)
+    assert got.max() > 0.5 and np.allclose(got, expected, rtol=0, atol=1e-12)
+    audio = read_recording(recording[0])
+    feats, _ = audio_features(audio, 22050)
+    expected = pitch_onset_features_to_DLNCO(f_peaks=feats.onset_peaks, feature_rate=50,
+                                             feature_sequence_length=feats.n_frames)
+    assert feats.dlnco.max() > 0.5 and np.allclose(feats.dlnco, expected, rtol=0, atol=1e-12)
+    energy = _band_energies(audio, 441, 4096, pitch_filterbank(4096, 22050)).astype(np.float64)
+    chroma = ff.pitch_to_chroma(energy)
+    assert np.array_equal(chroma, pitch_to_chroma(energy))
+    chroma[:, :5] = 0.0  # silent columns stay zero
+    got = ff.quantize_chroma(chroma)
+    assert len(np.unique(got)) == 5 and np.array_equal(got, quantize_chroma(chroma))
+
+
 def test_recording_of_another_piece_is_flagged(pieces, recording):
     path, _, _ = recording
     perform_source(pieces["other"], PerformanceSource(FIXTURES / "other.ly", path, "wrongrec"), [])

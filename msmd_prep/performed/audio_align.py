@@ -44,42 +44,125 @@ class AudioAlignment:
     tuning_cents: int
 
 
-def _pitch_peaks(peaks: dict, pitch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Onset peak times (s) and heights of a pitch and its octave, sorted by time."""
-    rows = [peaks[p] for p in (pitch, pitch + 12) if p in peaks and peaks[p].shape[1]]
-    if not rows:
-        return np.zeros(0), np.zeros(0)
-    both = np.concatenate(rows, axis=1)
-    order = np.argsort(both[0])
-    return both[0, order] / 1000.0, both[1, order]
+@dataclass(frozen=True)
+class PeakTable:
+    """A recording's onset peaks per pitch, each with its octave above, for lookups.
 
-
-def chord_time(pitches: np.ndarray, t0: float, peaks: dict, *,
-               window_s: float = SEARCH_WINDOW_S, prior_s: float = PRIOR_WIDTH_S,
-               spread_s: float = CHORD_SPREAD_S) -> float | None:
-    """The onset of a chord near ``t0`` in a recording's onset peaks, or ``None``.
-
-    Every peak of a chord pitch (or its octave) within ``window_s`` of ``t0``
-    is a candidate; its support is the sum over the chord's pitches of their
-    strongest peak within ``spread_s`` of it, weighted by a Gaussian of width
-    ``prior_s`` around ``t0`` (the path's time).  The best candidate wins.
+    Attributes
+    ----------
+    times_s, heights : np.ndarray [shape=(n,)]
+        All pitches' peaks, pitch by pitch, each pitch's sorted by time.
+    start, stop : np.ndarray [shape=(128,), dtype=int64]
+        Pitch ``p``'s peaks are ``times_s[start[p]:stop[p]]``.
     """
-    per_pitch = [_pitch_peaks(peaks, int(p)) for p in np.unique(pitches)]
-    cands = np.concatenate([t[(t >= t0 - window_s) & (t <= t0 + window_s)]
-                            for t, _ in per_pitch]) if per_pitch else np.zeros(0)
-    if not len(cands):
-        return None
-    support = np.zeros(len(cands))
-    for times, heights in per_pitch:
-        if not len(times):
-            continue
-        lo = np.searchsorted(times, cands - spread_s)
-        hi = np.searchsorted(times, cands + spread_s)
-        for k, (a, b) in enumerate(zip(lo, hi)):
-            if b > a:
-                support[k] += heights[a:b].max()
-    score = support * np.exp(-0.5 * ((cands - t0) / prior_s) ** 2)
-    return float(cands[int(np.argmax(score))])
+
+    times_s: np.ndarray
+    heights: np.ndarray
+    start: np.ndarray
+    stop: np.ndarray
+
+    def search(self, pitch: int, t_s: np.ndarray, side: str = "left") -> np.ndarray:
+        """Indices into ``times_s`` where ``t_s`` would go among ``pitch``'s peaks."""
+        a, b = self.start[pitch], self.stop[pitch]
+        return a + np.searchsorted(self.times_s[a:b], t_s, side=side)
+
+
+def peak_table(peaks: dict) -> PeakTable:
+    """The :class:`PeakTable` of onset peaks ``{pitch: [[ms...], [height...]]}``.
+
+    A pitch's entries are its own peaks and those of the octave above (a
+    piano note's second harmonic), so that a chord pitch is supported by either.
+    """
+    times, heights, start, stop = [], [], np.zeros(128, np.int64), np.zeros(128, np.int64)
+    n = 0
+    for pitch in range(128):
+        rows = [peaks[p] for p in (pitch, pitch + 12) if p in peaks and peaks[p].shape[1]]
+        start[pitch] = n
+        if rows:
+            both = np.concatenate(rows, axis=1)
+            order = np.argsort(both[0])
+            times.append(both[0, order] / 1000.0)
+            heights.append(both[1, order])
+            n += len(order)
+        stop[pitch] = n
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)
+    return PeakTable(cat(times), cat(heights), start, stop)
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ranges ``[lo[k], hi[k])``: each member index and the ``k`` it belongs to."""
+    count = np.maximum(hi - lo, 0)
+    owner = np.repeat(np.arange(len(lo)), count)
+    return lo[owner] + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count), owner
+
+
+def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``values[lo[k]:hi[k]].max()`` for every ``k``, 0 for empty ranges."""
+    out = np.zeros(len(lo))
+    full = hi > lo
+    if full.any():
+        padded = np.append(values, 0.0)  # reduceat needs an index past every range's end
+        bounds = np.stack([lo[full], hi[full]], axis=1).ravel()
+        out[full] = np.maximum.reduceat(padded, bounds)[::2]
+    return out
+
+
+def chord_times(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: PeakTable, *,
+                window_s: float = SEARCH_WINDOW_S, prior_s: float = PRIOR_WIDTH_S,
+                spread_s: float = CHORD_SPREAD_S) -> np.ndarray:
+    """The onset of every chord near its path time in a recording's onset peaks (NaN: none).
+
+    For a chord, every peak of a chord pitch (or its octave) within
+    ``window_s`` of its path time ``t0`` is a candidate; a candidate's
+    support is the sum over the chord's pitches of their strongest peak
+    within ``spread_s`` of it, weighted by a Gaussian of width ``prior_s``
+    around ``t0``.  The best candidate wins (the first of equals, candidates
+    in pitch then time order).  All chords at once, one pass per pitch.
+
+    Parameters
+    ----------
+    chord, pitch : np.ndarray [shape=(n,), dtype=int64]
+        The chord index (0 .. n_chords - 1) and MIDI pitch of every score note.
+    t0_s : np.ndarray [shape=(n_chords,)]
+        Each chord's time on the warping path, seconds.
+    table : PeakTable
+
+    Returns
+    -------
+    t_s : np.ndarray [shape=(n_chords,)]
+    """
+    pairs = np.unique(np.stack([chord, np.clip(pitch, 0, 127)], axis=1), axis=0)
+    pair_g, pair_p = pairs[:, 0], pairs[:, 1]
+    lo, hi = np.zeros(len(pairs), np.int64), np.zeros(len(pairs), np.int64)
+    for p in np.unique(pair_p):
+        r = pair_p == p
+        t0 = t0_s[pair_g[r]]
+        lo[r] = table.search(p, t0 - window_s)
+        hi[r] = table.search(p, t0 + window_s, side="right")
+    cand, cand_pair = _ranges(lo, hi)
+    cand_g, cand_t = pair_g[cand_pair], table.times_s[cand]
+    # Every candidate against every pitch of its chord, in pitch order.
+    first = np.searchsorted(pair_g, np.arange(len(t0_s)))
+    n_pitches = np.bincount(pair_g, minlength=len(t0_s))
+    sup_pair, sup_c = _ranges(first[cand_g], first[cand_g] + n_pitches[cand_g])
+    sup_p = pair_p[sup_pair]
+    best = np.zeros(len(sup_pair))
+    for p in np.unique(sup_p):
+        r = sup_p == p
+        tc = cand_t[sup_c[r]]
+        best[r] = _range_max(table.heights, table.search(p, tc - spread_s),
+                             table.search(p, tc + spread_s))
+    support = np.zeros(len(cand))
+    np.add.at(support, sup_c, best)
+    score = support * np.exp(-0.5 * ((cand_t - t0_s[cand_g]) / prior_s) ** 2)
+    out = np.full(len(t0_s), np.nan)
+    if len(cand):
+        top = np.full(len(t0_s), -np.inf)
+        np.maximum.at(top, cand_g, score)
+        winners = np.flatnonzero(score == top[cand_g])
+        g, at = np.unique(cand_g[winners], return_index=True)
+        out[g] = cand_t[winners[at]]
+    return out
 
 
 def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -101,12 +184,9 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict) -> tuple[n
         found no peak, are interpolated between their refined neighbours.
     """
     keys, group = np.unique(np.round(score.onset_s, 4), return_inverse=True)
-    t_path = np.array([np.median(predicted_s[group == g]) for g in range(len(keys))])
-    t_found = np.full(len(keys), np.nan)
-    for g in range(len(keys)):
-        t = chord_time(score.pitch[group == g], float(t_path[g]), peaks)
-        if t is not None:
-            t_found[g] = t
+    members = np.split(np.argsort(group, kind="stable"), np.cumsum(np.bincount(group))[:-1])
+    t_path = np.array([np.median(predicted_s[m]) for m in members])
+    t_found = chord_times(group, score.pitch, t_path, peak_table(peaks))
     ok = np.flatnonzero(np.isfinite(t_found))
     refined = np.zeros(len(keys), dtype=bool)
     if len(ok) >= 2:

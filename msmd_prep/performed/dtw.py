@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import FEATURE_RATE_FPS, Features, Notes, note_features
+from .features import FEATURE_RATE_FPS, Features, Notes, note_features, require_synctoolbox
 
 # synctoolbox's recommended weights for chroma + DLNCO (its audio-score tutorials).
 STEP_WEIGHTS = np.array([1.5, 1.5, 2.0])
@@ -92,13 +92,18 @@ def warp(score: Features, performance: Features) -> Warping:
     score, performance : Features
         At ``FEATURE_RATE_FPS``; the score is sequence 1 of synctoolbox.
     """
+    require_synctoolbox()
+    import sklearn
     from synctoolbox.dtw.mrmsdtw import sync_via_mrmsdtw
     from synctoolbox.dtw.utils import make_path_strictly_monotonic
 
-    path = sync_via_mrmsdtw(f_chroma1=score.chroma, f_onset1=score.dlnco,
-                            f_chroma2=performance.chroma, f_onset2=performance.dlnco,
-                            input_feature_rate=FEATURE_RATE_FPS, step_weights=STEP_WEIGHTS,
-                            threshold_rec=THRESHOLD_REC, verbose=False)
+    # synctoolbox computes each block's DLNCO distances with sklearn, whose
+    # argument checks took a third of the DTW's time; the features are finite.
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        path = sync_via_mrmsdtw(f_chroma1=score.chroma, f_onset1=score.dlnco,
+                                f_chroma2=performance.chroma, f_onset2=performance.dlnco,
+                                input_feature_rate=FEATURE_RATE_FPS, step_weights=STEP_WEIGHTS,
+                                threshold_rec=THRESHOLD_REC, verbose=False)
     cost, null = path_costs(score, performance, path)
     path = make_path_strictly_monotonic(path).astype(np.float64)
     return Warping(path[0] / FEATURE_RATE_FPS, path[1] / FEATURE_RATE_FPS, cost, null)

@@ -1,12 +1,13 @@
-"""Chroma and DLNCO onset features of note lists and of audio, by synctoolbox.
+"""Chroma and DLNCO onset features of note lists and of audio.
 
 Both sides of an alignment are turned into the same two feature sequences at
 ``FEATURE_RATE_FPS`` frames per second (frame ``i`` is at ``i / FEATURE_RATE_FPS``
 seconds): quantized chroma (12 x n) and decaying locally adaptive normalized
-chroma onset features (DLNCO, 12 x n).  Note lists go through synctoolbox's
-symbolic feature functions, audio through its IIR pitch filterbank, so a
-score's own note list can be compared with a recording without synthesizing
-the score.
+chroma onset features (DLNCO, 12 x n), by synctoolbox's formulas
+(:mod:`.fast_features` computes them with arrays).  Note lists give pitch
+energies directly, audio through an STFT pitch filterbank (synctoolbox's
+IIR filterbank is kept as the reference), so a score's own note list can be
+compared with a recording without synthesizing the score.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import io
 
 import numpy as np
 import scipy.signal
+
+from . import fast_features
 
 FEATURE_RATE_FPS = 50
 ONSET_RATE_FPS = 150
@@ -96,24 +99,17 @@ def _frames(duration_s: float) -> int:
     return int(np.ceil(duration_s * FEATURE_RATE_FPS)) + 1
 
 
-def _dataframe(notes: Notes):
-    import pandas as pd
-
-    keep = (notes.pitch >= MIDI_MIN) & (notes.pitch <= MIDI_MAX)
-    n = notes.take(keep)
-    return pd.DataFrame({"start": n.onset_s, "duration": np.maximum(n.duration_s, 1e-3),
-                         "pitch": n.pitch, "velocity": n.velocity,
-                         "instrument": ["piano"] * len(n)})
-
-
 def _chroma(f_pitch: np.ndarray, n_frames: int) -> np.ndarray:
-    from synctoolbox.feature.chroma import pitch_to_chroma, quantize_chroma
-
     out = np.zeros((12, n_frames))
-    chroma = quantize_chroma(pitch_to_chroma(f_pitch=f_pitch))
+    chroma = fast_features.quantize_chroma(fast_features.pitch_to_chroma(f_pitch))
     m = min(n_frames, chroma.shape[1])
     out[:, :m] = chroma[:, :m]
     return out
+
+
+def _dlnco(peaks: dict, n_frames: int) -> np.ndarray:
+    return fast_features.dlnco_of_chroma_onsets(
+        fast_features.chroma_onsets_of_peaks(peaks, n_frames, FEATURE_RATE_FPS), FEATURE_RATE_FPS)
 
 
 def note_features(notes: Notes, n_frames: int | None = None) -> Features:
@@ -126,16 +122,15 @@ def note_features(notes: Notes, n_frames: int | None = None) -> Features:
     n_frames : int, optional
         Length of the sequences; by default up to the end of the last note.
     """
-    require_synctoolbox()
-    from synctoolbox.feature.csv_tools import df_to_pitch_features, df_to_pitch_onset_features
-    from synctoolbox.feature.dlnco import pitch_onset_features_to_DLNCO
-
+    keep = (notes.pitch >= MIDI_MIN) & (notes.pitch <= MIDI_MAX)
+    n = notes.take(keep)
     n_frames = n_frames or _frames(notes.end_s)
-    df = _dataframe(notes)
-    f_pitch = df_to_pitch_features(df, feature_rate=FEATURE_RATE_FPS)
-    f_peaks = df_to_pitch_onset_features(df)
-    dlnco = pitch_onset_features_to_DLNCO(f_peaks=f_peaks, feature_rate=FEATURE_RATE_FPS,
-                                          feature_sequence_length=n_frames)
+    duration = np.maximum(n.duration_s, 1e-3)
+    f_pitch = fast_features.note_pitch_features(n.onset_s, duration, n.pitch, n.velocity,
+                                                FEATURE_RATE_FPS)
+    co = fast_features.chroma_onsets_of_notes(n.onset_s, n.pitch, n.velocity, n_frames,
+                                              FEATURE_RATE_FPS)
+    dlnco = fast_features.dlnco_of_chroma_onsets(co, FEATURE_RATE_FPS)
     return Features(_chroma(f_pitch, n_frames), dlnco, {})
 
 
@@ -281,7 +276,6 @@ def audio_features(audio: np.ndarray, sample_rate_hz: int) -> tuple[Features, in
         Mono audio, full scale +-1.
     sample_rate_hz : int
     """
-    from synctoolbox.feature.dlnco import pitch_onset_features_to_DLNCO
     from synctoolbox.feature.utils import estimate_tuning
 
     audio = np.asarray(audio, dtype=np.float32)
@@ -293,6 +287,4 @@ def audio_features(audio: np.ndarray, sample_rate_hz: int) -> tuple[Features, in
                              fb).astype(np.float64)
     n_frames = f_pitch.shape[1]
     peaks = novelty_peaks(onset_novelty(audio, sample_rate_hz, tuning))
-    dlnco = pitch_onset_features_to_DLNCO(f_peaks=peaks, feature_rate=FEATURE_RATE_FPS,
-                                          feature_sequence_length=n_frames)
-    return Features(_chroma(f_pitch, n_frames), dlnco, peaks), tuning
+    return Features(_chroma(f_pitch, n_frames), _dlnco(peaks, n_frames), peaks), tuning
