@@ -17,6 +17,8 @@ STEP_WEIGHTS = np.array([1.5, 1.5, 2.0])
 # synctoolbox's default bound on the area between two path points of the coarser
 # level; its tutorials' 10**6 gave the same beats on ASAP and took 1.5-3x longer.
 THRESHOLD_REC = 10 ** 4
+# synctoolbox's default weight of chroma against onsets at the finest level.
+ALPHA = 0.5
 # Silence put before and after the score, so that the silence a recording
 # starts and ends with has score silence to align to (DTW paths start at (0, 0)).
 SCORE_PAD_S = 1.0
@@ -84,13 +86,20 @@ def path_costs(score: Features, performance: Features, path: np.ndarray) -> tupl
     return cost, null
 
 
-def warp(score: Features, performance: Features) -> Warping:
+def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHOLD_REC,
+         alpha: float = ALPHA) -> Warping:
     """Align two feature sequences with chroma + DLNCO MrMsDTW.
 
     Parameters
     ----------
     score, performance : Features
         At ``FEATURE_RATE_FPS``; the score is sequence 1 of synctoolbox.
+    threshold_rec : int
+        synctoolbox's bound on the cells between two anchors of a coarser
+        level's path (larger: fewer anchors forced on the fine path, slower).
+    alpha : float
+        Weight of the chroma cost at the finest level; ``1 - alpha`` is the
+        DLNCO onset cost's.
     """
     require_synctoolbox()
     import sklearn
@@ -103,20 +112,21 @@ def warp(score: Features, performance: Features) -> Warping:
         path = sync_via_mrmsdtw(f_chroma1=score.chroma, f_onset1=score.dlnco,
                                 f_chroma2=performance.chroma, f_onset2=performance.dlnco,
                                 input_feature_rate=FEATURE_RATE_FPS, step_weights=STEP_WEIGHTS,
-                                threshold_rec=THRESHOLD_REC, verbose=False)
+                                threshold_rec=threshold_rec, alpha=alpha, verbose=False)
     cost, null = path_costs(score, performance, path)
     path = make_path_strictly_monotonic(path).astype(np.float64)
     return Warping(path[0] / FEATURE_RATE_FPS, path[1] / FEATURE_RATE_FPS, cost, null)
 
 
-def warp_score(score: Notes, performance: Features, pad_s: float = SCORE_PAD_S) -> Warping:
+def warp_score(score: Notes, performance: Features, pad_s: float = SCORE_PAD_S,
+               **options) -> Warping:
     """Warp a score's note list onto a performance's features.
 
     The score is given ``pad_s`` seconds of silence at both ends for the DTW;
     the path is returned in the score's own time (the padding may map to
-    negative times or past the end).
+    negative times or past the end).  ``options`` go to :func:`warp`.
     """
     padded = Notes(score.onset_s + pad_s, score.duration_s, score.pitch, score.velocity)
     n_frames = int(np.ceil((score.end_s + 2 * pad_s) * FEATURE_RATE_FPS)) + 1
-    w = warp(note_features(padded, n_frames), performance)
+    w = warp(note_features(padded, n_frames), performance, **options)
     return Warping(w.score_s - pad_s, w.performance_s, w.cost, w.null_cost)

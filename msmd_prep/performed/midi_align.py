@@ -27,6 +27,12 @@ FIRST_WINDOW_S = 0.5
 # Windows of the passes after the first, each on the map the previous one made.
 REFINE_WINDOWS_S = (0.25,)
 
+# MrMsDTW's anchor bound for two note lists: synctoolbox's tutorials' 10**6 put
+# more ASAP beats within 50 ms than its default 10**4 (fewer anchors forced on the
+# fine path; benchmarks/bench_performed.py, the note of issue 15).  Note lists
+# have no audio features to compute, so the slower DTW costs little here.
+THRESHOLD_REC = 10 ** 6
+
 
 @dataclass(frozen=True)
 class NoteMatch:
@@ -137,7 +143,7 @@ def match_notes(score: Notes, performance: Notes, warping: Warping | None = None
         A precomputed DTW of the two (else computed here).
     """
     if warping is None:
-        warping = warp_score(score, note_features(performance))
+        warping = warp_score(score, note_features(performance), threshold_rec=THRESHOLD_REC)
     partner = pair_by_pitch(score, warping.to_performance(score.onset_s), performance,
                             FIRST_WINDOW_S)
     for window_s in REFINE_WINDOWS_S:

