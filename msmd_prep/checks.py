@@ -54,14 +54,20 @@ def check_ink(heads: list[NoteHead], pages: dict[int, np.ndarray],
 
 
 def check_columns(heads: list[NoteHead],
+                  plays: dict[str, tuple[Fraction, ...]] | None = None,
                   tolerance_heads: float = COLUMN_TOLERANCE_HEADS) -> Check:
     """Heads of one system that share an onset stand in one column.
 
-    Grace notes are left out: they share no column with anything.
+    Grace notes are left out: they share no column with anything.  So are
+    heads first played before their printed moment (``plays``, as for
+    :func:`check_moments`): the second note of a two-note tremolo is printed
+    half the tremolo after the first and first sounds one stroke after it,
+    where other heads stand (Verdi's La Traviata No. 18).
     """
+    plays = plays or {}
     groups: dict[tuple[int, float], list[NoteHead]] = defaultdict(list)
     for h in heads:
-        if not h.grace and h.onsets_s:
+        if not h.grace and h.onsets_s and plays.get(h.id, (h.moment,))[0] == h.moment:
             groups[(h.system, round(h.onsets_s[0], 6))].append(h)
     bad = []
     for (system, onset), group in groups.items():

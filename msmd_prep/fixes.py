@@ -225,6 +225,12 @@ FIXES: tuple[Fix, ...] = (
         re.compile(r"'articulation-type\s+(\"[^\"]*\"|[A-Za-z][\w!?*<>=/+-]*)"),
         lambda m: f"'articulation-type (let ((a {m.group(1)})) "
                   f"(if (string? a) (string->symbol a) a))"),
+    Fix("make-moment-grace-zero",
+        "'#(ly:make-moment 56 4 0 0)' (LilyPond <= 2.18: numerator, denominator, grace "
+        "numerator, grace denominator) divides by the grace denominator 0 in 2.25: 'Throw to "
+        "key numerical-overflow' (Rachmaninoff Op. 23/5, 'tempoWholesPerMinute').  A zero "
+        "grace part is dropped.",
+        re.compile(r"(\(\s*ly:make-moment\s+-?\d+\s+\d+)\s+0\s+0\s*\)"), r"\1)"),
     Fix("apply-music-unfold-repeats",
         "'\\applyMusic #unfold-repeats \\music' (<= 2.18) fails since unfold-repeats takes "
         "a list of repeat types: 'Wrong number of arguments to unfold-repeats' (Beethoven "

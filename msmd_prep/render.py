@@ -489,7 +489,7 @@ def _self_checks(heads: list[NoteHead], images: dict[int, np.ndarray], performan
     :func:`msmd_prep.midi_check.midi_self_check`) is the check ``midi``; its
     numbers stay in ``midi_check``.
     """
-    checks = [check_ink(heads, images), check_columns(heads),
+    checks = [check_ink(heads, images), check_columns(heads, plays),
               check_performance(heads, performance)]
     if input_report.get("input_format") != "midi":
         checks.append(check_moments(heads, plays, held))

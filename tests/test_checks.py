@@ -115,6 +115,28 @@ def test_moment_check_catches_a_wrong_tremolo_stroke(tmp_path):
     assert not check_moments(changed(tuple(t + 0.05 for t in chord.onsets_s)), plays).passed
 
 
+SIXTEENTHS_OVER_A_TREMOLO = r"""\version "2.24.0"
+\score { \new PianoStaff <<
+  \new Staff \relative c'' { c16 d e f g a b c c2 }
+  \new Staff \relative c { \clef bass \repeat tremolo 4 { c16 e16 } c2 }
+>> }
+"""
+
+
+def test_column_check_leaves_out_a_tremolo_note_played_before_it_is_printed(tmp_path):
+    """The tremolo's E is printed a quarter in and first sounds with the D16
+    above, at a sixteenth: not a column."""
+    heads, plays, _ = _render_moments(tmp_path, SIXTEENTHS_OVER_A_TREMOLO)
+    info = json.loads((tmp_path / "piece" / "piece.json").read_text())
+    assert info["checks"]["columns"]["passed"], info["checks"]["columns"]
+    assert not check_columns(heads).passed
+    # Still a column check: the D16 sounding with the last chord, a bar away.
+    d16 = next(h for h in heads if h.pitch == 74)
+    last = next(h for h in heads if h.pitch == 48 and h.moment == Fraction(1, 2))
+    moved = [replace(h, onsets_s=last.onsets_s) if h is d16 else h for h in heads]
+    assert not check_columns(moved, plays).passed
+
+
 TIED_INTO_A_REPEAT = r"""\version "2.24.0"
 \score { \new PianoStaff <<
   \new Staff \relative c'' { \repeat volta 2 { c2 } \alternative { { d2 } { e2 } }

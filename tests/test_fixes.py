@@ -39,6 +39,9 @@ CASES = [
     ("mark-event", "(make-music 'MarkEvent\n 'direction DOWN\n 'label text))",
      "(make-music 'AdHocMarkEvent\n 'direction DOWN\n 'text text))"),
     ("unquoted-empty-list", "\\override Flag.stroke-style = #() b", "\\override Flag.stroke-style = #'() b"),
+    ("make-moment-grace-zero", "tempoWholesPerMinute = #(ly:make-moment 56 4 0 0)",
+     "tempoWholesPerMinute = #(ly:make-moment 56 4)"),
+    ("make-moment-grace-zero", "#(ly:make-moment 1 4 1 8)", "#(ly:make-moment 1 4 1 8)"),
     ("gettext-underscore", '(ly:warning (_ "bad ~a") x)', '(ly:warning (G_ "bad ~a") x)'),
     ("tweak-of-a-variable", "#{ \\tweak control-points #shape-curve #item #})",
      "#{ \\propertyTweak control-points #shape-curve #item #})"),
@@ -137,3 +140,14 @@ def test_the_removed_text_markup_command_renders(tmp_path):
         "{ c'4\\pdolce d'^\\markup \\text \"x\" e' f' }\n")
     piece = render_score(tmp_path / "text.ly", tmp_path / "piece", RenderConfig()).piece_dir
     assert json.loads((piece / "piece.json").read_text())["aligned_well"]
+
+
+def test_a_four_number_moment_with_no_grace_renders(tmp_path):
+    """Fails as it is (numerical overflow), renders with the fix (real LilyPond)."""
+    (tmp_path / "tempo.ly").write_text(
+        '\\version "2.18.2"\n'
+        "{ \\set Score.tempoWholesPerMinute = #(ly:make-moment 60 4 0 0) c'4 d' e' f' }\n")
+    piece = render_score(tmp_path / "tempo.ly", tmp_path / "fixed", RenderConfig()).piece_dir
+    assert json.loads((piece / "piece.json").read_text())["counts"]["noteheads"] == 4
+    with pytest.raises(MsmdPrepError, match="lilypond failed"):
+        render_score(tmp_path / "tempo.ly", tmp_path / "as-is", RenderConfig(fixes=False))
