@@ -21,7 +21,8 @@ version covers:
 from __future__ import annotations
 
 STAGE_VERSIONS: dict[str, int] = {
-    "render": 2,       # 2: undrawn head ids in piece.json; stage versions
+    "render": 3,       # 2: undrawn head ids in piece.json; stage versions;
+                       # 3: moments/columns checks exact about tremolos, unplaced_heads
     "synth": 3,        # 2: stage versions; 3: rendered at 22.05 kHz (no resampling)
     "spectrogram": 2,  # 2: stage versions
     "align": 2,        # 2: energy as attacks; spectrogram and pages among the inputs
