@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixture_dataset import FixtureDataset, fixture_dataset
 
 from msmd_prep.render import RenderConfig, render_many
 
@@ -21,3 +22,9 @@ def rendered(tmp_path_factory) -> dict[str, Path]:
     failed = {r.source.name: r.error for r in results if r.error}
     assert not failed, failed
     return {r.source.stem: r.piece_dir for r in results}
+
+
+@pytest.fixture(scope="session")
+def fixture_ds(tmp_path_factory) -> FixtureDataset:
+    """The fixture dataset (work folder, packed dataset, a second pack), built once."""
+    return fixture_dataset(tmp_path_factory)

@@ -6,7 +6,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-from fixture_dataset import fixture_dataset
 
 from msmd_prep.align import (AlignConfig, align_piece, read_alignment_csv, render_dpi,
                              spectrogram_frame_rate)
@@ -15,11 +14,6 @@ from msmd_prep.score import System, read_heads_csv
 from msmd_prep.spectrogram import time_to_frames
 from msmd_prep.synth import read_onsets_csv
 from msmd_prep.unroll import UnrollConfig, unroll
-
-
-@pytest.fixture(scope="session")
-def fixture_ds(tmp_path_factory):
-    return fixture_dataset(tmp_path_factory)
 
 
 def _page_with_dots(h: int, w: int, dots: list[tuple[int, int]]) -> np.ndarray:

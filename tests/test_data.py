@@ -6,16 +6,10 @@ import pickle
 
 import numpy as np
 import pytest
-from fixture_dataset import fixture_dataset
 
 from msmd_prep.data import PieceDataset, SnippetDataset
 from msmd_prep.errors import InputError
 from msmd_prep.packing.core import SPLITS
-
-
-@pytest.fixture(scope="session")
-def fixture_ds(tmp_path_factory):
-    return fixture_dataset(tmp_path_factory)
 
 
 def _read(args):

@@ -8,16 +8,10 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fixture_dataset import fixture_dataset
 
 from msmd_prep.cli import main
 from msmd_prep.inspect import COLOURS, find_dataset, head_state
 from msmd_prep.score import NoteHead
-
-
-@pytest.fixture(scope="session")
-def fixture_ds(tmp_path_factory):
-    return fixture_dataset(tmp_path_factory)
 
 
 def _head(tied=False, onsets=(1.0,)):

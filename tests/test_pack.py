@@ -7,7 +7,7 @@ import h5py
 import hdf5plugin  # noqa: F401  (the shards' filter)
 import numpy as np
 import pytest
-from fixture_dataset import PIECES, SEED, fixture_dataset
+from fixture_dataset import PIECES, SEED
 
 from msmd_prep.align import read_alignment_csv
 from msmd_prep.data import PieceDataset
@@ -18,11 +18,6 @@ from msmd_prep.packing.core import SPLITS, assign_splits, new_h5, read_split_fil
 from msmd_prep.packing.pieces import codec
 from msmd_prep.packing.shards import compress_sheets, write_snippet_shard
 from msmd_prep.packing.snippets import META_DTYPE, PRESETS, PackConfig, pack_workdir
-
-
-@pytest.fixture(scope="session")
-def fixture_ds(tmp_path_factory):
-    return fixture_dataset(tmp_path_factory)
 
 
 def _shards(root, split):

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.ndimage
-from fixture_dataset import SEED, fixture_dataset
+from fixture_dataset import SEED
 
 from msmd_prep.data import PieceDataset, SnippetDataset
 from msmd_prep.errors import InputError
@@ -21,11 +21,6 @@ from msmd_prep.stats import dataset_stats
 
 NUMERIC = [name for name, kind in META_FIELDS if kind != "S"]
 TEXT = [name for name, kind in META_FIELDS if kind == "S"]
-
-
-@pytest.fixture(scope="session")
-def fixture_ds(tmp_path_factory):
-    return fixture_dataset(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fixture_dataset import fixture_dataset
 
 from msmd_prep.cli import main
 from msmd_prep.data import ScoreFollowingDataset, SnippetDataset
@@ -16,11 +15,6 @@ from msmd_prep.score import System
 from msmd_prep.packing.score_following import (ScoreFollowingConfig, bucket_centres,
                                                bucket_edges, bucket_of, soft_targets,
                                                spec_ending_at, staff_crop, staff_image)
-
-
-@pytest.fixture(scope="session")
-def fixture_ds(tmp_path_factory):
-    return fixture_dataset(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

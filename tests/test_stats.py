@@ -6,15 +6,9 @@ import json
 import cv2
 import pytest
 from click.testing import CliRunner
-from fixture_dataset import fixture_dataset
 
 from msmd_prep.cli import main
 from msmd_prep.stats import dataset_stats, pitch_name
-
-
-@pytest.fixture(scope="session")
-def fixture_ds(tmp_path_factory):
-    return fixture_dataset(tmp_path_factory)
 
 
 @pytest.mark.parametrize("pitch,name", [(60, "C4"), (69, "A4"), (21, "A0"), (61, "C#4")])
