@@ -19,7 +19,8 @@ the next one other augmentations.
 
 It is a map-style dataset for ``torch.utils.data.DataLoader`` (torch is not
 imported here): ``reader[i]`` is one sample, ``reader.__getitems__(indices)``
-a whole batch, which the DataLoader calls for every batch; pass
+a whole batch, which the DataLoader calls for every batch
+(:meth:`SnippetReader.read_into` cuts it into the caller's arrays); pass
 ``collate_fn=torch_batch`` to hand the batch over as tensors.  Without torch,
 :meth:`SnippetReader.iter_batches` yields shuffled batches.
 """
@@ -37,8 +38,8 @@ import numpy as np
 from .data import _read_index
 from .errors import InputError
 from .packing.excerpts import (BORDER_PX, Augmentation, SheetStore, SpecStore, cut_sheets, cut_specs,
-                               draw_augmentation, head_position, no_augmentation,
-                               scale_levels, spec_start)
+                               draw_augmentation, head_position, new_sheets, new_specs,
+                               no_augmentation, scale_levels, spec_start)
 from .packing.pieces import read_piece_file
 from .packing.snippets import PRESETS, PackConfig
 
@@ -234,9 +235,47 @@ class SnippetReader:
 
         The arrays are new, column-major per sample (see the class notes).
         """
-        return self._read(self._indices(indices))
+        idx = self._indices(indices)
+        sheets, specs = self.new_batch(len(idx))
+        return sheets, specs, self._read(idx, sheets, specs)
 
-    def _read(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    def new_batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Uninitialised ``sheets`` [shape=(n, H, W), uint8] and ``specs`` [shape=(n, F, T)].
+
+        In the layout :meth:`read_into` fills fastest (column-major per
+        sample, as :meth:`__getitems__` returns).
+        """
+        H, W = self.sheet_shape
+        F, T = self.spec_shape
+        return (new_sheets(n, height_px=H, width_px=W),
+                new_specs(n, n_bins=F, n_frames=T, dtype=self.spec_dtype))
+
+    def read_into(self, indices: Sequence[int], sheets: np.ndarray, specs: np.ndarray) -> dict:
+        """Cut the batch ``indices`` into the caller's arrays; returns its metadata.
+
+        ``sheets`` [shape=(B, H, W), dtype=uint8] and ``specs``
+        [shape=(B, F, T), the reader's ``spec_dtype``], B = ``len(indices)``,
+        writeable, of any memory layout (fastest that of :meth:`new_batch`;
+        a slice ``buffer[:B]`` of larger ones works).  Their values are then
+        those :meth:`__getitems__` returns, and the metadata its dict.
+        Reusing the same arrays batch after batch also spares the page
+        faults of new memory.
+        """
+        idx = self._indices(indices)
+        B = len(idx)
+        for name, array, shape, dtype in (("sheets", sheets, (B, *self.sheet_shape), np.uint8),
+                                          ("specs", specs, (B, *self.spec_shape),
+                                           self.spec_dtype)):
+            if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:
+                raise ValueError(f"{name} must be a numpy array of shape {shape} and dtype "
+                                 f"{np.dtype(dtype)}, got "
+                                 f"{getattr(array, 'shape', type(array))} "
+                                 f"{getattr(array, 'dtype', '')}")
+            if not array.flags.writeable:
+                raise ValueError(f"{name} is read-only")
+        return self._read(idx, sheets, specs)
+
+    def _read(self, idx: np.ndarray, sheets: np.ndarray, specs: np.ndarray) -> dict:
         H, W = self.sheet_shape
         T = self.spec_shape[1]
         c = self.config
@@ -247,9 +286,9 @@ class SnippetReader:
                             anchor=c.spec_anchor, jitter_max_frames=c.jitter_max_frames)
         x, cy = self._x[idx], self._cy[idx]
         image = self._image[perf]
-        sheets = cut_sheets(self._sheets, image, x=x, center_y=cy, aug=aug, height_px=H,
-                            width_px=W)
-        specs = cut_specs(self._specs, perf, starts=starts, n_frames=T)
+        cut_sheets(self._sheets, image, x=x, center_y=cy, aug=aug, height_px=H, width_px=W,
+                   out=sheets)
+        cut_specs(self._specs, perf, starts=starts, n_frames=T, out=specs)
         head_row, head_col = head_position(x=x, y=self._y[idx], center_y=cy, aug=aug,
                                            height_px=H, width_px=W)
         meta = {"piece": self._text["piece"][perf],
@@ -264,7 +303,7 @@ class SnippetReader:
                 "spec_start_frame": starts.astype(np.int32),
                 "head_row": head_row.astype(np.float32), "head_col": head_col.astype(np.float32),
                 "onset_col": (onset_frame - starts).astype(np.int16)}
-        return sheets, specs, meta
+        return meta
 
     def __getitem__(self, i):  # type: ignore[no-untyped-def]
         """``reader[i] -> (sheet, spec, meta)``; ``reader[[i, j, ...]]`` -> a batch.

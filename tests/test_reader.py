@@ -212,6 +212,10 @@ def test_excerpts_beyond_the_store_are_cut_alike():
                                  width_px=100)
     assert 0.2 < inside.mean() < 0.9
     got = cut_sheets(store, which, x=x, center_y=cy, aug=aug, height_px=40, width_px=100)
+    into = np.zeros((n, 40, 100), np.uint8)     # row-major, unlike the default
+    assert cut_sheets(store, which, x=x, center_y=cy, aug=aug, height_px=40, width_px=100,
+                      out=into) is into
+    np.testing.assert_array_equal(into, got)
     col, row = sheet_anchor(x, cy, aug.sheet_scale)
     for k in range(n):
         # Independently: the rescaled score pasted on a large white canvas.
@@ -221,3 +225,35 @@ def test_excerpts_beyond_the_store_are_cut_alike():
         top = 200 + int(row[k]) - int(aug.sheet_shift_px[k]) - 20
         left = 200 + int(col[k]) - 50
         np.testing.assert_array_equal(got[k], canvas[top:top + 40, left:left + 100])
+
+
+def test_read_into_gives_the_batch_bytes(fixture_ds):
+    """Into new, C-ordered or reused dirty arrays: the values and metadata of ``__getitems__``."""
+    for split in ("train", "valid"):
+        reader = SnippetReader(fixture_ds.dataset, split)
+        n = len(reader)
+        idx = np.random.default_rng(0).permutation(n)[:min(n, 40)]
+        sheets, specs, meta = reader[idx]
+        (H, W), (F, T) = reader.sheet_shape, reader.spec_shape
+        fast = reader.new_batch(len(idx))
+        buffers = (np.full((len(idx) + 5, W, H), 7, np.uint8).transpose(0, 2, 1),
+                   np.full((len(idx) + 5, T, F), 3, reader.spec_dtype).transpose(0, 2, 1))
+        for out_sheets, out_specs in (fast, (np.full((len(idx), H, W), 9, np.uint8),
+                                             np.full((len(idx), F, T), 1, reader.spec_dtype)),
+                                      (buffers[0][:len(idx)], buffers[1][:len(idx)])):
+            got = reader.read_into(idx, out_sheets, out_specs)
+            np.testing.assert_array_equal(out_sheets, sheets)
+            np.testing.assert_array_equal(out_specs, specs)
+            assert out_sheets.tobytes() == sheets.tobytes()
+            assert out_specs.tobytes() == specs.tobytes()
+            assert got.keys() == meta.keys()
+            for name in meta:
+                np.testing.assert_array_equal(got[name], meta[name], err_msg=name)
+        assert (buffers[0][len(idx):] == 7).all() and (buffers[1][len(idx):] == 3).all()
+    with pytest.raises(ValueError, match="sheets must be"):
+        reader.read_into(idx, np.zeros((len(idx), H, W + 1), np.uint8), fast[1])
+    with pytest.raises(ValueError, match="specs must be"):
+        reader.read_into(idx, fast[0], np.zeros((len(idx), F, T), np.float64))
+    fast[0].flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        reader.read_into(idx, *fast)
