@@ -13,11 +13,12 @@ Conditions (``--conditions``):
 * ``midi``: the MIDI performance, note matching (:mod:`msmd_prep.performed.midi_align`);
 * ``audio``: the MIDI performance played by FluidSynth with ``--soundfont``
   (not the reference ``timgm6mb``), aligned as a recording
-  (:mod:`msmd_prep.performed.audio_align`);
+  (:mod:`msmd_prep.performed.audio_align`) to the score side ``--reference``
+  names: the score played by that SoundFont (:mod:`msmd_prep.performed.reference`;
+  by default the perform stage's, ``timgm6mb``; its rendering is counted as
+  alignment time) or ``notes``, the score's note list;
 * ``noisy``: the same audio with reverb (RT60 1.2 s) and white noise (20 dB SNR);
 * ``audio-iir``: ``audio`` with synctoolbox's own IIR filterbank features (slow; a few pieces);
-* ``synth-ref``: ``audio`` aligned to a synthesized reference (the score
-  played by ``timgm6mb``) instead of to the score's note list;
 * ``parangonar``: parangonar's DualDTWNoteMatcher on the MIDI performance
   (partitura is imported with pyfluidsynth hidden: it downloads a SoundFont at
   import time otherwise, which fails offline).
@@ -43,10 +44,11 @@ import numpy as np
 import pretty_midi
 
 from msmd_prep.score import NoteEvent, Performance, sort_events
-from msmd_prep.performed.audio_align import AudioAlignment, align_audio, refine_onsets
-from msmd_prep.performed.dtw import warp
-from msmd_prep.performed.features import Notes, audio_features, iir_audio_features
+from msmd_prep.performed.audio_align import align_audio
+from msmd_prep.performed.features import Notes, iir_audio_features
 from msmd_prep.performed.midi_align import match_notes, monotone_map
+from msmd_prep.performed.perform import REFERENCE
+from msmd_prep.performed.reference import reference_features, reference_synth
 from msmd_prep.performed.simulate import reverb_and_noise
 from msmd_prep.soundfonts import resolve_soundfont
 from msmd_prep.synth import SynthConfig, Synthesizer
@@ -96,20 +98,6 @@ def render(notes: Notes, synth: Synthesizer) -> np.ndarray:
     return synth.render(Performance(events)).audio
 
 
-def align_to_reference(score: Notes, reference: np.ndarray, audio: np.ndarray) -> AudioAlignment:
-    """The ``synth-ref`` condition: DTW between the score synthesized deadpan and the recording.
-
-    The reference plays every note at its score time, so its time axis is the
-    score's; the rest (path, refinement) is as :func:`align_audio`.
-    """
-    ref_features, _ = audio_features(reference, 22050)
-    perf_features, tuning = audio_features(audio, 22050)
-    warping = warp(ref_features, perf_features)
-    onset_s, refined = refine_onsets(score, warping.to_performance(score.onset_s),
-                                     perf_features.onset_peaks)
-    return AudioAlignment(onset_s, refined, warping, tuning)
-
-
 def parangonar_match(score: Notes, perf: Notes) -> np.ndarray:
     import importlib
     hidden = sys.modules.get("fluidsynth")
@@ -149,13 +137,14 @@ def parangonar_match(score: Notes, perf: Notes) -> np.ndarray:
     return out
 
 
-def warm_up(synth: Synthesizer) -> float:
+def warm_up(synth: Synthesizer, reference: str) -> float:
     """Align 10 s of a scale once, so that imports and numba's cache loading are not
     counted against the first performance; returns the seconds this took."""
     t0 = time.perf_counter()
     onset = np.arange(20) * 0.5
     notes = Notes(onset, np.full(20, 0.45), 60 + np.arange(20) % 12, np.full(20, 80))
-    align_audio(notes, render(notes, synth), 22050)
+    ref = None if reference == "notes" else reference_features(notes, reference_synth(reference))
+    align_audio(notes, render(notes, synth), 22050, reference=ref)
     match_notes(notes, notes)
     return time.perf_counter() - t0
 
@@ -174,18 +163,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--conditions", nargs="+", default=["midi", "audio", "noisy"])
     ap.add_argument("--soundfont", default="musescore_general")
+    ap.add_argument("--reference", default=REFERENCE,
+                    help="score side of recordings: a SoundFont that plays the score, or 'notes'")
     ap.add_argument("--out", type=Path, default=Path("bench_performed.json"))
     args = ap.parse_args()
     rows = list(csv.DictReader(open(args.asap / "metadata.csv")))
     order = np.random.default_rng(args.seed).permutation(len(rows))
     if args.limit:
         order = order[: args.limit]
-    synth = ref_synth = None
-    if {"audio", "noisy", "audio-iir", "synth-ref"} & set(args.conditions):
+    synth = None
+    if {"audio", "noisy", "audio-iir"} & set(args.conditions):
         synth = Synthesizer(resolve_soundfont(args.soundfont), SynthConfig())
-    if "synth-ref" in args.conditions:
-        ref_synth = Synthesizer(resolve_soundfont("timgm6mb"), SynthConfig())
-    startup_s = warm_up(synth) if synth is not None else 0.0
+    startup_s = warm_up(synth, args.reference) if synth is not None else 0.0
     errors: dict[str, list[np.ndarray]] = {c: [] for c in args.conditions}
     seconds = {c: 0.0 for c in args.conditions}
     cpu = {c: 0.0 for c in args.conditions}
@@ -218,11 +207,10 @@ def main() -> None:
                 if cond == "noisy":
                     x = reverb_and_noise(audio, 22050, np.random.default_rng(int(k)))
                 t0, c0 = time.perf_counter(), time.process_time()
-                if cond == "synth-ref":
-                    res = align_to_reference(score, render(score, ref_synth), x)
-                else:
-                    feats = iir_audio_features(x, 22050) if cond == "audio-iir" else None
-                    res = align_audio(score, x, 22050, feats)
+                feats = iir_audio_features(x, 22050) if cond == "audio-iir" else None
+                ref = (None if args.reference == "notes" else
+                       reference_features(score, reference_synth(args.reference)))
+                res = align_audio(score, x, 22050, feats, ref)
                 aligned = res.onset_s
                 extra = {"cost": res.warping.normalised_cost, "refined": float(res.refined.mean())}
                 audio_s[cond] += len(x) / 22050

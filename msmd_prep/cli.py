@@ -152,6 +152,13 @@ def _performance_sources(manifest: Path | None, score_field: str, files: tuple[P
         raise click.BadParameter(str(e)) from e
 
 
+def _perform_config(min_confidence: float, reference: str | None):  # type: ignore[no-untyped-def]
+    from .performed.perform import PerformConfig
+
+    return PerformConfig(min_confidence=min_confidence,
+                         **({"reference": reference} if reference else {}))
+
+
 def _perform_options(command):  # type: ignore[no-untyped-def]
     """Options shared by ``perform`` and ``dataset``: where the real performances are."""
     for option in reversed([
@@ -170,6 +177,9 @@ def _perform_options(command):  # type: ignore[no-untyped-def]
                      help="The score the --performance files play."),
         click.option("--min-confidence", default=0.3, show_default=True, type=float,
                      help="Performances aligned with less confidence are flagged and not packed."),
+        click.option("--reference", default=None, metavar="SOUNDFONT|notes",
+                     help="Score side of a recording's alignment: the score played by this "
+                          "SoundFont, or 'notes' for its note list (default: timgm6mb)."),
     ]):
         command = option(command)
     return command
@@ -183,16 +193,16 @@ def _perform_options(command):  # type: ignore[no-untyped-def]
               help="SoundFonts that play the MIDI performances.")
 def perform(workdir: Path, manifest: Path | None, score_field: str,
             performance_files: tuple[Path, ...], performance_score: Path | None,
-            min_confidence: float, soundfonts: tuple[str, ...]) -> None:
+            min_confidence: float, reference: str | None, soundfonts: tuple[str, ...]) -> None:
     """Align real performances (MIDI or audio) to the rendered pieces of WORKDIR."""
-    from .performed.perform import PerformConfig, perform_workdir
+    from .performed.perform import perform_workdir
     from .soundfonts import resolve_soundfont
 
     sources = _performance_sources(manifest, score_field, performance_files, performance_score)
     if not sources:
         raise click.BadParameter("no performances: give --performances or --performance")
     try:
-        cfg = PerformConfig(min_confidence=min_confidence)
+        cfg = _perform_config(min_confidence, reference)
         fonts = [resolve_soundfont(name) for name in soundfonts]
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
@@ -390,11 +400,10 @@ def dataset(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float, def
             no_sandbox: bool, tempos: tuple[float, ...], soundfonts: tuple[str, ...],
             velocity: str, gain: float, keep_audio: bool, jobs: int, scheduler: str | None,
             manifest: Path | None, score_field: str, performance_files: tuple[Path, ...],
-            performance_score: Path | None, min_confidence: float, no_synth: bool,
-            **options) -> None:  # type: ignore[no-untyped-def]
+            performance_score: Path | None, min_confidence: float, reference: str | None,
+            no_synth: bool, **options) -> None:  # type: ignore[no-untyped-def]
     """Run render, synth, perform, spectrogram, align and pack from SCORES to OUT/dataset."""
     from .dataset import build_dataset, summary_rows
-    from .performed.perform import PerformConfig
     from .render import RenderConfig
     from .synth import SynthConfig
 
@@ -406,7 +415,7 @@ def dataset(scores: tuple[Path, ...], out: Path, dpi: int, timeout_s: float, def
         render_cfg = RenderConfig(dpi=dpi, timeout_s=timeout_s, default_qpm=default_qpm,
                                   sandbox=not no_sandbox)
         synth_cfg = SynthConfig.from_velocity(velocity, gain=gain)
-        perform_cfg = PerformConfig(min_confidence=min_confidence)
+        perform_cfg = _perform_config(min_confidence, reference)
     except MsmdPrepError as e:
         raise click.BadParameter(str(e)) from e
     result = build_dataset(list(scores), out, render_config=render_cfg, tempo_factors=tempos,

@@ -186,13 +186,18 @@ def recording(pieces, tmp_path_factory):
     return path, h, heads
 
 
-def test_recording_aligned_by_its_onsets(pieces, recording):
+@pytest.mark.parametrize("reference", ["timgm6mb", "notes"])
+def test_recording_aligned_by_its_onsets(pieces, recording, reference):
+    """Against the score played by the reference SoundFont (the default) and its note list."""
     path, h, heads = recording
     piece = pieces["sonatina"]
-    perform_source(piece, PerformanceSource(FIXTURES / "sonatina.ly", path, "rec"), [])
-    perf_dir = piece / "performances" / "rec"
+    perform_source(piece, PerformanceSource(FIXTURES / "sonatina.ly", path, f"rec_{reference}"),
+                   [], PerformConfig(reference=reference))
+    perf_dir = piece / "performances" / f"rec_{reference}"
     m = meta(perf_dir)
     assert m["kind"] == "recorded_audio" and not m["flagged"]
+    assert m["reference"]["kind"] == ("notes" if reference == "notes" else "synthesized")
+    assert m["reference"].get("name", "notes") == reference
     assert m["repeats"]["choice"] == "all" and m["sounding_share"] > 0.8
     audio, sr = soundfile.read(perf_dir / "audio.flac")
     assert sr == 22050 and audio.ndim == 1
@@ -253,6 +258,27 @@ def test_array_features_equal_synctoolbox(pieces, recording):
     chroma[:, :5] = 0.0  # silent columns stay zero
     got = ff.quantize_chroma(chroma)
     assert len(np.unique(got)) == 5 and np.array_equal(got, quantize_chroma(chroma))
+
+
+def test_synthesized_reference_is_on_the_score_time_axis(pieces, reference_synth):
+    """Frame i of the reference is score time i / fps - SCORE_PAD_S: its onset peaks sit at
+    the score's onsets shifted by the padding, and the audio covers the padding after the end."""
+    from msmd_prep.performed.dtw import SCORE_PAD_S
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+    from msmd_prep.performed.reference import reference_audio, reference_features
+
+    n = read_score_events(pieces["sonatina"]).notes
+    audio = reference_audio(n, reference_synth)
+    assert len(audio) >= (n.end_s + 2 * SCORE_PAD_S) * 22050
+    assert not np.any(audio[: int(0.9 * SCORE_PAD_S * 22050)])
+    feats = reference_features(n, reference_synth)
+    assert feats.n_frames >= (n.end_s + 2 * SCORE_PAD_S) * FEATURE_RATE_FPS
+    errors = []
+    for t, p in zip(n.onset_s, n.pitch):
+        peaks = np.concatenate([feats.onset_peaks[q][0] for q in (p, p + 12)
+                                if q in feats.onset_peaks]) / 1000 - SCORE_PAD_S
+        errors.append(np.min(np.abs(peaks - t)) if len(peaks) else np.inf)
+    assert np.median(errors) < 0.01 and np.mean(np.array(errors) < 0.03) > 0.9
 
 
 def test_recording_of_another_piece_is_flagged(pieces, recording):

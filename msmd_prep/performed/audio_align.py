@@ -1,8 +1,9 @@
 """Alignment of an audio recording to the score's notes.
 
 1. Chroma + DLNCO features of the recording (:func:`features.audio_features`)
-   and of the score's own note list (no synthesis), MrMsDTW between them
-   (synctoolbox): every score onset gets a performance time off the path.
+   and of the score, synthesized (:mod:`.reference`) or its own note list,
+   MrMsDTW between them (synctoolbox): every score onset gets a performance
+   time off the path.
 2. Refinement by the recording's onset peaks: each score onset (a chord)
    moves to the onset peak near the path's time that the most of its
    pitches support (:func:`chord_times`); chords that found none, or would
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dtw import Warping, warp_score
+from .dtw import SCORE_PAD_S, Warping, warp, warp_score
 from .features import Features, Notes, audio_features
 from .midi_align import longest_increasing
 
@@ -30,6 +31,9 @@ DTW_ALPHA = 0.3
 # (dev seed 7; held out: seeds 0 and 3) for 5-7x the DTW's time, which the speed
 # goal affords (the note of issue 15, session 3).
 DTW_THRESHOLD_REC = 10 ** 6
+# Against a synthesized reference (both sides audio features), synctoolbox's
+# default weight 0.5 did as well as 0.3 and better than 0.7 (dev seed 7).
+REFERENCE_ALPHA = 0.5
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,8 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict) -> tuple[n
 
 
 def align_audio(score: Notes, audio: np.ndarray, sample_rate_hz: int,
-                features: tuple[Features, int] | None = None) -> AudioAlignment:
+                features: tuple[Features, int] | None = None,
+                reference: Features | None = None) -> AudioAlignment:
     """Align a recording to the score's notes.
 
     Parameters
@@ -224,10 +229,19 @@ def align_audio(score: Notes, audio: np.ndarray, sample_rate_hz: int,
     features : (Features, int), optional
         The recording's features and tuning, when already computed (they do
         not depend on the score, so the repeat choice computes them once).
+    reference : Features, optional
+        The score side as audio features of the score synthesized
+        (:func:`reference.reference_features`, padded by ``SCORE_PAD_S``);
+        by default the score's note list.
     """
     perf_features, tuning = features or audio_features(audio, sample_rate_hz)
-    warping = warp_score(score, perf_features, alpha=DTW_ALPHA,
-                         threshold_rec=DTW_THRESHOLD_REC)
+    if reference is None:
+        warping = warp_score(score, perf_features, alpha=DTW_ALPHA,
+                             threshold_rec=DTW_THRESHOLD_REC)
+    else:
+        w = warp(reference, perf_features, alpha=REFERENCE_ALPHA,
+                 threshold_rec=DTW_THRESHOLD_REC)
+        warping = Warping(w.score_s - SCORE_PAD_S, w.performance_s, w.cost, w.null_cost)
     onset_s, refined = refine_onsets(score, warping.to_performance(score.onset_s),
                                      perf_features.onset_peaks)
     return AudioAlignment(onset_s, refined, warping, tuning)

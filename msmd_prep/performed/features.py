@@ -262,7 +262,16 @@ def novelty_peaks(novelty: np.ndarray, rel_threshold: float = 0.1) -> dict:
     return peaks
 
 
-def audio_features(audio: np.ndarray, sample_rate_hz: int) -> tuple[Features, int]:
+def _estimate_tuning(audio: np.ndarray, sample_rate_hz: int) -> int:
+    from synctoolbox.feature.utils import estimate_tuning
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tuning = estimate_tuning(audio[: 30 * sample_rate_hz].astype(np.float64), sample_rate_hz)
+    return int(tuning) if np.isfinite(tuning) else 0  # silence has no tuning
+
+
+def audio_features(audio: np.ndarray, sample_rate_hz: int,
+                   tuning_cents: int | None = None) -> tuple[Features, int]:
     """Features of mono audio from an STFT pitch filterbank, and the tuning offset (cents).
 
     Pitch energies come from 4096-sample Hann frames at 50 fps, onset peaks
@@ -277,13 +286,12 @@ def audio_features(audio: np.ndarray, sample_rate_hz: int) -> tuple[Features, in
     audio : np.ndarray [shape=(n_samples,)]
         Mono audio, full scale +-1.
     sample_rate_hz : int
+    tuning_cents : int, optional
+        The tuning offset when known (a synthesized reference: 0); by
+        default estimated by synctoolbox from the first 30 s.
     """
-    from synctoolbox.feature.utils import estimate_tuning
-
     audio = np.asarray(audio, dtype=np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tuning = estimate_tuning(audio[: 30 * sample_rate_hz].astype(np.float64), sample_rate_hz)
-    tuning = int(tuning) if np.isfinite(tuning) else 0  # silence has no tuning
+    tuning = _estimate_tuning(audio, sample_rate_hz) if tuning_cents is None else tuning_cents
     fb = pitch_filterbank(CHROMA_WINDOW, sample_rate_hz, tuning)
     f_pitch = _band_energies(audio, _hop(sample_rate_hz, FEATURE_RATE_FPS), CHROMA_WINDOW,
                              fb).astype(np.float64)

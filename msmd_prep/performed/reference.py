@@ -1,0 +1,58 @@
+"""A synthesized reference: the score played deadpan by FluidSynth, as the score side of a recording's alignment.
+
+The score's own note list has no timbre: its pitch energies are the notes
+alone, while a recording's carry the instrument's overtones and decays.
+Played by FluidSynth and put through the same audio features as the
+recording (:func:`features.audio_features`), the score side has them too.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..score import NoteEvent, Performance, sort_events
+from ..synth import Synthesizer, SynthConfig
+from .dtw import SCORE_PAD_S
+from .features import Features, Notes, audio_features
+
+# Shortest note the reference plays, seconds (FluidSynth needs a note-off after the note-on).
+MIN_DURATION_S = 0.01
+
+
+@functools.cache
+def reference_synth(soundfont: str) -> Synthesizer:
+    """The synthesizer that plays references with ``soundfont`` (a manifest name or a path).
+
+    Loaded once per process and kept (as the dataset job keeps its synthesizers).
+    """
+    from ..soundfonts import resolve_soundfont
+
+    return Synthesizer(resolve_soundfont(soundfont), SynthConfig())
+
+
+def reference_audio(score: Notes, synth: Synthesizer, pad_s: float = SCORE_PAD_S) -> np.ndarray:
+    """The score played by ``synth``, ``pad_s`` seconds of silence before it and at least after it.
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(n_samples,), dtype=float32]
+        Mono, at ``synth.config.sample_rate_hz``; sample ``k`` is score time
+        ``k / rate - pad_s``.
+    """
+    events = sort_events([NoteEvent(float(o + pad_s), float(max(d, MIN_DURATION_S)), int(p),
+                                    int(v), f"r{i}")
+                          for i, (o, d, p, v) in enumerate(zip(score.onset_s, score.duration_s,
+                                                                 score.pitch, score.velocity))])
+    rate = synth.config.sample_rate_hz
+    audio = synth.render(Performance(events)).audio
+    n = int(np.ceil((score.end_s + 2 * pad_s) * rate))
+    return np.pad(audio, (0, max(n - len(audio), 0)))
+
+
+def reference_features(score: Notes, synth: Synthesizer,
+                       pad_s: float = SCORE_PAD_S) -> Features:
+    """Audio features of :func:`reference_audio` (frame ``i`` is score time ``i / fps - pad_s``)."""
+    # FluidSynth plays at A = 440 Hz: no tuning to estimate.
+    return audio_features(reference_audio(score, synth, pad_s), synth.config.sample_rate_hz,
+                          tuning_cents=0)[0]
