@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_whole_job.py [--corpus DIR] [--every 4] [--jobs 2]
         [--tempo 0.8 1.0 1.2] [--soundfont timgm6mb fluidr3_gm musescore_general]
-        [--out /tmp/bench-whole-job]
+        [--out /tmp/bench-whole-job] [--side both|ours|raw]
 
 The scores are :func:`msmd_prep.render.find_scores` of ``--corpus`` (default
 ``../shared/corpus/mutopia``), every ``--every``-th of them (1: all), the
@@ -19,12 +19,16 @@ same subset for both sides.
   the score, ``lilypond --png -dresolution=DPI``, and for every tempo and
   SoundFont ``fluidsynth -ni -F out.wav -r 22050 -g 0.2`` on the MIDI file
   LilyPond wrote, its tempo scaled with mido (for 1.0 the file as written).
-  Scores whose LilyPond run fails or writes no MIDI have no synthesis.
+  Scores whose LilyPond run fails or writes no MIDI have no synthesis;
+  each is listed with the reason (LilyPond's exit code and last error line,
+  or "no MIDI file": the score has no ``\\midi`` block, which our render adds).
 
 Both are timed in the same run, ours first, then the raw tools: wall
 seconds, the CPU seconds of the child processes, the load average before
 each; then ``ours / raw`` (goal of issue 14: <= 0.7) and our time per stage
 (summed over pieces, so over both workers; pack is its own wall time).
+``--side ours`` or ``--side raw`` times one side only (two shorter runs
+where one run of both would be too long for a quiet window).
 Not part of the test suite.
 """
 from __future__ import annotations
@@ -72,8 +76,11 @@ def scaled_midi(src: Path, dst: Path, tempo_factor: float) -> None:
 
 
 def raw_chain(score: Path, *, tempos: list[float], soundfonts: list[Path], dpi: int,
-              timeout_s: float) -> tuple[int, int]:
-    """convert-ly, lilypond --png and fluidsynth -F for one score; (pages, wav files) made."""
+              timeout_s: float) -> tuple[int, int, str]:
+    """convert-ly, lilypond --png and fluidsynth -F for one score.
+
+    Returns (pages, wav files, why no audio: "" when there is some).
+    """
     with tempfile.TemporaryDirectory(prefix="raw-") as tmp:
         work = Path(tmp) / score.parent.name
         shutil.copytree(score.parent, work)
@@ -85,8 +92,12 @@ def raw_chain(score: Path, *, tempos: list[float], soundfonts: list[Path], dpi: 
                               timeout=timeout_s)
         pages = len(list(work.glob(f"{ly.stem}*.png")))
         midis = sorted(work.glob(f"{ly.stem}*.mid")) + sorted(work.glob(f"{ly.stem}*.midi"))
-        if proc.returncode != 0 or not midis:
-            return pages, 0
+        if proc.returncode != 0:
+            errors = [ln for ln in proc.stderr.decode(errors="replace").splitlines()
+                      if "error" in ln.lower()]
+            return pages, 0, f"lilypond exit {proc.returncode}: {(errors or [''])[-1][:120]}"
+        if not midis:
+            return pages, 0, "no MIDI file"
         wavs = 0
         for tempo in tempos:
             midi = midis[0]
@@ -98,7 +109,47 @@ def raw_chain(score: Path, *, tempos: list[float], soundfonts: list[Path], dpi: 
                 subprocess.run(["fluidsynth", "-ni", "-F", str(wav), "-r", "22050", "-g", "0.2",
                                 str(sf), str(midi)], capture_output=True, timeout=timeout_s)
                 wavs += wav.is_file()
-        return pages, wavs
+        return pages, wavs, "" if wavs else "fluidsynth wrote no file"
+
+
+def run_ours(scores: list[Path], args: argparse.Namespace) -> tuple[float, float, str]:
+    """``msmd-prep dataset`` from scratch: (wall s, CPU s of the children, its stdout)."""
+    shutil.rmtree(args.out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "msmd_prep.cli", "dataset", *map(str, scores),
+           "--out", str(args.out), "--tempo", *map(str, args.tempo),
+           "--soundfont", *args.soundfont, "--jobs", str(args.jobs), "--dpi", str(args.dpi)]
+    load, cpu, t = os.getloadavg()[0], children_cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    ours, ours_cpu = time.perf_counter() - t, children_cpu() - cpu
+    summary = [ln for ln in proc.stdout.splitlines() if not ln.startswith("FAILED")]
+    failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED")]
+    print(f"ours: {ours:.1f} s wall, {ours_cpu:.1f} CPU s (load before {load:.2f}, "
+          f"after {os.getloadavg()[0]:.2f}), exit {proc.returncode}, {len(failed)} failures",
+          flush=True)
+    for line in summary[-8:]:
+        print(f"  {line}")
+    for line in failed:
+        print(f"  {line[:160]}")
+    return ours, ours_cpu, proc.stdout
+
+
+def run_raw(scores: list[Path], soundfonts: list[Path], args: argparse.Namespace,
+            ) -> tuple[float, float]:
+    """The raw tools' chain per score in ``--jobs`` threads: (wall s, CPU s of the children)."""
+    load, cpu, t = os.getloadavg()[0], children_cpu(), time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        made = list(pool.map(lambda s: raw_chain(s, tempos=args.tempo, soundfonts=soundfonts,
+                                                 dpi=args.dpi, timeout_s=args.timeout),
+                             scores))
+    raw, raw_cpu = time.perf_counter() - t, children_cpu() - cpu
+    print(f"raw tools: {raw:.1f} s wall, {raw_cpu:.1f} CPU s (load before {load:.2f}, "
+          f"after {os.getloadavg()[0]:.2f}), {sum(p for p, _, _ in made)} pages, "
+          f"{sum(w for _, w, _ in made)} wav files, "
+          f"{sum(1 for _, w, _ in made if w == 0)} scores without audio", flush=True)
+    for score, (_, _, why) in zip(scores, made):
+        if why:
+            print(f"  no audio: {score}: {why}")
+    return raw, raw_cpu
 
 
 def main() -> None:
@@ -112,6 +163,7 @@ def main() -> None:
     parser.add_argument("--dpi", type=int, default=150)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-whole-job"))
+    parser.add_argument("--side", choices=["both", "ours", "raw"], default="both")
     args = parser.parse_args()
     scores = find_scores([args.corpus])[::args.every]
     manifest = load_manifest()
@@ -121,33 +173,16 @@ def main() -> None:
     print(f"{len(scores)} scores (every {args.every}th of {args.corpus}), tempos {args.tempo}, "
           f"SoundFonts {args.soundfont}, {args.jobs} processes", flush=True)
 
-    shutil.rmtree(args.out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "msmd_prep.cli", "dataset", *map(str, scores),
-           "--out", str(args.out), "--tempo", *map(str, args.tempo),
-           "--soundfont", *args.soundfont, "--jobs", str(args.jobs), "--dpi", str(args.dpi)]
-    load, cpu, t = os.getloadavg()[0], children_cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    ours, ours_cpu = time.perf_counter() - t, children_cpu() - cpu
-    summary = [ln for ln in proc.stdout.splitlines() if not ln.startswith("FAILED")]
-    failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED")]
-    print(f"ours: {ours:.1f} s wall, {ours_cpu:.1f} CPU s (load before {load:.2f}), "
-          f"exit {proc.returncode}, {len(failed)} failures", flush=True)
-    for line in summary[-8:]:
-        print(f"  {line}")
-    for line in failed:
-        print(f"  {line[:160]}")
-
-    load, cpu, t = os.getloadavg()[0], children_cpu(), time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        made = list(pool.map(lambda s: raw_chain(s, tempos=args.tempo, soundfonts=soundfonts,
-                                                 dpi=args.dpi, timeout_s=args.timeout),
-                             scores))
-    raw, raw_cpu = time.perf_counter() - t, children_cpu() - cpu
-    print(f"raw tools: {raw:.1f} s wall, {raw_cpu:.1f} CPU s (load before {load:.2f}), "
-          f"{sum(p for p, _ in made)} pages, {sum(w for _, w in made)} wav files, "
-          f"{sum(1 for _, w in made if w == 0)} scores without audio", flush=True)
-    stages = re.search(r"time per stage\s+(.*)", proc.stdout)
-    print(f"ours / raw: {ours / raw:.2f} wall, {ours_cpu / raw_cpu:.2f} CPU (goal <= 0.7 wall)")
+    ours = ours_cpu = raw = raw_cpu = 0.0
+    stdout = ""
+    if args.side in ("both", "ours"):
+        ours, ours_cpu, stdout = run_ours(scores, args)
+    if args.side in ("both", "raw"):
+        raw, raw_cpu = run_raw(scores, soundfonts, args)
+    if args.side == "both":
+        print(f"ours / raw: {ours / raw:.2f} wall, {ours_cpu / raw_cpu:.2f} CPU "
+              f"(goal <= 0.7 wall)")
+    stages = re.search(r"time per stage\s+(.*)", stdout)
     if stages:
         print(f"our stages: {stages.group(1)}")
 
