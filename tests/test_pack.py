@@ -253,6 +253,24 @@ def test_sheets_compressed_in_workers_give_the_same_shard(tmp_path):
         assert np.array_equal(f["sheet"][:], arrays["sheet"])
 
 
+def test_score_following_shard_written_as_a_snippet_shard(tmp_path):
+    # Score following: the images are named "staff", the targets stored as they are.
+    arrays = _shard_arrays()
+    staff = arrays.pop("sheet")
+    target = np.random.default_rng(2).random((len(staff), 39)).astype(np.float32)
+    attrs = {"schema_version": 1, "task": "score-following", "split": "train", "shard": 0}
+    for name, images in (("a.h5", staff), ("b.h5", compress_sheets(staff))):
+        write_snippet_shard(tmp_path / name, arrays | {"staff": images, "target": target},
+                            chunk_samples=1, attrs=attrs, sheet_shape=(160, 200), image="staff")
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    with h5py.File(tmp_path / "b.h5", "r") as f:
+        assert "sheet" not in f and set(json.loads(f.attrs["codecs"])) == {
+            "staff", "spec_frames", "meta"}
+        assert np.array_equal(f["staff"][:], staff) and f["staff"].chunks == (1, 160, 200)
+        assert f["target"].chunks == (1, 39) and f["target"].compression is None
+        assert np.array_equal(f["target"][:], target)
+
+
 def test_file_bytes_do_not_depend_on_when_a_dataset_object_is_freed(tmp_path):
     # A Dask worker sometimes freed the object after the next dataset was
     # placed; with HDF5's chunk cache the chunk then moved in the file.

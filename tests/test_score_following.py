@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -87,6 +88,11 @@ def test_packed_samples(fixture_ds, sf_dataset, split):
     index = json.loads((sf_dataset / "index.json").read_text())
     assert index["task"] == "score-following" and index["staff_shape"] == [40, 390]
     assert len(ds) == index["splits"][split]["count"] > 0
+    for entry in index["splits"][split]["shards"]:     # compressed like snippet shards
+        with h5py.File(sf_dataset / entry["path"], "r") as f:
+            assert json.loads(f.attrs["codecs"])["staff"]["name"] == "blosc-lz4hc"
+            assert f["staff"].chunks[0] == 1 and f["staff"].compression is not None
+            assert "spec_frames" in f and f["target"].shape[1] == 39
     full = {}
     for i in range(len(ds)):
         staff, spec, target, meta = ds[i]
@@ -103,6 +109,9 @@ def test_packed_samples(fixture_ds, sf_dataset, split):
             full[key] = np.load(fixture_ds.work / meta["piece"] / "performances"
                                 / meta["performance"] / "spec-msmd.npy").astype(np.float16)
         np.testing.assert_array_equal(spec[:, -1], full[key][:, meta["onset_frame"]])
+        start = meta["spec_start_frame"]
+        np.testing.assert_array_equal(spec[:, max(start, 0) - start:],
+                                      full[key][:, max(start, 0):meta["onset_frame"] + 1])
         if 2 <= meta["head_y"] < 38:   # the head is inked where head_x, head_y say
             x, y = int(meta["head_x"]), int(meta["head_y"])
             assert (staff[y - 2:y + 3, max(x - 3, 0):x + 4] < 160).any()

@@ -31,7 +31,8 @@ There is no augmentation beyond the packed tempos and SoundFonts.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,7 @@ from .core import (SPEC_DTYPES, Inputs, PackResult, PerformanceInput, Plan, chec
                    fixed_bytes, load_spec, meta_dtype, pack_pieces, performance_inputs,
                    PieceInputs)
 from .excerpts import extract_spec
+from .shards import compress_sheets, write_snippet_shard
 
 if TYPE_CHECKING:
     from .snippets import PackConfig
@@ -249,8 +251,9 @@ def spec_ending_at(spec: np.ndarray, onset_frame: int, *, n_frames: int,
 class Block:
     """Samples of one performance.
 
-    ``staff`` (n, H, W) uint8, ``spec`` (n, F, T), ``target`` (n, B) float32,
-    ``meta`` (n,) structured (:data:`META_FIELDS`).
+    ``staff`` (n, H, W) uint8 (or its compressed chunks,
+    :func:`~msmd_prep.packing.shards.compress_sheets`), ``spec`` (n, F, T),
+    ``target`` (n, B) float32, ``meta`` (n,) structured (:data:`META_FIELDS`).
     """
 
     staff: np.ndarray
@@ -347,7 +350,8 @@ class ScoreFollowingTask:
             index={"task": TASK, "staff_shape": [H, W], "spec_shape": [F, T], "n_buckets": B,
                    "bucket_edges_px": bucket_edges(B, width_px=W).tolist(),
                    "bucket_centres_px": bucket_centres(B, width_px=W).tolist(),
-                   "frame_rate_fps": sorted(rates)})
+                   "frame_rate_fps": sorted(rates)},
+            write_shard=partial(write_snippet_shard, sheet_shape=(H, W), image="staff"))
 
     def open_piece(self, piece: Path) -> tuple[Path, dict[int, Band], dict[int, np.ndarray]]:
         """The piece folder, and the staff crop and staff image of each of its systems."""
@@ -357,10 +361,12 @@ class ScoreFollowingTask:
                    source: tuple[Path, dict[int, Band], dict[int, np.ndarray]],
                    perfs: Sequence[PerformanceInput], add: Callable[[Block], None],
                    staging: Path, attrs: Mapping[str, str | int]) -> dict:
-        """The samples of every performance of one piece."""
+        """The samples of every performance of one piece, staff images compressed."""
         piece, crops, images = source
         for perf in perfs:
-            add(piece_samples(piece, perf, self.config, crops=crops, images=images))
+            block = piece_samples(piece, perf, self.config, crops=crops, images=images)
+            # Compressed here, in the worker: the shard writer only copies chunks.
+            add(replace(block, staff=compress_sheets(block.staff)))
         return {}
 
 

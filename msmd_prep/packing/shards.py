@@ -1,6 +1,7 @@
 """Compressed snippet shards: fixed samples, stored compactly.
 
-A snippet shard holds ``N`` samples:
+A snippet shard holds ``N`` samples (a score-following shard likewise, with
+its ``staff`` images in place of ``sheet`` and its ``target`` as is):
 
 * ``sheet`` uint8 (N, H, W): the sheet excerpts, one sample per chunk,
   each compressed on its own (Blosc LZ4HC), so that a random read decodes
@@ -68,15 +69,15 @@ def compress_sheets(sheets: np.ndarray) -> np.ndarray:
     return chunks
 
 
-def _write_sheet(f: h5py.File, sheet: np.ndarray, *, chunk_samples: int,
+def _write_sheet(f: h5py.File, name: str, sheet: np.ndarray, *, chunk_samples: int,
                  sheet_shape: tuple[int, int]) -> None:
-    """The ``sheet`` dataset from excerpts (n, H, W) or from :func:`compress_sheets` chunks."""
+    """The dataset ``name`` from images (n, H, W) or from :func:`compress_sheets` chunks."""
     if sheet.dtype != object:
         rows = max(1, min(chunk_samples, len(sheet)))
-        f.create_dataset("sheet", data=sheet, chunks=(rows, *sheet.shape[1:]),
+        f.create_dataset(name, data=sheet, chunks=(rows, *sheet.shape[1:]),
                          track_times=False, **codec(SHEET_CODEC))
         return
-    ds = f.create_dataset("sheet", shape=(len(sheet), *sheet_shape), dtype=np.uint8,
+    ds = f.create_dataset(name, shape=(len(sheet), *sheet_shape), dtype=np.uint8,
                           chunks=(1, *sheet_shape), track_times=False, **codec(SHEET_CODEC))
     for i, (mask, data) in enumerate(sheet):
         ds.id.write_direct_chunk((i, 0, 0), data, filter_mask=mask)
@@ -120,14 +121,18 @@ def spec_runs(spec: np.ndarray, starts: np.ndarray, runs: np.ndarray,
 
 
 def write_snippet_shard(path: Path, arrays: Mapping[str, np.ndarray], *, chunk_samples: int,
-                        attrs: Mapping[str, str | int], sheet_shape: tuple[int, int]) -> None:
-    """Write one snippet shard from ``sheet``, ``spec`` (excerpts) and ``meta`` arrays.
+                        attrs: Mapping[str, str | int], sheet_shape: tuple[int, int],
+                        image: str = "sheet") -> None:
+    """Write one shard from ``image``, ``spec`` (excerpts) and ``meta`` arrays.
 
-    ``sheet`` is (n, H, W) uint8, or, one sample per chunk, the chunks of
-    :func:`compress_sheets` (``sheet_shape`` is ``(H, W)``); both give the
-    same file.  No timestamps are stored, so the same arrays give the same file.
+    ``image`` names the images: ``sheet`` (snippets) or ``staff`` (score
+    following).  They are (n, H, W) uint8, or, one sample per chunk, the
+    chunks of :func:`compress_sheets` (``sheet_shape`` is ``(H, W)``); both
+    give the same file.  Any other array (``target``) is stored as is,
+    ``chunk_samples`` samples per chunk.  No timestamps are stored, so the
+    same arrays give the same file.
     """
-    sheet, spec, meta = arrays["sheet"], arrays["spec"], arrays["meta"]
+    sheet, spec, meta = arrays[image], arrays["spec"], arrays["meta"]
     change = ((meta["piece"][1:] != meta["piece"][:-1])
               | (meta["performance"][1:] != meta["performance"][:-1]))
     runs = np.r_[0, np.cumsum(change)] if len(meta) else np.zeros(0, np.int64)
@@ -135,13 +140,17 @@ def write_snippet_shard(path: Path, arrays: Mapping[str, np.ndarray], *, chunk_s
     with new_h5(path) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
-        f.attrs["codecs"] = codecs_attr(sheet=SHEET_CODEC, spec_frames=SPEC_CODEC,
-                                        meta=META_CODEC)
+        f.attrs["codecs"] = codecs_attr(**{image: SHEET_CODEC, "spec_frames": SPEC_CODEC,
+                                           "meta": META_CODEC})
         f.attrs["spec_frames"] = spec.shape[2]
-        _write_sheet(f, sheet, chunk_samples=chunk_samples, sheet_shape=sheet_shape)
+        _write_sheet(f, image, sheet, chunk_samples=chunk_samples, sheet_shape=sheet_shape)
         f.create_dataset("spec_frames", data=frames, track_times=False,
                          chunks=(frames.shape[0], max(1, min(frames.shape[1], SPEC_CHUNK_FRAMES))),
                          **codec(SPEC_CODEC))
         f.create_dataset("spec_offset", data=offsets, track_times=False)
+        for name, data in arrays.items():
+            if name not in (image, "spec", "meta"):
+                f.create_dataset(name, data=data, track_times=False,
+                                 chunks=(max(1, min(chunk_samples, len(data))), *data.shape[1:]))
         f.create_dataset("meta", data=meta, chunks=(max(1, min(1024, len(meta))),),
                          track_times=False, **codec(META_CODEC))
