@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-whole-job"))
     parser.add_argument("--side", choices=["both", "ours", "raw"], default="both")
     args = parser.parse_args()
+    if not args.corpus.is_dir():
+        sys.exit(f"no corpus folder {args.corpus} (give --corpus)")
     scores = find_scores([args.corpus])[::args.every]
     manifest = load_manifest()
     soundfonts = [manifest[name].locate() for name in args.soundfont]
