@@ -24,7 +24,11 @@ uncompressed shards (today's reader on today's shards):
   augmented (``collate_fn=torch_batch``), over ``SnippetDataset``
   (compressed shards, ``BatchSampler``), and over a dataset that returns
   ready arrays of the same shapes (what torch's transfer from the workers
-  alone allows).
+  alone allows);
+* :class:`msmd_prep.loader.SnippetLoader` (if torch is importable), 2
+  workers, batches of 100, one epoch including the workers' start, with
+  the ``msmd`` augmentation and without: the workers cut the batches into
+  shared slots allocated once, the main process hands out views of them.
 
 Also printed: the machine's load average and its memory copy bandwidth
 (``np.copyto`` of 256 MB), which bounds a reader that copies every pair's
@@ -167,6 +171,17 @@ def loader_rates(ds, order: np.ndarray, *, workers: int, batch: int, reader: boo
     return clock.rates(n)
 
 
+def snippet_loader_rates(reader, *, workers: int, batch: int,  # type: ignore[no-untyped-def]
+                         ) -> tuple[tuple[float, float], str]:
+    from msmd_prep.loader import SnippetLoader
+
+    loader = SnippetLoader(reader, batch, num_workers=workers)
+    clock = Clock()
+    n = sum(len(b[0]) for b in loader)
+    rates = clock.rates(n)
+    return rates, f"{loader.in_slots} batches from slots, {loader.fresh} fresh"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, required=True)
@@ -178,6 +193,7 @@ def main() -> None:
     load_before = os.getloadavg()
     bandwidth = copy_bandwidth()
     results: dict[str, tuple[float, float]] = {}
+    slots: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-onthefly-") as tmp:
         clock = Clock()
         reader = SnippetReader(args.dataset, args.split, augment=False)
@@ -230,6 +246,10 @@ def main() -> None:
             results["DataLoader 2 workers, ready arrays (transfer only)"] = loader_rates(
                 ReadyArrays(n, np.ascontiguousarray(sample[0]), np.ascontiguousarray(sample[1])),
                 order, workers=2, batch=args.batch, reader=True)
+            unaugmented = SnippetReader(args.dataset, args.split, augment=False)
+            for name, ds in (("msmd aug", aug), ("no aug", unaugmented)):
+                results[f"SnippetLoader 2 workers, {name}"], slots[name] = snippet_loader_rates(
+                    ds, workers=2, batch=args.batch)
     plain, plain_cpu = results["plain h5py loop, uncompressed shards"]
     today, today_cpu = results["SnippetDataset[i], uncompressed shards"]
     print(f"{args.dataset} {args.split}: {n} samples; load average {load_before[0]:.2f} before, "
@@ -246,6 +266,14 @@ def main() -> None:
     print("  (today: SnippetDataset[i] over uncompressed shards; plain: the h5py loop)")
     if torch is None:
         print("  torch is not installed: no DataLoader figures")
+        return
+    loader, loader_cpu = results["DataLoader 2 workers, reader, msmd aug"]
+    ready, ready_cpu = results["DataLoader 2 workers, ready arrays (transfer only)"]
+    for name, counts in slots.items():
+        value, cpu = results[f"SnippetLoader 2 workers, {name}"]
+        print(f"  SnippetLoader, {name}: {value / loader:.2f}x the DataLoader over the reader "
+              f"(msmd aug), {value / ready:.2f}x transfer only; per CPU s {cpu / loader_cpu:.2f}x, "
+              f"{cpu / ready_cpu:.2f}x ({counts})")
 
 
 if __name__ == "__main__":
