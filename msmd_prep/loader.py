@@ -172,7 +172,9 @@ class SnippetLoader:
     prefetch_factor : int
         Batches each worker cuts ahead (torch's option).
     persistent_workers : bool
-        torch's option; epochs reach the workers with every batch either way.
+        Keep the workers from one epoch to the next (torch's option; here
+        the default: the epoch reaches them with every batch, and an epoch
+        does not pay for starting them).  :meth:`close` ends them.
     multiprocessing_context : optional
         torch's option (``"fork"`` shares the reader's memory copy-on-write;
         ``"spawn"`` pickles the reader to every worker).
@@ -187,7 +189,8 @@ class SnippetLoader:
     array sharing their memory is gone; copy (``.clone()``, ``.to(device)``)
     what must outlive them without holding the slot.  :meth:`set_epoch`
     sets the epoch of the shuffle and of the augmentation.  One iteration at
-    a time: starting another ends the workers of the previous one.
+    a time: starting another ends the previous one (and its workers, unless
+    persistent).  A worker's exception ends the workers and is raised here.
     ``in_slots`` and ``fresh`` count the batches handed out from slots and
     freshly allocated ones (no slot was free).
     """
@@ -195,7 +198,7 @@ class SnippetLoader:
     def __init__(self, reader: SnippetReader, batch_size: int = 100, *, shuffle: bool = True,
                  drop_last: bool = False, num_workers: int = 2,
                  slots_per_worker: int | None = None, prefetch_factor: int = 2,
-                 persistent_workers: bool = False, multiprocessing_context=None,  # type: ignore[no-untyped-def]
+                 persistent_workers: bool = True, multiprocessing_context=None,  # type: ignore[no-untyped-def]
                  ) -> None:
         import torch
 
@@ -222,12 +225,17 @@ class SnippetLoader:
         self._state_array = self._states.numpy()
         self._generation = 0
         self._active: weakref.ref | None = None
-        workers = {"prefetch_factor": prefetch_factor, "persistent_workers": persistent_workers,
-                   "multiprocessing_context": multiprocessing_context} if num_workers else {}
-        self._dataloader = torch.utils.data.DataLoader(
-            _SlotDataset(reader, self._ring, self._states, self._layout, max(num_workers, 1)),
+        self.persistent_workers = bool(persistent_workers and num_workers)
+        self._dataloader_options = dict(
+            dataset=_SlotDataset(reader, self._ring, self._states, self._layout,
+                                 max(num_workers, 1)),
             batch_size=None, sampler=_Requests(self), num_workers=num_workers,
-            collate_fn=_as_is, **workers)
+            collate_fn=_as_is, **({"prefetch_factor": prefetch_factor,
+                                   "persistent_workers": self.persistent_workers,
+                                   "multiprocessing_context": multiprocessing_context}
+                                  if num_workers else {}))
+        self._dataloader = None
+        self._persistent_iterator = None
 
     def __len__(self) -> int:
         n, b = len(self.reader), self.batch_size
@@ -254,13 +262,30 @@ class SnippetLoader:
             yield order[lo:lo + b]
 
     def __iter__(self) -> Iterator[tuple[Any, Any, dict]]:
+        import torch
+
         active = self._active() if self._active is not None else None
         if active is not None:
-            active.close()
+            # Persistent workers finish the old batches before any new one.
+            active.close(end_workers=not self.persistent_workers)
+        if self._dataloader is None:
+            self._dataloader = torch.utils.data.DataLoader(**self._dataloader_options)
         self._generation += 1
-        batches = _Batches(self, iter(self._dataloader), self._generation)
+        iterator = iter(self._dataloader)
+        if self.persistent_workers:
+            self._persistent_iterator = iterator
+        batches = _Batches(self, iterator, self._generation)
         self._active = weakref.ref(batches)
         return batches
+
+    def close(self) -> None:
+        """End the current iteration and the workers (persistent ones too); iterating starts anew."""
+        active = self._active() if self._active is not None else None
+        if active is not None:
+            active.close(end_workers=True)
+        _end_workers(self._persistent_iterator)
+        self._persistent_iterator = self._dataloader = None
+        self._persistent_iterator = None
 
     def _hand_out(self, slot: int, n: int) -> tuple[Any, Any]:
         import torch
@@ -291,6 +316,10 @@ class _Batches:
         except StopIteration:
             self._closed = True
             raise
+        except Exception:
+            # Now: ended later, from the traceback's garbage, torch waits 5 s per worker.
+            self._loader.close()
+            raise
         loader = self._loader
         if item[0] is None:
             loader.fresh += 1
@@ -300,14 +329,19 @@ class _Batches:
         sheets, specs = loader._hand_out(slot, n)
         return sheets, specs, meta
 
-    def close(self) -> None:
-        """End this iteration: its workers stop (before another iteration may use the slots)."""
+    def close(self, *, end_workers: bool) -> None:
+        """End this iteration; ``end_workers``: and its workers, before the slots are used again."""
         self._closed = True
-        batches = self._batches
-        shutdown = getattr(batches, "_shutdown_workers", None)
-        if shutdown is not None and not getattr(batches, "_persistent_workers", False):
-            shutdown()
-            for w in getattr(batches, "_workers", []):
-                if w.is_alive():
-                    w.kill()
-                    w.join()
+        if end_workers:
+            _end_workers(self._batches)
+
+
+def _end_workers(iterator) -> None:  # type: ignore[no-untyped-def]
+    """Stop the workers of a torch DataLoader iterator (none without workers) and wait for them."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+        for w in iterator._workers:
+            if w.is_alive():
+                w.kill()
+                w.join()

@@ -119,7 +119,7 @@ def test_epochs_reach_persistent_workers_and_dropped_iterations(reader):
 
 
 def test_a_new_iteration_ends_the_previous_workers(reader):
-    loader = SnippetLoader(reader, BATCH, num_workers=2)
+    loader = SnippetLoader(reader, BATCH, num_workers=2, persistent_workers=False)
     loader.set_epoch(0)
     it = iter(loader)
     next(it)
@@ -128,6 +128,24 @@ def test_a_new_iteration_ends_the_previous_workers(reader):
     got = [(s.clone(), p.clone(), m) for s, p, m in loader]
     assert not any(w.is_alive() for w in workers)
     _assert_epoch(got, _expected(reader, 0))
+    assert loader.fresh == 0
+
+
+def test_persistent_workers_stay_until_closed(reader):
+    loader = SnippetLoader(reader, BATCH, num_workers=2)
+    assert loader.persistent_workers
+    it = iter(loader)
+    next(it)
+    workers = list(it._batches._workers)
+    for epoch in (0, 1):
+        loader.set_epoch(epoch)
+        _assert_epoch([(s.clone(), p.clone(), m) for s, p, m in loader], _expected(reader, epoch))
+        assert all(w.is_alive() for w in workers)
+        assert it._batches._workers == workers
+    loader.close()
+    assert not any(w.is_alive() for w in workers)
+    loader.set_epoch(2)          # iterating again starts new workers
+    _assert_epoch([(s.clone(), p.clone(), m) for s, p, m in loader], _expected(reader, 2))
     assert loader.fresh == 0
 
 
@@ -154,9 +172,11 @@ class _Broken(SnippetReader):
 
 
 def test_worker_exceptions_surface(fixture_ds):
+    children = set(multiprocessing.active_children())
     loader = SnippetLoader(_Broken(fixture_ds.dataset, "train"), BATCH, num_workers=2)
     with pytest.raises(InputError) as caught:
         list(loader)
+    assert set(multiprocessing.active_children()) <= children     # the workers ended
     message = str(caught.value)
     assert "sample 5 is broken" in message and "DataLoader worker" in message
     assert "SnippetLoader: batch of 16 samples of epoch 0" in message
@@ -166,20 +186,26 @@ def _torch_mappings() -> int:
     return sum("/torch_" in line for line in Path("/proc/self/maps").read_text().splitlines())
 
 
-def test_shared_memory_is_released(reader):
+@pytest.mark.parametrize("persistent", [False, True])
+def test_shared_memory_is_released(reader, persistent):
     gc.collect()
     shm_before = set(os.listdir("/dev/shm"))
     maps_before = _torch_mappings()
     children_before = set(multiprocessing.active_children())
-    loader = SnippetLoader(reader, 4 * BATCH, num_workers=2, slots_per_worker=1)
+    loader = SnippetLoader(reader, 4 * BATCH, num_workers=2, slots_per_worker=1,
+                           persistent_workers=persistent)
     kept = list(loader)                        # slots and fresh batches
     assert loader.fresh and _torch_mappings() > maps_before
     it = iter(loader)
     next(it)
     del it                                     # an iterator dropped mid-epoch
-    gc.collect()
+    if not persistent:                         # ends its workers
+        assert set(multiprocessing.active_children()) <= children_before
+    del loader                                 # ends persistent ones
     assert set(multiprocessing.active_children()) <= children_before
-    del loader, kept
+    assert _torch_mappings() > maps_before     # the kept batches hold their memory
+    _assert_batch(kept[0], _expected(reader, 0, 4 * BATCH)[0])
+    del kept
     gc.collect()
     assert _torch_mappings() == maps_before
     assert set(os.listdir("/dev/shm")) == shm_before
@@ -194,7 +220,7 @@ def test_arguments_are_checked(reader):
 
 def test_spawned_workers_share_the_slots(reader):
     """Spawned workers get the reader pickled and the slots' memory passed by torch."""
-    loader = SnippetLoader(reader, BATCH, num_workers=2, multiprocessing_context="spawn")
+    loader = SnippetLoader(reader, BATCH, num_workers=1, multiprocessing_context="spawn")
     loader.set_epoch(1)
     _assert_epoch([(s.clone(), p.clone(), m) for s, p, m in loader], _expected(reader, 1))
     assert loader.fresh == 0
