@@ -26,15 +26,16 @@ uncompressed shards (today's reader on today's shards):
   ready arrays of the same shapes (what torch's transfer from the workers
   alone allows);
 * :class:`msmd_prep.loader.SnippetLoader` (if torch is importable), 2
-  workers, batches of 100, one epoch including the workers' start, with
-  the ``msmd`` augmentation and without: the workers cut the batches into
-  shared slots allocated once, the main process hands out views of them.
+  workers, batches of 100, with the ``msmd`` augmentation and without, a
+  first epoch (including the workers' start) and a second one (its
+  workers persist): the workers cut the batches into shared slots
+  allocated once, the main process hands out views of them.
 
 Also printed: the machine's load average and its memory copy bandwidth
 (``np.copyto`` of 256 MB), which bounds a reader that copies every pair's
-bytes once.  CPU seconds are those of this process (and of the
-DataLoader's workers, counted when they end): on a machine whose cores are
-taken by others, pairs per CPU second estimate what one free core does.
+bytes once.  CPU seconds are those of this process and of its children
+(the DataLoader's workers, running or ended): on a machine whose cores
+are taken by others, pairs per CPU second estimate what one free core does.
 "Cold" is a new reader object; the files may be in the page cache (the
 machine is shared, its cache cannot be dropped).
 Run: ``python benchmarks/bench_onthefly.py --dataset DIR [--split train]``.
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import tempfile
@@ -89,9 +91,20 @@ class Clock:
 
 
 def cpu_seconds() -> float:
+    """CPU seconds of this process and its children, ended (and waited for) or running."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
         resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return (own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+            + sum(map(running_cpu_seconds, multiprocessing.active_children())))
+
+
+def running_cpu_seconds(process) -> float:  # type: ignore[no-untyped-def]
+    """User and system CPU seconds of a running child so far (``/proc/PID/stat``)."""
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def copy_bandwidth(nbytes: int = 256 << 20) -> float:
@@ -172,13 +185,19 @@ def loader_rates(ds, order: np.ndarray, *, workers: int, batch: int, reader: boo
 
 
 def snippet_loader_rates(reader, *, workers: int, batch: int,  # type: ignore[no-untyped-def]
-                         ) -> tuple[tuple[float, float], str]:
+                         ) -> tuple[list[tuple[float, float]], str]:
+    """Pairs per second of a first epoch (with the workers' start) and a second one."""
     from msmd_prep.loader import SnippetLoader
 
     loader = SnippetLoader(reader, batch, num_workers=workers)
-    clock = Clock()
-    n = sum(len(b[0]) for b in loader)
-    rates = clock.rates(n)
+    rates = []
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        clock = Clock()
+        n = sum(len(b[0]) for b in loader)
+        rates.append(clock.rates(n))
+    loader.close()
+    reader.set_epoch(0)
     return rates, f"{loader.in_slots} batches from slots, {loader.fresh} fresh"
 
 
@@ -248,8 +267,10 @@ def main() -> None:
                 order, workers=2, batch=args.batch, reader=True)
             unaugmented = SnippetReader(args.dataset, args.split, augment=False)
             for name, ds in (("msmd aug", aug), ("no aug", unaugmented)):
-                results[f"SnippetLoader 2 workers, {name}"], slots[name] = snippet_loader_rates(
-                    ds, workers=2, batch=args.batch)
+                (first, second), slots[name] = snippet_loader_rates(ds, workers=2,
+                                                                    batch=args.batch)
+                results[f"SnippetLoader 2 workers, {name}, epoch 1"] = first
+                results[f"SnippetLoader 2 workers, {name}, epoch 2"] = second
     plain, plain_cpu = results["plain h5py loop, uncompressed shards"]
     today, today_cpu = results["SnippetDataset[i], uncompressed shards"]
     print(f"{args.dataset} {args.split}: {n} samples; load average {load_before[0]:.2f} before, "
@@ -270,10 +291,12 @@ def main() -> None:
     loader, loader_cpu = results["DataLoader 2 workers, reader, msmd aug"]
     ready, ready_cpu = results["DataLoader 2 workers, ready arrays (transfer only)"]
     for name, counts in slots.items():
-        value, cpu = results[f"SnippetLoader 2 workers, {name}"]
-        print(f"  SnippetLoader, {name}: {value / loader:.2f}x the DataLoader over the reader "
-              f"(msmd aug), {value / ready:.2f}x transfer only; per CPU s {cpu / loader_cpu:.2f}x, "
-              f"{cpu / ready_cpu:.2f}x ({counts})")
+        for k in (1, 2):
+            value, cpu = results[f"SnippetLoader 2 workers, {name}, epoch {k}"]
+            print(f"  SnippetLoader, {name}, epoch {k}: {value / loader:.2f}x the DataLoader "
+                  f"over the reader (msmd aug), {value / ready:.2f}x transfer only; per CPU s "
+                  f"{cpu / loader_cpu:.2f}x, {cpu / ready_cpu:.2f}x")
+        print(f"    ({counts})")
 
 
 if __name__ == "__main__":
