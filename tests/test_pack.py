@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import h5py
 import hdf5plugin  # noqa: F401  (the shards' filter)
@@ -290,3 +291,46 @@ def test_file_bytes_do_not_depend_on_when_a_dataset_object_is_freed(tmp_path):
         return path.read_bytes()
 
     assert write(tmp_path / "freed.h5", False) == write(tmp_path / "held.h5", True)
+
+
+def _piece_and_shard_bytes(folder):
+    """Bytes of a piece file (multi-block Blosc chunks) and of a shard, written in this process."""
+    from msmd_prep.packing.pieces import StoredPerformance, StoredPiece, onset_table, write_piece_file
+
+    rng = np.random.default_rng(5)
+    image = np.full((180, 40000), 255, np.uint8)
+    image[:, ::3] = rng.integers(0, 256, (180, image[:, ::3].shape[1]), dtype=np.uint8)
+    n = 30
+    onsets = onset_table(notehead_id=[f"h{k}" for k in range(n)], pitch=np.arange(n),
+                         system=np.zeros(n), onset_s=np.arange(n) * 0.1,
+                         onset_frame=np.arange(n) * 3, unrolled_x=np.arange(n) * 10.0,
+                         unrolled_y=np.full(n, 90.0), center_y=np.full(n, 90.0))
+    perf = StoredPerformance("sf_t1.0", rng.random((92, 20000)).astype(np.float16), onsets, 1.0,
+                             {"name": "sf"})
+    folder.mkdir()
+    write_piece_file(folder / "p.h5", StoredPiece("p", "train", image, {}, (perf,)),
+                     attrs={"schema_version": 1})
+    arrays = _shard_arrays()
+    chunks = compress_sheets(arrays["sheet"])
+    write_snippet_shard(folder / "s.h5", arrays | {"sheet": chunks}, chunk_samples=1,
+                        attrs={"schema_version": 1, "preset": "msmd", "split": "train",
+                               "shard": 0}, sheet_shape=(160, 200))
+    return (folder / "p.h5").read_bytes(), (folder / "s.h5").read_bytes()
+
+
+def test_blosc_environment_does_not_change_the_bytes(tmp_path, monkeypatch):
+    """BLOSC_NTHREADS (threads place the blocks in their finishing order) and BLOSC_CLEVEL
+    would make other files; the writers pin them."""
+    import blosc
+
+    reference = _piece_and_shard_bytes(tmp_path / "plain")
+    monkeypatch.setenv("BLOSC_NTHREADS", "2")
+    monkeypatch.setenv("BLOSC_CLEVEL", "1")
+    before = blosc.set_nthreads(2)
+    try:
+        for k in range(3):
+            assert _piece_and_shard_bytes(tmp_path / f"env{k}") == reference, k
+    finally:
+        blosc.set_nthreads(before)
+    # The caller's environment is as it was.
+    assert os.environ["BLOSC_NTHREADS"] == "2" and os.environ["BLOSC_CLEVEL"] == "1"

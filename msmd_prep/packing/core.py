@@ -23,7 +23,8 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +39,7 @@ from ..align import ALIGNMENT_NAME
 from ..data import INDEX_NAME, SCHEMA_VERSION
 from ..errors import ConfigError, InputError, MsmdPrepError
 from ..locking import folder_lock
+from .blosc_pin import serial_blosc
 from ..parallel import iter_pieces, map_pieces
 from ..stage_versions import stage_version
 from .currency import LeftOut, performance_state, piece_hashes_or_reason, piece_state
@@ -446,16 +448,20 @@ class ShardWriter:
                             "sha256": sha256_file(path)})
 
 
-def new_h5(path: Path) -> h5py.File:
+@contextmanager
+def new_h5(path: Path) -> Iterator[h5py.File]:
     """A new HDF5 file of a dataset, open for writing, whose bytes depend only on what is written.
 
     The HDF5 1.10 file format (readable by HDF5 >= 1.10), and no chunk
     cache: every chunk is placed in the file when its dataset is written.
     With HDF5's cache a chunk is placed when its dataset object is freed,
     and in a Dask worker that was sometimes after the next dataset had been
-    placed: the same arrays at other offsets, so other bytes.
+    placed: the same arrays at other offsets, so other bytes.  Blosc
+    compresses in one thread whatever ``BLOSC_NTHREADS`` says
+    (:func:`~msmd_prep.packing.blosc_pin.serial_blosc`).
     """
-    return h5py.File(path, "w", libver=("v110", "v110"), rdcc_nbytes=0)
+    with serial_blosc(), h5py.File(path, "w", libver=("v110", "v110"), rdcc_nbytes=0) as f:
+        yield f
 
 
 def _stored_bytes(array: np.ndarray) -> int:

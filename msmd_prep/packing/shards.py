@@ -27,6 +27,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .blosc_pin import serial_blosc
 from .core import new_h5
 from .pieces import SPEC_CHUNK_FRAMES, codec, codecs_attr
 
@@ -61,11 +62,12 @@ def compress_sheets(sheets: np.ndarray) -> np.ndarray:
     clevel, shuffle, cname = opts[4], opts[5], _BLOSC_NAMES[opts[6]]
     sheets = np.ascontiguousarray(sheets)
     chunks = np.empty(len(sheets), dtype=object)
-    for i, sheet in enumerate(sheets):
-        raw = sheet.tobytes()
-        packed = blosc.compress(raw, typesize=sheets.itemsize, clevel=clevel, shuffle=shuffle,
-                                cname=cname)
-        chunks[i] = (0, packed) if len(packed) <= len(raw) else (1, raw)
+    with serial_blosc():
+        for i, sheet in enumerate(sheets):
+            raw = sheet.tobytes()
+            packed = blosc.compress(raw, typesize=sheets.itemsize, clevel=clevel,
+                                    shuffle=shuffle, cname=cname)
+            chunks[i] = (0, packed) if len(packed) <= len(raw) else (1, raw)
     return chunks
 
 
