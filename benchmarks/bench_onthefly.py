@@ -15,8 +15,9 @@ uncompressed shards (today's reader on today's shards):
 * ``SnippetReader`` without augmentation from a cold start (construction,
   which decodes the piece files, plus the first epoch, batches of 100),
   then a warm epoch, the same with the batches made row-major
-  (``np.ascontiguousarray``: what a consumer that needs C order pays), and
-  ``reader[i]`` one by one;
+  (``np.ascontiguousarray``: what a consumer that needs C order pays),
+  with ``read_into`` reusing one batch's arrays (2 threads, and 1), and
+  ``reader[i]`` one by one; cold again with ``read_into`` (2 threads, and 1);
 * ``SnippetReader`` with the ``msmd`` augmentation, cold (construction
   rescales the scores) and warm;
 * a torch DataLoader (if torch is importable), 2 workers, batches of 100,
@@ -143,10 +144,18 @@ def getitem_loop(ds, order: np.ndarray) -> tuple[float, float]:  # type: ignore[
     return clock.rates(len(order))
 
 
-def epoch(reader, order: np.ndarray, batch: int, *, row_major: bool = False) -> int:  # type: ignore[no-untyped-def]
+def epoch(reader, order: np.ndarray, batch: int, *,  # type: ignore[no-untyped-def]
+          row_major: bool = False, into: bool = False) -> int:
+    """Read ``order`` in batches: new arrays each, or ``into`` the same ones (``read_into``)."""
     n = 0
+    out = reader.new_batch(batch) if into else None
     for lo in range(0, len(order), batch):
-        sheets, specs, _ = reader[order[lo:lo + batch]]
+        idx = order[lo:lo + batch]
+        if out is not None:
+            sheets, specs = out[0][:len(idx)], out[1][:len(idx)]
+            reader.read_into(idx, sheets, specs)
+        else:
+            sheets, specs, _ = reader[idx]
         if row_major:
             sheets, specs = np.ascontiguousarray(sheets), np.ascontiguousarray(specs)
         n += len(sheets)
@@ -229,9 +238,28 @@ def main() -> None:
         epoch(reader, order, args.batch, row_major=True)
         results["reader, no aug, warm epoch, made row-major"] = clock.rates(n)
         loop = order[:args.loop_samples]
+        clock = Clock()
+        epoch(reader, order, args.batch, into=True)
+        results["reader, no aug, warm epoch, read_into"] = clock.rates(n)
+        reader.threads = 1
+        clock = Clock()
+        epoch(reader, order, args.batch, into=True)
+        results["reader, no aug, warm epoch, read_into, 1 thread"] = clock.rates(n)
         results["reader[i], no aug"] = getitem_loop(reader, loop)
         sample = reader[0]
         pair_bytes = sample[0].nbytes + sample[1].nbytes
+        del reader
+        clock = Clock()
+        reader = SnippetReader(args.dataset, args.split, augment=False)
+        into_load_s = time.perf_counter() - clock.wall
+        epoch(reader, order, args.batch, into=True)
+        results["reader, no aug, cold (load + epoch 1), read_into"] = clock.rates(n)
+        del reader
+        clock = Clock()
+        reader = SnippetReader(args.dataset, args.split, augment=False, threads=1)
+        one_load_s = time.perf_counter() - clock.wall
+        epoch(reader, order, args.batch, into=True)
+        results["reader, no aug, cold, read_into, 1 thread"] = clock.rates(n)
         del reader
         clock = Clock()
         aug = SnippetReader(args.dataset, args.split, augment=True)
@@ -241,6 +269,9 @@ def main() -> None:
         clock = Clock()
         epoch(aug, order, args.batch)
         results["reader, msmd aug, warm epoch"] = clock.rates(n)
+        clock = Clock()
+        epoch(aug, order, args.batch, into=True)
+        results["reader, msmd aug, warm epoch, read_into"] = clock.rates(n)
 
         shards = uncompressed_copy(args.dataset, args.split, Path(tmp))
         plain_loop(shards, loop)     # warms the page cache
@@ -275,8 +306,9 @@ def main() -> None:
     today, today_cpu = results["SnippetDataset[i], uncompressed shards"]
     print(f"{args.dataset} {args.split}: {n} samples; load average {load_before[0]:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after")
-    print(f"  piece files decoded in {load_s:.2f} s (augmented: {aug_load_s:.2f} s), "
-          f"first epoch {first_s:.2f} s; batches of {args.batch}")
+    print(f"  piece files decoded in {load_s:.2f} s, again {into_load_s:.2f} s, in 1 thread "
+          f"{one_load_s:.2f} s (augmented: {aug_load_s:.2f} s), first epoch {first_s:.2f} s; "
+          f"batches of {args.batch}; 2 threads unless said")
     print(f"  memory copy {bandwidth / 1e9:.2f} GB/s: {bandwidth / pair_bytes:,.0f} pairs/s "
           f"of {pair_bytes} bytes copied once")
     print(f"  {'':52s} {'wall':>8s} {'x plain':>8s} {'x today':>8s} {'per CPU s':>10s} "

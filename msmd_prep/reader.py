@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .data import _read_index
@@ -40,7 +42,7 @@ from .errors import InputError
 from .packing.excerpts import (BORDER_PX, Augmentation, SheetStore, SpecStore, cut_sheets, cut_specs,
                                draw_augmentation, head_position, new_sheets, new_specs,
                                no_augmentation, scale_levels, spec_start)
-from .packing.pieces import read_piece_file
+from .packing.pieces import PieceContents, read_piece_contents
 from .packing.snippets import PRESETS, PackConfig
 
 #: Samples per augmentation generator: sample ``i`` uses generator ``i // AUG_BLOCK``.
@@ -53,15 +55,6 @@ def pack_config(index: dict) -> PackConfig:
     values = {k: tuple(v) if isinstance(v, list) else v
               for k, v in index["config"].items() if k in known}
     return PackConfig(**values)
-
-
-def _sheet_shape(path: Path) -> tuple[int, int]:
-    """The shape of a piece file's unrolled score, without decoding it."""
-    try:
-        with h5py.File(path, "r") as f:
-            return f["unrolled"].shape
-    except (OSError, KeyError) as e:
-        raise InputError(f"{path}: unreadable piece file ({e})") from e
 
 
 class SnippetReader:
@@ -78,6 +71,10 @@ class SnippetReader:
     seed : int, optional
         Seeds the augmentation and :meth:`iter_batches`' shuffle; default:
         the pack config's seed.
+    threads : int, optional
+        Threads that decode the piece files and copy a batch's excerpts
+        (default 2; 1 in DataLoader workers that already fill the cores).
+        The samples are the same whatever the number.
 
     Notes
     -----
@@ -90,7 +87,7 @@ class SnippetReader:
     """
 
     def __init__(self, root: str | Path, split: str, *, augment: bool | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, threads: int = 2) -> None:
         self.root = Path(root)
         index = _read_index(self.root)
         if index.get("task", "snippets") != "snippets":
@@ -103,6 +100,9 @@ class SnippetReader:
         self.preset = PRESETS[self.config.preset]
         self.augment = split in self.config.augment_splits if augment is None else bool(augment)
         self.seed = self.config.seed if seed is None else int(seed)
+        if not (isinstance(threads, int) and threads >= 1):
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        self.threads = threads
         self.epoch = 0
         p = self.preset
         self.sheet_shape = (p.sheet_height_px, p.sheet_width_px)
@@ -115,42 +115,39 @@ class SnippetReader:
         T = self.spec_shape[1]
         c = self.config
         names = sorted(n for n, e in index["pieces"].items() if e["split"] == self.split)
-        paths = [self.root / index["pieces"][n]["file"] for n in names]
+        contents = [read_piece_contents(self.root / index["pieces"][n]["file"]) for n in names]
         scales = (scale_levels(c.sheet_scale_range, c.sheet_scale_steps) if self.augment
                   else np.ones(1, np.float32))
-        self._sheets = SheetStore.empty([_sheet_shape(p) for p in paths], scales, width_px=W,
-                                        height_px=H)
-        specs = []
+        self._sheets = SheetStore.empty([p.unrolled.shape for p in contents], scales,
+                                        width_px=W, height_px=H, white=False)
+        stored_specs = [perf[1] for p in contents for perf in p.performances]
+        self.spec_dtype = (stored_specs[0].dtype if stored_specs
+                           else np.dtype(index.get("spec_dtype", "float16")))
+        self._specs = SpecStore.empty([s.shape[1] for s in stored_specs],
+                                      n_bins=stored_specs[0].shape[0] if stored_specs else 0,
+                                      n_frames=T, dtype=self.spec_dtype, zero=False)
+        first_spec = np.cumsum([0] + [len(p.performances) for p in contents]).tolist()
+        _decode_into(self._sheets, self._specs, contents, first_spec, threads=self.threads)
         piece_names, perf_names, soundfonts, tempos, perf_piece = [], [], [], [], []
         columns: dict[str, list[np.ndarray]] = {k: [] for k in (
             "perf", "notehead_id", "pitch", "system", "onset_s", "onset_frame", "unrolled_x",
             "unrolled_y", "center_y")}
-        for i, (name, path) in enumerate(zip(names, paths)):
-            # One piece at a time: its decoded arrays are freed (and their
-            # memory reused) once its score is in the store.
-            stored = read_piece_file(path)
-            self._sheets.put(i, stored.unrolled)
+        for name, piece in zip(names, contents):
             piece_names.append(name)
-            for perf in stored.performances:
-                k = len(specs)
-                specs.append(perf.spec)
-                perf_names.append(perf.performance)
-                soundfonts.append(perf.soundfont["name"])
-                tempos.append(perf.tempo_factor)
+            for performance, _, table, tempo, soundfont in piece.performances:
+                columns["perf"].append(np.full(len(table), len(perf_names), np.int32))
+                perf_names.append(performance)
+                soundfonts.append(soundfont["name"])
+                tempos.append(tempo)
                 perf_piece.append(len(piece_names) - 1)
-                table = perf.onsets
-                columns["perf"].append(np.full(len(table), k, np.int32))
                 for field in columns:
                     if field != "perf":
                         columns[field].append(table[field])
-        self.spec_dtype = (specs[0].dtype if specs
-                           else np.dtype(index.get("spec_dtype", "float16")))
         cols = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in columns.items()}
         self._perf = cols["perf"].astype(np.int64)
         self._x, self._y, self._cy = cols["unrolled_x"], cols["unrolled_y"], cols["center_y"]
         self._onset_frame = cols["onset_frame"].astype(np.int64)
         self._image = np.array(perf_piece, np.int64)
-        self._specs = SpecStore.build(specs, n_frames=T, dtype=self.spec_dtype)
         # Decoded once: a batch's strings are then a gather of object pointers.
         self._text = {
             "piece": np.array(piece_names, dtype=object)[self._image]
@@ -183,6 +180,20 @@ class SnippetReader:
                       "pitch": cols["pitch"].astype(np.int16),
                       "system": cols["system"].astype(np.int16),
                       "unrolled_x": self._x.astype(np.float32)}
+
+    def _pool(self) -> ThreadPoolExecutor | None:
+        """The copying threads besides the caller's, made anew in a forked process."""
+        if self.threads == 1:
+            return None
+        owner = self.__dict__.get("_copiers")
+        if owner is None or owner[0] != os.getpid():
+            owner = self._copiers = (os.getpid(), ThreadPoolExecutor(self.threads - 1))
+        return owner[1]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_copiers", None)       # threads do not cross to another process
+        return state
 
     def __len__(self) -> int:
         return len(self._perf)
@@ -287,7 +298,7 @@ class SnippetReader:
         x, cy = self._x[idx], self._cy[idx]
         image = self._image[perf]
         cut_sheets(self._sheets, image, x=x, center_y=cy, aug=aug, height_px=H, width_px=W,
-                   out=sheets)
+                   out=sheets, pool=self._pool())
         cut_specs(self._specs, perf, starts=starts, n_frames=T, out=specs)
         head_row, head_col = head_position(x=x, y=self._y[idx], center_y=cy, aug=aug,
                                            height_px=H, width_px=W)
@@ -375,6 +386,66 @@ class SnippetReader:
             if drop_last and lo + batch_size > n:
                 break
             yield self.__getitems__(order[lo:lo + batch_size])
+
+
+def _decode_into(sheets: SheetStore, specs: SpecStore, contents: Sequence[PieceContents],
+                 first_spec: Sequence[int], *, threads: int) -> None:
+    """Decode every piece's score and spectrograms into the stores, pieces shared by ``threads``.
+
+    Decoding (python-blosc with the GIL released), the transposes into the
+    stores (OpenCV), rescaling and the first touch of the stores' memory
+    run without the GIL; each thread decodes into scratch memory of its own
+    that it reuses from piece to piece.
+    """
+    import blosc
+
+    local = threading.local()
+
+    def scratch(name: str, nbytes: int) -> np.ndarray:
+        buf = getattr(local, name, None)
+        if buf is None or buf.nbytes < nbytes:
+            buf = np.empty(max(nbytes, 1 << 20), np.uint8)
+            setattr(local, name, buf)
+        return buf
+
+    whole_scores = not (len(sheets.scales) == 1 and sheets.scales[0] == 1.0)
+
+    def one(i: int) -> None:
+        piece = contents[i]
+        sheets.whiten(i)
+        fd = os.open(piece.path, os.O_RDONLY)
+        try:
+            score = piece.unrolled
+            chunk = scratch("chunk", score.chunk_nbytes)
+            if whole_scores:
+                image = scratch("image", int(np.prod(score.shape))).reshape(-1)[
+                    :int(np.prod(score.shape))].reshape(score.shape)
+                for first, block in score.blocks(fd, chunk):
+                    image[:, first:first + block.shape[1]] = block
+                sheets.put(i, image)
+            else:
+                for first, block in score.blocks(fd, chunk):
+                    sheets.put_columns(i, first, block)
+            for k, (_, spec, *_) in enumerate(piece.performances, start=first_spec[i]):
+                specs.clear(k)
+                for first, block in spec.blocks(fd, scratch("chunk", spec.chunk_nbytes)):
+                    specs.put(k, first, block)
+        finally:
+            os.close(fd)
+
+    before = blosc.set_releasegil(True)
+    try:
+        if threads == 1 or len(contents) < 2:
+            for i in range(len(contents)):
+                one(i)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                # Largest first: the threads end together.
+                order = sorted(range(len(contents)),
+                               key=lambda i: -int(np.prod(contents[i].unrolled.shape)))
+                list(pool.map(one, order))
+    finally:
+        blosc.set_releasegil(before)
 
 
 def _readonly(view: np.ndarray) -> np.ndarray:

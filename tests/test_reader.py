@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import h5py
 import numpy as np
@@ -12,8 +13,8 @@ from fixture_dataset import SEED
 from msmd_prep.data import PieceDataset, SnippetDataset
 from msmd_prep.errors import InputError
 from msmd_prep.packing.core import SPLITS
-from msmd_prep.packing.excerpts import (Augmentation, SheetStore, cut_sheets, rescale_sheet,
-                                        sheet_anchor, sheet_windows)
+from msmd_prep.packing.excerpts import (SPLIT_BATCH, Augmentation, SheetStore, cut_sheets,
+                                        rescale_sheet, sheet_anchor, sheet_windows)
 from msmd_prep.packing.snippets import META_FIELDS, PackConfig, pack_workdir
 from msmd_prep.inspect import sample_strip
 from msmd_prep.reader import SnippetReader, torch_batch
@@ -250,6 +251,12 @@ def test_read_into_gives_the_batch_bytes(fixture_ds):
             for name in meta:
                 np.testing.assert_array_equal(got[name], meta[name], err_msg=name)
         assert (buffers[0][len(idx):] == 7).all() and (buffers[1][len(idx):] == 3).all()
+        # One thread copies what two do (the batch is split from SPLIT_BATCH excerpts on).
+        one = SnippetReader(fixture_ds.dataset, split, threads=1)[idx]
+        assert len(idx) >= SPLIT_BATCH or split != "train"
+        assert one[0].tobytes() == sheets.tobytes()
+        assert one[1].tobytes() == specs.tobytes()
+        assert pickle.loads(pickle.dumps(reader))[idx][0].tobytes() == sheets.tobytes()
     with pytest.raises(ValueError, match="sheets must be"):
         reader.read_into(idx, np.zeros((len(idx), H, W + 1), np.uint8), fast[1])
     with pytest.raises(ValueError, match="specs must be"):
@@ -257,3 +264,52 @@ def test_read_into_gives_the_batch_bytes(fixture_ds):
     fast[0].flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         reader.read_into(idx, *fast)
+
+
+def test_piece_files_decode_into_the_stores_as_read_whole(tmp_path):
+    """Blosc chunks decoded in threads into the stores: the stores built from read_piece_file."""
+    from msmd_prep.packing.excerpts import SpecStore
+    from msmd_prep.packing.pieces import (StoredPerformance, StoredPiece, onset_table,
+                                          read_piece_contents, read_piece_file, write_piece_file)
+    from msmd_prep.reader import _decode_into
+
+    rng = np.random.default_rng(4)
+    paths = []
+    # Several chunks per array (16384 columns, 8192 frames), one chunk, and a gzip file.
+    for k, (cols, frames, codec_name) in enumerate(((40000, 20000, "blosc-zstd"),
+                                                    (700, 300, "blosc-zstd"),
+                                                    (18000, 9000, "gzip-4"))):
+        image = np.full((150 + 10 * k, cols), 255, np.uint8)
+        image[20:60, ::3] = rng.integers(0, 256, (40, image[:, ::3].shape[1]), dtype=np.uint8)
+        if cols > 32768:    # a chunk Blosc cannot shrink
+            image[:, 16384:32768] = rng.integers(0, 256, (len(image), 16384), dtype=np.uint8)
+        perfs = tuple(StoredPerformance(
+            f"sf_t{t}", rng.random((92, frames + 7 * t)).astype(np.float16),
+            onset_table(notehead_id=["a"], pitch=np.ones(1), system=np.zeros(1),
+                        onset_s=np.zeros(1), onset_frame=np.zeros(1), unrolled_x=np.ones(1),
+                        unrolled_y=np.ones(1), center_y=np.ones(1)), 1.0, {"name": "sf"})
+            for t in range(2))
+        paths.append(tmp_path / f"p{k}.h5")
+        write_piece_file(paths[-1], StoredPiece(f"p{k}", "train", image, {}, perfs),
+                         attrs={"schema_version": 1}, sheet_codec=codec_name,
+                         spec_codec=codec_name)
+    whole = [read_piece_file(p) for p in paths]
+    contents = [read_piece_contents(p) for p in paths]
+    assert contents[0].unrolled.values is None
+    assert [mask for *_, mask in contents[0].unrolled.chunks] == [0, 1, 0]
+    assert contents[2].unrolled.values is not None     # gzip: read by HDF5
+    specs = [perf.spec for piece in whole for perf in piece.performances]
+    expected_specs = SpecStore.build(specs, n_frames=42)
+    for scales in ([1.0], [0.95, 1.0, 1.05]):
+        expected = SheetStore.build([p.unrolled for p in whole], scales, width_px=200,
+                                    height_px=160)
+        for threads in (1, 2):
+            sheets = SheetStore.empty([p.unrolled.shape for p in contents], scales,
+                                      width_px=200, height_px=160, white=False)
+            sheets.array[...] = 7          # what new memory may hold
+            got_specs = SpecStore.empty([s.shape[1] for s in specs], n_bins=92, n_frames=42,
+                                        dtype=np.float16, zero=False)
+            got_specs.array[...] = 5
+            _decode_into(sheets, got_specs, contents, [0, 2, 4], threads=threads)
+            assert sheets.array.tobytes() == expected.array.tobytes(), (scales, threads)
+            assert got_specs.array.tobytes() == expected_specs.array.tobytes(), threads

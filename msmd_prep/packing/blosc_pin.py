@@ -26,7 +26,7 @@ _state: dict = {"depth": 0}
 
 @contextmanager
 def serial_blosc() -> Iterator[None]:
-    """Blosc compresses in one thread with the caller's settings inside (re-entrant, thread-safe)."""
+    """Inside, Blosc compresses in one thread, with the caller's settings (re-entrant)."""
     import blosc
 
     with _lock:

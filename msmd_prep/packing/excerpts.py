@@ -33,12 +33,15 @@ would is cut on its own, with the same result).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 WHITE = 255
+#: Batches of at least this many sheet excerpts are copied in two threads when a pool is given.
+SPLIT_BATCH = 16
 #: White border added to the unrolled score before rescaling (it fixes the scaled pixel grid).
 BORDER_PX = 1
 
@@ -146,11 +149,14 @@ class SheetStore:
 
     @classmethod
     def empty(cls, shapes: Sequence[tuple[int, int]], scales: Sequence[float], *,
-              width_px: int, height_px: int) -> SheetStore:
+              width_px: int, height_px: int, white: bool = True) -> SheetStore:
         """A white store for scores of ``shapes`` (rows, columns) at every one of ``scales``.
 
         Rows are those of the scaled scores (excerpts of systems centred in
         their band do not leave them; those that do are cut one by one).
+        ``white=False``: uninitialised, each score's part made white by
+        :meth:`whiten` (in the threads that fill it: the first touch of new
+        memory is its page faults).
         """
         levels = np.unique(np.asarray(scales, np.float32))
         top, rows, gap = 0, height_px, width_px // 2 + 1
@@ -165,7 +171,9 @@ class SheetStore:
                 col1[i, k] = cols = cols + sw
                 cols += gap
                 rows = max(rows, top + sh)
-        return cls(np.full((cols, rows), WHITE, np.uint8), col0, col1, top, levels)
+        array = (np.full((cols, rows), WHITE, np.uint8) if white or not len(shapes)
+                 else np.empty((cols, rows), np.uint8))
+        return cls(array, col0, col1, top, levels)
 
     @classmethod
     def build(cls, images: Sequence[np.ndarray], scales: Sequence[float], *, width_px: int,
@@ -176,6 +184,21 @@ class SheetStore:
         for i, image in enumerate(images):
             store.put(i, image)
         return store
+
+    def whiten(self, i: int) -> None:
+        """Make score ``i``'s part of the store white: its columns and the gap before them."""
+        gap = int(self.col0[0, 0])
+        first = 0 if i == 0 else int(self.col0[i, 0]) - gap
+        last = self.array.shape[0] if i + 1 == len(self.col0) else int(self.col0[i + 1, 0]) - gap
+        self.array[first:last].fill(WHITE)
+
+    def put_columns(self, i: int, first: int, block: np.ndarray) -> None:
+        """Columns ``first ..`` of score ``i`` [shape=(rows, n)] into its scale-1 place."""
+        k = int(self.level(np.ones(1))[0])
+        c, r = int(self.col0[i, k]) + BORDER_PX + first, self.row0 + BORDER_PX
+        if c + block.shape[1] > self.col1[i, k] or r + block.shape[0] > self.array.shape[1]:
+            raise ValueError(f"score {i}: columns {first}.. {block.shape} exceed its room")
+        cv2.transpose(block, dst=self.array[c:c + block.shape[1], r:r + block.shape[0]])
 
     def put(self, i: int, image: np.ndarray) -> None:
         """Rescale score ``i`` (the shape given to :meth:`empty`) by every scale into the store."""
@@ -207,7 +230,7 @@ def _scaled_size(n: int, scale: float) -> int:
 
 def cut_sheets(store: SheetStore, which: np.ndarray, *, x: np.ndarray, center_y: np.ndarray,
                aug: Augmentation, height_px: int, width_px: int,
-               out: np.ndarray | None = None) -> np.ndarray:
+               out: np.ndarray | None = None, pool: Executor | None = None) -> np.ndarray:
     """The sheet excerpts of ``n`` heads (see the module notes).
 
     Parameters
@@ -226,6 +249,10 @@ def cut_sheets(store: SheetStore, which: np.ndarray, *, x: np.ndarray, center_y:
     out : np.ndarray [shape=(n, H, W), dtype=uint8], optional
         Where to cut them, of any memory layout; fastest column-major (as
         returned, or :func:`new_sheets`).
+    pool : concurrent.futures.Executor, optional
+        Copies the second half of a batch of at least :data:`SPLIT_BATCH`
+        excerpts while the caller's thread copies the first (numpy copies
+        without the GIL).
 
     Returns
     -------
@@ -242,10 +269,22 @@ def cut_sheets(store: SheetStore, which: np.ndarray, *, x: np.ndarray, center_y:
     if out is None:
         out = new_sheets(len(lefts), height_px=H, width_px=W)
     columns = out.transpose(0, 2, 1)
+    n = len(lefts)
     everywhere = bool(inside.all())
-    for k, (left, top) in enumerate(zip(lefts.tolist(), tops.tolist())):
-        if everywhere or inside[k]:
+    ks = range(n) if everywhere else np.flatnonzero(inside).tolist()
+    windows = list(zip(ks, lefts[ks].tolist(), tops[ks].tolist()))
+
+    def copy(part: list[tuple[int, int, int]]) -> None:
+        for k, left, top in part:
             columns[k] = a[left:left + W, top:top + H]
+
+    if pool is not None and len(windows) >= SPLIT_BATCH:
+        half = len(windows) // 2
+        later = pool.submit(copy, windows[half:])
+        copy(windows[:half])
+        later.result()
+    else:
+        copy(windows)
     for k in np.flatnonzero(~inside).tolist():
         columns[k] = _window_alone(store, int(which[k]), float(aug.sheet_scale[k]),
                                    int(lefts[k]), int(tops[k]), W, H)
@@ -333,15 +372,42 @@ class SpecStore:
     def build(cls, specs: Sequence[np.ndarray], *, n_frames: int,
               dtype: np.dtype | None = None) -> SpecStore:
         """Lay out ``specs`` [shape=(F, frames_k)] (excerpts of ``n_frames`` frames)."""
-        lengths = np.array([s.shape[1] for s in specs], np.int64)
+        store = cls.empty([s.shape[1] for s in specs], n_bins=specs[0].shape[0] if specs else 0,
+                          n_frames=n_frames,
+                          dtype=np.dtype(dtype or (specs[0].dtype if specs else np.float16)))
+        for k, s in enumerate(specs):
+            store.put(k, 0, s)
+        return store
+
+    @classmethod
+    def empty(cls, lengths: Sequence[int], *, n_bins: int, n_frames: int, dtype: np.dtype,
+              zero: bool = True) -> SpecStore:
+        """Room for spectrograms of ``lengths`` frames; ``zero=False``: see :meth:`clear`."""
+        lengths = np.asarray(lengths, np.int64).reshape(-1)
         frame0 = n_frames + np.concatenate([[0], np.cumsum(lengths + n_frames)[:-1]]
                                            ).astype(np.int64)
-        bins = specs[0].shape[0] if specs else 0
-        dtype = np.dtype(dtype or (specs[0].dtype if specs else np.float16))
-        array = np.zeros((int(lengths.sum()) + n_frames * (len(specs) + 1), bins), dtype)
-        for s, f in zip(specs, frame0.tolist()):
-            array[f:f + s.shape[1]] = s.T
+        shape = (int(lengths.sum()) + n_frames * (len(lengths) + 1), n_bins)
+        array = np.zeros(shape, dtype) if zero or not len(lengths) else np.empty(shape, dtype)
         return cls(array, frame0, lengths, n_frames)
+
+    def clear(self, k: int) -> None:
+        """Zero spectrogram ``k``'s frames and the zero frames before it (and after the last)."""
+        first = 0 if k == 0 else int(self.frame0[k]) - self.pad
+        last = len(self.array) if k + 1 == len(self.frame0) else int(self.frame0[k + 1]) - self.pad
+        self.array[first:last] = 0
+
+    def put(self, k: int, first: int, block: np.ndarray) -> None:
+        """Frames ``first ..`` of spectrogram ``k`` [shape=(F, n)] into the store."""
+        f = int(self.frame0[k]) + first
+        if first < 0 or first + block.shape[1] > self.n_frames[k]:
+            raise ValueError(f"spectrogram {k}: frames {first}.. {block.shape} exceed its length")
+        dst = self.array[f:f + block.shape[1]]
+        if block.dtype == dst.dtype and dst.dtype.itemsize in (1, 2, 4) and block.size:
+            # OpenCV's transpose (no GIL) of the bits: float16 is not one of its types.
+            bits = np.dtype(f"u{dst.dtype.itemsize}") if dst.dtype.itemsize < 4 else np.float32
+            cv2.transpose(block.view(bits), dst=dst.view(bits))
+        else:
+            dst[...] = block.T
 
 
 def cut_specs(store: SpecStore, which: np.ndarray, *, starts: np.ndarray,

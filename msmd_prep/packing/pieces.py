@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,3 +181,117 @@ def onset_table(*, notehead_id: Sequence[str], pitch: np.ndarray, system: np.nda
                          ("unrolled_y", unrolled_y), ("center_y", center_y)):
         table[name] = column
     return table
+
+
+#: HDF5's filter id of Blosc (hdf5plugin's filter).
+BLOSC_FILTER = 32001
+
+
+@dataclass(frozen=True)
+class StoredArray:
+    """A dataset of a piece file, not decoded yet: its Blosc chunks, or its values.
+
+    Attributes
+    ----------
+    shape : tuple of int
+    dtype : np.dtype
+    chunks : tuple of (int, int, int, int)
+        ``(first column, file offset, size in bytes, filter mask)`` of each
+        chunk of ``chunk_shape``, all rows per chunk (the layout
+        :func:`write_piece_file` writes; mask 1: stored as is, Blosc could
+        not shrink it); empty when ``values`` holds the array.
+    chunk_shape : tuple of int
+    values : np.ndarray or None
+        The array, read by HDF5 (any other layout or filter).
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: tuple[tuple[int, int, int, int], ...]
+    chunk_shape: tuple[int, ...]
+    values: np.ndarray | None
+
+    @classmethod
+    def of(cls, ds: h5py.Dataset) -> StoredArray:
+        """Where the chunks of ``ds`` are (Blosc, 2-D, chunked by columns), or its values."""
+        shape, dtype = tuple(ds.shape), ds.dtype
+        plist = ds.id.get_create_plist()
+        if (len(shape) == 2 and ds.chunks is not None and ds.chunks[0] == shape[0]
+                and plist.get_nfilters() == 1 and plist.get_filter(0)[0] == BLOSC_FILTER
+                and dtype.isnative and 0 not in shape):
+            chunks = [(info.chunk_offset[1], info.byte_offset, info.size, info.filter_mask)
+                      for info in map(ds.id.get_chunk_info, range(ds.id.get_num_chunks()))]
+            if len(chunks) == -(-shape[1] // ds.chunks[1]):
+                return cls(shape, dtype, tuple(sorted(chunks)), tuple(ds.chunks), None)
+        return cls(shape, dtype, (), tuple(ds.chunks or shape), ds[()])
+
+    def blocks(self, fd: int, scratch: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first column, block [shape=(rows, columns)])`` covering the array, left to right.
+
+        Blosc chunks are read from the open file ``fd`` and decoded into
+        ``scratch`` (uint8, at least one chunk's bytes; each block is a
+        view of it, valid until the next); python-blosc releases the GIL
+        while decoding when ``blosc.set_releasegil(True)``.
+        """
+        if self.values is not None:
+            yield 0, self.values
+            return
+        import blosc
+
+        rows, cols = self.chunk_shape
+        nbytes = rows * cols * self.dtype.itemsize
+        out = scratch[:nbytes].view(self.dtype).reshape(rows, cols)
+        for first, offset, size, mask in self.chunks:
+            raw = os.pread(fd, size, offset)
+            if mask and len(raw) == nbytes:
+                out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
+            elif mask or len(raw) != size or blosc.decompress_ptr(raw, out.ctypes.data) != nbytes:
+                raise InputError(f"chunk at column {first}: {size} bytes do not decode to "
+                                 f"{nbytes}")
+            yield first, out[:, :min(cols, self.shape[1] - first)]
+
+    @property
+    def chunk_nbytes(self) -> int:
+        """Bytes of one decoded chunk (0 when ``values`` holds the array)."""
+        if self.values is not None:
+            return 0
+        return int(np.prod(self.chunk_shape)) * self.dtype.itemsize
+
+
+@dataclass(frozen=True)
+class PieceContents:
+    """A piece file's large arrays where they are stored, and its small data.
+
+    ``performances`` holds, in sample order, ``(performance, spec, onsets,
+    tempo_factor, soundfont)`` with ``spec`` a :class:`StoredArray`.
+    """
+
+    path: Path
+    piece: str
+    unrolled: StoredArray
+    performances: tuple[tuple[str, StoredArray, np.ndarray, float, dict], ...]
+
+
+def read_piece_contents(path: Path) -> PieceContents:
+    """What :func:`read_piece_file` reads, the two large arrays left encoded where they are.
+
+    Decoding them (:meth:`StoredArray.blocks`) needs no HDF5 call: it can
+    run in threads, straight into the caller's memory.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable or lacks a dataset.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            perfs = []
+            for name in json.loads(f.attrs["performances"]):
+                group = f[name]
+                attrs = group.attrs
+                perfs.append((name, StoredArray.of(group["spec"]), group["onsets"][()],
+                              float(attrs["tempo_factor"]), json.loads(attrs["soundfont"])))
+            return PieceContents(path, str(f.attrs["piece"]), StoredArray.of(f["unrolled"]),
+                                 tuple(perfs))
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"{path}: unreadable piece file ({e})") from e
