@@ -281,6 +281,26 @@ def test_synthesized_reference_is_on_the_score_time_axis(pieces, reference_synth
     assert np.median(errors) < 0.01 and np.mean(np.array(errors) < 0.03) > 0.9
 
 
+def test_log_pitch_features_keep_the_octave(reference_synth):
+    """Chroma cannot tell C4 from C5; the log pitch energies two recordings are compared by can."""
+    from msmd_prep.performed.features import audio_features
+    from msmd_prep.performed.reference import reference_audio
+
+    feats = {}
+    for pitch in (60, 72):
+        n = Notes(np.array([0.0]), np.array([1.0]), np.array([pitch]), np.array([90]))
+        feats[pitch] = audio_features(reference_audio(n, reference_synth), 22050, 0)[0]
+    frame = 25  # 0.5 s into the note (1 s of padding before it)
+    c4, c5 = (feats[p].chroma[:, 50 + frame] for p in (60, 72))
+    assert np.argmax(c4) == np.argmax(c5) == 0
+    l4, l5 = (feats[p].log_pitch[:, 50 + frame] for p in (60, 72))
+    # C4's band holds its fundamental; C5 has nothing below it (C4 has a strong
+    # second harmonic in C5's band, so only the bands below C5 tell them apart).
+    assert l4.shape == (88,) and l4[60 - 21] > 0.5 * l4.max()
+    assert l5[60 - 21] < 0.05 * l5.max() and np.argmax(l5) == 72 - 21
+    assert float(l4 @ l5 / np.linalg.norm(l4) / np.linalg.norm(l5)) < 0.8
+
+
 def test_recording_of_another_piece_is_flagged(pieces, recording):
     path, _, _ = recording
     perform_source(pieces["other"], PerformanceSource(FIXTURES / "other.ly", path, "wrongrec"), [])

@@ -88,7 +88,7 @@ def path_costs(score: Features, performance: Features, path: np.ndarray) -> tupl
 
 
 def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHOLD_REC,
-         alpha: float = ALPHA) -> Warping:
+         alpha: float = ALPHA, pitch: bool = False) -> Warping:
     """Align two feature sequences with chroma + DLNCO MrMsDTW.
 
     Parameters
@@ -101,6 +101,10 @@ def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHO
     alpha : float
         Weight of the chroma cost at the finest level; ``1 - alpha`` is the
         DLNCO onset cost's.
+    pitch : bool
+        Compare the sides' log pitch energies (88 bands, octaves kept; both
+        must be audio features) instead of their chroma at every level; the
+        cost is the chroma's either way.
     """
     require_synctoolbox()
     import sklearn
@@ -110,8 +114,10 @@ def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHO
     # synctoolbox computes each block's DLNCO distances with sklearn, whose
     # argument checks took a third of the DTW's time; the features are finite.
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        path = sync_via_mrmsdtw(f_chroma1=score.chroma, f_onset1=score.dlnco,
-                                f_chroma2=performance.chroma, f_onset2=performance.dlnco,
+        path = sync_via_mrmsdtw(f_chroma1=score.log_pitch if pitch else score.chroma,
+                                f_onset1=score.dlnco,
+                                f_chroma2=performance.log_pitch if pitch else performance.chroma,
+                                f_onset2=performance.dlnco,
                                 input_feature_rate=FEATURE_RATE_FPS, step_weights=STEP_WEIGHTS,
                                 threshold_rec=threshold_rec, alpha=alpha, verbose=False)
     cost, null = path_costs(score, performance, path)

@@ -27,6 +27,8 @@ CHROMA_WINDOW = 4096
 ONSET_WINDOW = 1024
 BLOCK_FRAMES = 4096
 MIDI_MIN, MIDI_MAX = 21, 108
+# Compression of pitch energies relative to the recording's loudest (60 dB range).
+LOG_PITCH_GAIN = 1000.0
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,15 @@ class Features:
     onset_peaks : dict of int to np.ndarray [shape=(2, k)]
         Per MIDI pitch the onset peaks: times in ms (row 0) and heights (row 1);
         empty for note lists.
+    log_pitch : np.ndarray [shape=(88, n_frames)] or None
+        Audio only: log-compressed energy per pitch 21..108 (the energies the
+        chroma is folded from), for comparing two recordings with octaves.
     """
 
     chroma: np.ndarray
     dlnco: np.ndarray
     onset_peaks: dict
+    log_pitch: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -164,7 +170,7 @@ def iir_audio_features(audio: np.ndarray, sample_rate_hz: int) -> tuple[Features
                                           feature_sequence_length=n_frames)
     # synctoolbox keeps a trailing axis on its peak arrays (2, k, 1): flatten to (2, k).
     peaks = {p: np.asarray(v, dtype=np.float64).reshape(2, -1) for p, v in f_peaks.items()}
-    return Features(_chroma(f_pitch, n_frames), dlnco, peaks), tuning
+    return Features(_chroma(f_pitch, n_frames), dlnco, peaks, log_pitch(f_pitch)), tuning
 
 
 def pitch_filterbank(n_fft: int, sample_rate_hz: int, tuning_cents: float = 0.0) -> np.ndarray:
@@ -262,6 +268,12 @@ def novelty_peaks(novelty: np.ndarray, rel_threshold: float = 0.1) -> dict:
     return peaks
 
 
+def log_pitch(f_pitch: np.ndarray) -> np.ndarray:
+    """``log(1 + 1000 e / max e)`` of pitch energies ``f_pitch`` (128 x n), rows 21..108; (88, n)."""
+    e = f_pitch[MIDI_MIN:MIDI_MAX + 1]
+    return np.log1p(LOG_PITCH_GAIN * e / max(float(e.max()), 1e-12)) if e.size else e
+
+
 def _estimate_tuning(audio: np.ndarray, sample_rate_hz: int) -> int:
     from synctoolbox.feature.utils import estimate_tuning
 
@@ -297,4 +309,5 @@ def audio_features(audio: np.ndarray, sample_rate_hz: int,
                              fb).astype(np.float64)
     n_frames = f_pitch.shape[1]
     peaks = novelty_peaks(onset_novelty(audio, sample_rate_hz, tuning))
-    return Features(_chroma(f_pitch, n_frames), _dlnco(peaks, n_frames), peaks), tuning
+    return Features(_chroma(f_pitch, n_frames), _dlnco(peaks, n_frames), peaks,
+                    log_pitch(f_pitch)), tuning
