@@ -16,8 +16,9 @@ uncompressed shards (today's reader on today's shards):
   which decodes the piece files, plus the first epoch, batches of 100),
   then a warm epoch, the same with the batches made row-major
   (``np.ascontiguousarray``: what a consumer that needs C order pays),
-  with ``read_into`` reusing one batch's arrays (2 threads, and 1), and
-  ``reader[i]`` one by one; cold again with ``read_into`` (2 threads, and 1);
+  with ``read_into`` reusing one batch's arrays, and ``reader[i]`` one
+  by one; cold again with ``read_into`` (piece files decoded in 2
+  threads, and in 1);
 * ``SnippetReader`` with the ``msmd`` augmentation, cold (construction
   rescales the scores) and warm;
 * a torch DataLoader (if torch is importable), 2 workers, batches of 100,
@@ -241,10 +242,6 @@ def main() -> None:
         clock = Clock()
         epoch(reader, order, args.batch, into=True)
         results["reader, no aug, warm epoch, read_into"] = clock.rates(n)
-        reader.threads = 1
-        clock = Clock()
-        epoch(reader, order, args.batch, into=True)
-        results["reader, no aug, warm epoch, read_into, 1 thread"] = clock.rates(n)
         results["reader[i], no aug"] = getitem_loop(reader, loop)
         sample = reader[0]
         pair_bytes = sample[0].nbytes + sample[1].nbytes
@@ -259,7 +256,7 @@ def main() -> None:
         reader = SnippetReader(args.dataset, args.split, augment=False, threads=1)
         one_load_s = time.perf_counter() - clock.wall
         epoch(reader, order, args.batch, into=True)
-        results["reader, no aug, cold, read_into, 1 thread"] = clock.rates(n)
+        results["reader, no aug, cold, read_into, 1 decoding thread"] = clock.rates(n)
         del reader
         clock = Clock()
         aug = SnippetReader(args.dataset, args.split, augment=True)
@@ -308,7 +305,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f} after")
     print(f"  piece files decoded in {load_s:.2f} s, again {into_load_s:.2f} s, in 1 thread "
           f"{one_load_s:.2f} s (augmented: {aug_load_s:.2f} s), first epoch {first_s:.2f} s; "
-          f"batches of {args.batch}; 2 threads unless said")
+          f"batches of {args.batch}; decoded in 2 threads unless said")
     print(f"  memory copy {bandwidth / 1e9:.2f} GB/s: {bandwidth / pair_bytes:,.0f} pairs/s "
           f"of {pair_bytes} bytes copied once")
     print(f"  {'':52s} {'wall':>8s} {'x plain':>8s} {'x today':>8s} {'per CPU s':>10s} "

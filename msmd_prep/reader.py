@@ -72,9 +72,8 @@ class SnippetReader:
         Seeds the augmentation and :meth:`iter_batches`' shuffle; default:
         the pack config's seed.
     threads : int, optional
-        Threads that decode the piece files and copy a batch's excerpts
-        (default 2; 1 in DataLoader workers that already fill the cores).
-        The samples are the same whatever the number.
+        Threads that decode the piece files (default 2).  The samples are
+        the same whatever the number.
 
     Notes
     -----
@@ -181,20 +180,6 @@ class SnippetReader:
                       "system": cols["system"].astype(np.int16),
                       "unrolled_x": self._x.astype(np.float32)}
 
-    def _pool(self) -> ThreadPoolExecutor | None:
-        """The copying threads besides the caller's, made anew in a forked process."""
-        if self.threads == 1:
-            return None
-        owner = self.__dict__.get("_copiers")
-        if owner is None or owner[0] != os.getpid():
-            owner = self._copiers = (os.getpid(), ThreadPoolExecutor(self.threads - 1))
-        return owner[1]
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("_copiers", None)       # threads do not cross to another process
-        return state
-
     def __len__(self) -> int:
         return len(self._perf)
 
@@ -298,7 +283,7 @@ class SnippetReader:
         x, cy = self._x[idx], self._cy[idx]
         image = self._image[perf]
         cut_sheets(self._sheets, image, x=x, center_y=cy, aug=aug, height_px=H, width_px=W,
-                   out=sheets, pool=self._pool())
+                   out=sheets)
         cut_specs(self._specs, perf, starts=starts, n_frames=T, out=specs)
         head_row, head_col = head_position(x=x, y=self._y[idx], center_y=cy, aug=aug,
                                            height_px=H, width_px=W)
