@@ -208,7 +208,8 @@ def test_shared_memory_is_released(reader, persistent):
     del kept
     gc.collect()
     assert _torch_mappings() == maps_before
-    assert set(os.listdir("/dev/shm")) == shm_before
+    # Only torch's files: other processes (and multiprocessing's semaphores) come and go meanwhile.
+    assert not {n for n in set(os.listdir("/dev/shm")) - shm_before if n.startswith("torch_")}
 
 
 def test_arguments_are_checked(reader):
