@@ -61,3 +61,37 @@ def test_piece_id_depends_only_on_the_path_under_its_root(tmp_path):
     assert together[files[2]] == "handel__minuet"
     # A file named on its own is under its own folder: its stem.
     assert piece_ids([files[1]]) == {files[1]: "gavotte"}
+
+
+def _hashed(names, seed, shares=SHARES):
+    """The split of every piece by its draw alone (the rule before any filling)."""
+    _, valid, test = shares
+    return {n: "test" if split_draw(seed, n) < test
+            else "valid" if split_draw(seed, n) < test + valid else "train" for n in names}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_small_corpus_gets_every_split_from_the_draws_nearest_it(seed):
+    names = ["au_clair_de_la_lune", "minuet_in_g", "ode_to_joy", "twinkle_variation"]
+    hashed, splits = _hashed(names, seed), assign_splits(names, seed=seed, fractions=SHARES)
+    assert set(splits.values()) == set(SPLITS)
+    moved = {n for n in names if splits[n] != hashed[n]}
+    assert len(moved) == sum(1 for s in SPLITS if s not in hashed.values())
+    for n in moved:   # a moved piece is the nearest of its donor split to its new split
+        stayed = [m for m in names if hashed[m] == hashed[n] and m not in moved]
+        assert stayed, "a split was emptied"
+        if splits[n] == "test":
+            assert all(split_draw(seed, n) <= split_draw(seed, m) for m in stayed)
+        if splits[n] == "train":
+            assert all(split_draw(seed, n) >= split_draw(seed, m) for m in stayed)
+
+
+def test_filling_leaves_large_corpora_and_zero_shares_alone():
+    for seed in range(20):
+        names = [f"piece-{i:03d}" for i in range(60)]
+        if set(_hashed(names, seed).values()) == set(SPLITS):
+            assert assign_splits(names, seed=seed, fractions=SHARES) == _hashed(names, seed)
+    for seed in range(20):   # a share of 0 stays empty; fewer pieces than splits: no filling
+        no_valid = assign_splits(["a", "b", "c", "d"], seed=seed, fractions=(0.8, 0.0, 0.2))
+        assert set(no_valid.values()) == {"train", "test"}
+        assert assign_splits(["a", "b"], seed=seed, fractions=SHARES) == _hashed(["a", "b"], seed)

@@ -94,19 +94,49 @@ def split_draw(seed: int, piece: str) -> float:
 
 def assign_splits(pieces: Sequence[str], *, seed: int,
                   fractions: tuple[float, float, float]) -> dict[str, str]:
-    """Put each piece into train, valid or test, from ``seed`` and its id alone.
+    """Put each piece into train, valid or test, from ``seed`` and the pieces' ids.
 
     A piece's draw ``u`` (:func:`split_draw`) puts it in test when
-    ``u < test``, in valid when ``u < test + valid``, else in train.  Adding
-    or removing pieces never moves another piece; the shares are met on
-    average, not exactly (a few pieces may leave valid or test empty; use a
-    split file to fix the split of a small corpus).
+    ``u < test``, in valid when ``u < test + valid``, else in train.  The
+    shares are met on average, not exactly, so a small corpus can leave a
+    split empty; when there are at least as many pieces as splits with a
+    share above 0, each such split that the draws leave empty gets one piece
+    (:func:`fill_empty_splits`).  Adding or removing pieces never moves
+    another piece unless that fills or empties a split (in practice: only
+    in corpora of a few dozen pieces or fewer).
     """
     _, valid, test = fractions
-    out = {}
-    for name in sorted(pieces):
-        u = split_draw(seed, name)
-        out[name] = "test" if u < test else "valid" if u < test + valid else "train"
+    draws = {name: split_draw(seed, name) for name in sorted(pieces)}
+    out = {name: "test" if u < test else "valid" if u < test + valid else "train"
+           for name, u in draws.items()}
+    return fill_empty_splits(out, draws, fractions)
+
+
+def fill_empty_splits(splits: Mapping[str, str], draws: Mapping[str, float],
+                      fractions: tuple[float, float, float]) -> dict[str, str]:
+    """``splits`` with one piece moved into each empty split whose share is above 0.
+
+    The splits' intervals of the draw are test ``[0, t)``, valid
+    ``[t, t + v)`` and train ``[t + v, 1)``.  Empty splits are filled in the
+    order test, valid, train; each takes the piece whose draw is nearest its
+    interval (ties: the first id) among the pieces of splits that keep at
+    least one.  Nothing moves when there are fewer pieces than splits with a
+    share above 0.
+    """
+    train, valid, test = fractions
+    bounds = {"test": (0.0, test), "valid": (test, test + valid), "train": (test + valid, 1.0)}
+    shares = {"train": train, "valid": valid, "test": test}
+    out = dict(splits)
+    wanted = [s for s in ("test", "valid", "train") if shares[s] > 0]
+    if len(out) < len(wanted):
+        return out
+    for split in wanted:
+        sizes = {s: sum(1 for v in out.values() if v == s) for s in SPLITS}
+        if sizes[split]:
+            continue
+        lo, hi = bounds[split]
+        donors = sorted(name for name, s in out.items() if sizes[s] > 1)
+        out[min(donors, key=lambda n: max(lo - draws[n], draws[n] - hi, 0.0))] = split
     return out
 
 
