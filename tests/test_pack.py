@@ -254,6 +254,19 @@ def test_sheets_compressed_in_workers_give_the_same_shard(tmp_path):
         assert np.array_equal(f["sheet"][:], arrays["sheet"])
 
 
+def test_a_sheet_met_again_reuses_its_chunk():
+    sheets = _shard_arrays()["sheet"]
+    twice = np.concatenate([sheets, sheets[::-1]])
+    seen: dict = {}
+    chunks = compress_sheets(twice, seen)
+    assert len(seen) == len(sheets)
+    fresh = [compress_sheets(s[None])[0] for s in twice]   # each compressed on its own
+    assert [c for c in chunks] == fresh
+    assert all(chunks[i] is chunks[2 * len(sheets) - 1 - i] for i in range(len(sheets)))
+    again = compress_sheets(sheets[:2], seen)   # a later performance of the piece
+    assert again[0] is chunks[0] and len(seen) == len(sheets)
+
+
 def test_score_following_shard_written_as_a_snippet_shard(tmp_path):
     # Score following: the images are named "staff", the targets stored as they are.
     arrays = _shard_arrays()

@@ -363,10 +363,11 @@ class ScoreFollowingTask:
                    staging: Path, attrs: Mapping[str, str | int]) -> dict:
         """The samples of every performance of one piece, staff images compressed."""
         piece, crops, images = source
+        seen: dict = {}   # one chunk per staff system (compress_sheets)
         for perf in perfs:
             block = piece_samples(piece, perf, self.config, crops=crops, images=images)
             # Compressed here, in the worker: the shard writer only copies chunks.
-            add(replace(block, staff=compress_sheets(block.staff)))
+            add(replace(block, staff=compress_sheets(block.staff, seen)))
         return {}
 
 

@@ -410,6 +410,7 @@ class SnippetTask:
         scales = (scale_levels(config.sheet_scale_range, config.sheet_scale_steps) if augment
                   else np.ones(1, np.float32))
         sheet: SheetStore | None = None
+        seen: dict = {}   # compressed sheet chunks of this piece (compress_sheets)
         stored, counts = [], {}
         for perf in perfs:
             rows = read_alignment_csv(perf.perf_dir / ALIGNMENT_NAME)
@@ -432,7 +433,7 @@ class SnippetTask:
                                      tempo_factor=perf.tempo_factor)
                 if config.chunk_samples == 1:
                     # Compressed here, in the worker: the shard writer only copies chunks.
-                    block = replace(block, sheet=compress_sheets(block.sheet))
+                    block = replace(block, sheet=compress_sheets(block.sheet, seen))
                 add(block)
             stored.append(StoredPerformance(
                 performance=perf.performance, spec=spec,
