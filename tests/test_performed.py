@@ -264,7 +264,7 @@ def test_synthesized_reference_is_on_the_score_time_axis(pieces, reference_synth
     """Frame i of the reference is score time i / fps - SCORE_PAD_S: its onset peaks sit at
     the score's onsets shifted by the padding, and the audio covers the padding after the end."""
     from msmd_prep.performed.dtw import SCORE_PAD_S
-    from msmd_prep.performed.features import FEATURE_RATE_FPS
+    from msmd_prep.performed.features import FEATURE_RATE_FPS, audio_features
     from msmd_prep.performed.reference import reference_audio, reference_features
 
     n = read_score_events(pieces["sonatina"]).notes
@@ -273,6 +273,12 @@ def test_synthesized_reference_is_on_the_score_time_axis(pieces, reference_synth
     assert not np.any(audio[: int(0.9 * SCORE_PAD_S * 22050)])
     feats = reference_features(n, reference_synth)
     assert feats.n_frames >= (n.end_s + 2 * SCORE_PAD_S) * FEATURE_RATE_FPS
+    # Its DLNCO onset features (from the note list) jump up at the padded onsets.
+    assert feats.dlnco.shape == feats.chroma.shape == (12, feats.n_frames)
+    frame = np.rint((n.onset_s + SCORE_PAD_S) * FEATURE_RATE_FPS).astype(int)
+    rise = feats.dlnco[n.pitch % 12, frame] - feats.dlnco[n.pitch % 12, frame - 1]
+    assert np.mean(rise > 0.2) > 0.9
+    feats = audio_features(audio, 22050, 0)[0]
     errors = []
     for t, p in zip(n.onset_s, n.pitch):
         peaks = np.concatenate([feats.onset_peaks[q][0] for q in (p, p + 12)

@@ -304,10 +304,21 @@ def audio_features(audio: np.ndarray, sample_rate_hz: int,
     """
     audio = np.asarray(audio, dtype=np.float32)
     tuning = _estimate_tuning(audio, sample_rate_hz) if tuning_cents is None else tuning_cents
-    fb = pitch_filterbank(CHROMA_WINDOW, sample_rate_hz, tuning)
-    f_pitch = _band_energies(audio, _hop(sample_rate_hz, FEATURE_RATE_FPS), CHROMA_WINDOW,
-                             fb).astype(np.float64)
+    f_pitch = pitch_energies(audio, sample_rate_hz, tuning)
     n_frames = f_pitch.shape[1]
     peaks = novelty_peaks(onset_novelty(audio, sample_rate_hz, tuning))
     return Features(_chroma(f_pitch, n_frames), _dlnco(peaks, n_frames), peaks,
                     log_pitch(f_pitch)), tuning
+
+
+def pitch_energies(audio: np.ndarray, sample_rate_hz: int, tuning_cents: float) -> np.ndarray:
+    """Energy per MIDI pitch band of 4096-sample Hann frames at 50 fps; (128, n) float64."""
+    fb = pitch_filterbank(CHROMA_WINDOW, sample_rate_hz, tuning_cents)
+    return _band_energies(np.asarray(audio, dtype=np.float32),
+                          _hop(sample_rate_hz, FEATURE_RATE_FPS), CHROMA_WINDOW,
+                          fb).astype(np.float64)
+
+
+def chroma_of(f_pitch: np.ndarray) -> np.ndarray:
+    """Quantized chroma (12, n) of pitch energies ``f_pitch`` (128, n)."""
+    return _chroma(f_pitch, f_pitch.shape[1])

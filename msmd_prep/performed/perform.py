@@ -426,7 +426,8 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
         al = align_recording(score, audio, config, ref_synth)
         flags = _flags(al.confidence, config, share)
         side = ("the score's note list" if ref_synth is None else
-                f"the score played by FluidSynth ({ref_synth.soundfont.name}), same audio features")
+                f"the score played by FluidSynth ({ref_synth.soundfont.name}), same pitch "
+                "filterbank, DLNCO from its note list")
         for perf_dir, _, cfg, config_hash in todo:
             _write(perf_dir, audio, al.onsets, al.warping, base | _summary(al, len(
                 score.heads)) | {
