@@ -26,11 +26,12 @@ STAGE_VERSIONS: dict[str, int] = {
     "synth": 3,        # 2: stage versions; 3: rendered at 22.05 kHz (no resampling)
     "spectrogram": 2,  # 2: stage versions
     "align": 2,        # 2: energy as attacks; spectrogram and pages among the inputs
-    "pack": 6,         # 2: only complete and current outputs; hash splits;
+    "pack": 7,         # 2: only complete and current outputs; hash splits;
                        # 3: compressed piece files and shards, excerpts at pixel boundaries;
                        # 4: sheet rescale by whole-score steps (sheet_scale_steps);
                        # 5: score-following shards compressed like snippet shards;
-                       # 6: a small corpus's empty splits get a piece each
+                       # 6: a small corpus's empty splits get a piece each;
+                       # 7: shard sheets in LZ4HC level 5 (was 9)
 }
 
 

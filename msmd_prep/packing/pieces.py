@@ -36,7 +36,7 @@ CODECS: dict[str, dict] = {
     "gzip-4": {"compression": "gzip", "compression_opts": 4},
     "blosc-zstd": dict(hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)),
     "blosc-lz4": dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)),
-    "blosc-lz4hc": dict(hdf5plugin.Blosc(cname="lz4hc", clevel=9,
+    "blosc-lz4hc": dict(hdf5plugin.Blosc(cname="lz4hc", clevel=5,
                                          shuffle=hdf5plugin.Blosc.NOSHUFFLE)),
 }
 # Measured on Mutopia (benchmarks/bench_codecs.py, docs in /work/notes/issue14.md):

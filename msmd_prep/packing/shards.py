@@ -34,7 +34,10 @@ from .pieces import SPEC_CHUNK_FRAMES, codec, codecs_attr
 
 # One sample per chunk, decoded at every random read: LZ4HC decodes a sheet
 # excerpt 3.3x faster than zstd-5 (10.9 vs 36 us) for 10 % more bytes
-# (6 430 vs 5 840 per excerpt), measured on Mutopia train excerpts.
+# (6 430 vs 5 840 per excerpt), measured on Mutopia train excerpts.  Level 5,
+# not 9: compressing is most of pack's work, and on 3 000 Mutopia excerpts
+# level 9 took 1.45 ms each against 0.36 ms at 5, for 2.3 % fewer bytes
+# (6 953 vs 7 116) and the same decode time (9.9 vs 11.5 us).
 SHEET_CODEC = "blosc-lz4hc"
 SPEC_CODEC = "blosc-zstd"
 META_CODEC = "gzip-4"
@@ -55,7 +58,7 @@ def compress_sheets(sheets: np.ndarray, seen: dict[bytes, tuple[int, bytes]] | N
         in every performance of a piece without augmentation, every head of
         one staff system in score following) reuses its chunk: Blosc's output
         is a function of its input and settings, so the bytes are the same,
-        and compressing is most of pack's work (LZ4HC at level 9: about 1 ms
+        and compressing is most of pack's work (LZ4HC at level 5: about 0.4 ms
         of CPU per 160 x 200 excerpt).
 
     Returns
