@@ -16,6 +16,7 @@ version covers:
 - ``synth``: synth, soundfonts;
 - ``spectrogram``: spectrogram;
 - ``align``: align, unroll, checks (the energy check);
+- ``perform``: performed/ (real performances aligned to their scores);
 - ``pack``: packing/ (recorded in ``index.json``; pack always rebuilds).
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ STAGE_VERSIONS: dict[str, int] = {
     "synth": 3,        # 2: stage versions; 3: rendered at 22.05 kHz (no resampling)
     "spectrogram": 2,  # 2: stage versions
     "align": 2,        # 2: energy as attacks; spectrogram and pages among the inputs
+    "perform": 2,      # 2: recordings against a synthesized reference (log pitch energies,
+                       #    DLNCO from the note list), MrMsDTW threshold_rec 10^6
     "pack": 7,         # 2: only complete and current outputs; hash splits;
                        # 3: compressed piece files and shards, excerpts at pixel boundaries;
                        # 4: sheet rescale by whole-score steps (sheet_scale_steps);

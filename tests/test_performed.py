@@ -423,3 +423,35 @@ def test_perform_command_with_files_for_one_score(pieces, tmp_path):
                                                                        / "melody.ly"),
                                        "--performance", str(take)])
     assert orphan.exit_code == 1 and "is not rendered in" in orphan.output
+
+
+def test_a_bumped_perform_stage_version_realigns_and_pack_leaves_the_old_out(
+        pieces, tmp_path, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from msmd_prep import stage_versions
+    from msmd_prep.cli import main
+    from msmd_prep.packing.currency import _real_performance_state
+
+    work = tmp_path / "work"
+    shutil.copytree(pieces["other"], work / "other",
+                    ignore=shutil.ignore_patterns("performances"))
+    h, _ = human(pieces["other"], "all", 8)
+    take = write_midi(h.notes, tmp_path / "take8.mid")
+    args = ["perform", str(work), "--score", str(FIXTURES / "other.ly"), "--performance", str(take)]
+    assert "1 outputs made" in CliRunner().invoke(main, args).output
+    perf = meta(work / "other" / "performances" / "take8_timgm6mb")
+    assert perf["stage_version"] == stage_versions.stage_version("perform")
+    assert _real_performance_state(work / "other", perf) is None
+    monkeypatch.setitem(stage_versions.STAGE_VERSIONS, "perform",
+                        stage_versions.STAGE_VERSIONS["perform"] + 1)
+    left_out = _real_performance_state(work / "other", perf)
+    assert left_out is not None and left_out.reason == "stale"
+    assert "older perform stage" in left_out.detail
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "1 outputs made" in again.output, again.output
+    redone = meta(work / "other" / "performances" / "take8_timgm6mb")
+    assert redone["stage_version"] == stage_versions.stage_version("perform")
+    assert _real_performance_state(work / "other", redone) is None

@@ -180,8 +180,9 @@ def _real_performance_state(piece: Path, perf: dict) -> LeftOut | None:
 
     Current when its recorded input hash is that of its performance file, the
     piece's ``performance.csv`` and ``noteheads.csv`` now (as
-    :func:`msmd_prep.performed.perform.perform_source` computes it); left out
-    when the perform stage flagged it (wrong piece, silence).
+    :func:`msmd_prep.performed.perform.perform_source` computes it) and it was
+    aligned by the current perform stage version; left out when the perform
+    stage flagged it (wrong piece, silence).
     """
     perform = "run `msmd-prep dataset` or `msmd-prep perform` again"
     try:
@@ -194,6 +195,8 @@ def _real_performance_state(piece: Path, perf: dict) -> LeftOut | None:
         return LeftOut("stale", f"its performance file is gone ({e.strerror}: {e.filename})")
     if perf.get("input_hash") != current:
         return LeftOut("stale", f"aligned to another performance or score; {perform}")
+    if perf.get("stage_version") != stage_version("perform"):
+        return LeftOut("stale", f"aligned by an older perform stage; {perform}")
     # Wrong piece or silence: left out even with --include-flagged (as the perform stage says).
     if perf.get("flagged"):
         flags = perf.get("flags") or ["flagged by the perform stage"]

@@ -35,6 +35,7 @@ import soundfile
 from .._version import __version__
 from ..errors import ConfigError, InputError, MsmdPrepError
 from ..score import NoteEvent, Performance, read_performance_csv, sort_events
+from ..stage_versions import stage_version
 from ..synth import AUDIO_NAME, ONSETS_NAME, PERFORMANCE_JSON, Synthesizer, write_onsets_csv
 from ..workdir import (PERFORMANCES_DIR, read_json, sha256_file, sha256_json, write_atomic,
                        write_json_atomic)
@@ -372,7 +373,8 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
                               sha256_file(piece / "noteheads.csv")])
     ref_synth = (reference_synth(config.reference)
                  if source.kind == "audio" and config.reference != "notes" else None)
-    settings = {"perform": asdict(config), "kind": source.kind, "code": __version__}
+    settings = {"perform": asdict(config), "kind": source.kind, "code": __version__,
+                "stage_version": stage_version("perform")}
     if ref_synth is not None:
         settings["reference_soundfont"] = {"sha256": ref_synth.soundfont.sha256,
                                            "bank": ref_synth.soundfont.bank,
@@ -394,7 +396,7 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
     if not todo:
         return 0, skipped
     score = read_score_events(piece)
-    base = {"input_hash": input_hash,
+    base = {"input_hash": input_hash, "stage_version": stage_version("perform"),
             "source": {"path": str(source.path), "sha256": source_sha, "id": source.id,
                        "score": str(source.score)}}
     if source.kind == "midi":
