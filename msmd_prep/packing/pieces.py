@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import hdf5plugin
@@ -43,6 +44,7 @@ CODECS: dict[str, dict] = {
 # unrolled scores 9.2x smaller, spectrograms 1.35x, decoded at 2-5x the speed of gzip.
 SHEET_CODEC = "blosc-zstd"
 SPEC_CODEC = "blosc-zstd"
+T = TypeVar("T")
 ONSET_DTYPE = np.dtype([("notehead_id", f"S{STRING_BYTES}"), ("pitch", "<i2"),
                         ("system", "<i2"), ("onset_s", "<f8"), ("onset_frame", "<i8"),
                         ("unrolled_x", "<f8"), ("unrolled_y", "<f8"), ("center_y", "<f8")])
@@ -155,17 +157,34 @@ def read_piece_file(path: Path) -> StoredPiece:
     InputError
         The file is missing, unreadable or lacks a dataset.
     """
+    attrs, unrolled, perfs = _read_piece(path, lambda dataset: dataset[:])
+    return StoredPiece(piece=str(attrs["piece"]), split=str(attrs["split"]), unrolled=unrolled,
+                       layout=json.loads(attrs["layout"]),
+                       performances=tuple(StoredPerformance(*p) for p in perfs))
+
+
+def _read_piece(path: Path, large: Callable[[h5py.Dataset], T],
+                ) -> tuple[dict, T, list[tuple[str, T, np.ndarray, float, dict]]]:
+    """A piece file's ``piece``, ``split`` and ``layout`` attributes,
+    ``large(unrolled)`` and, in sample order, per performance ``(name,
+    large(spec), onsets, tempo_factor, soundfont)``: one reader of the layout
+    for both the whole read and the read that leaves the arrays encoded.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable or lacks a dataset.
+    """
     try:
         with h5py.File(path, "r") as f:
-            perfs = tuple(
-                StoredPerformance(performance=name, spec=f[name]["spec"][:],
-                                  onsets=f[name]["onsets"][:],
-                                  tempo_factor=float(f[name].attrs["tempo_factor"]),
-                                  soundfont=json.loads(f[name].attrs["soundfont"]))
-                for name in json.loads(f.attrs["performances"]))
-            return StoredPiece(piece=str(f.attrs["piece"]), split=str(f.attrs["split"]),
-                               unrolled=f["unrolled"][:], layout=json.loads(f.attrs["layout"]),
-                               performances=perfs)
+            perfs = []
+            for name in json.loads(f.attrs["performances"]):
+                group = f[name]
+                perfs.append((name, large(group["spec"]), group["onsets"][()],
+                              float(group.attrs["tempo_factor"]),
+                              json.loads(group.attrs["soundfont"])))
+            attrs = {key: f.attrs[key] for key in ("piece", "split", "layout")}
+            return attrs, large(f["unrolled"]), perfs
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{path}: unreadable piece file ({e})") from e
 
@@ -283,15 +302,5 @@ def read_piece_contents(path: Path) -> PieceContents:
     InputError
         The file is missing, unreadable or lacks a dataset.
     """
-    try:
-        with h5py.File(path, "r") as f:
-            perfs = []
-            for name in json.loads(f.attrs["performances"]):
-                group = f[name]
-                attrs = group.attrs
-                perfs.append((name, StoredArray.of(group["spec"]), group["onsets"][()],
-                              float(attrs["tempo_factor"]), json.loads(attrs["soundfont"])))
-            return PieceContents(path, str(f.attrs["piece"]), StoredArray.of(f["unrolled"]),
-                                 tuple(perfs))
-    except (OSError, KeyError, ValueError) as e:
-        raise InputError(f"{path}: unreadable piece file ({e})") from e
+    attrs, unrolled, perfs = _read_piece(path, StoredArray.of)
+    return PieceContents(path, str(attrs["piece"]), unrolled, tuple(perfs))
