@@ -32,6 +32,7 @@ from pathlib import Path
 
 import msmd_prep.dataset as dataset
 import msmd_prep.packing.core as core
+import msmd_prep.synth_spectrogram as direct
 from msmd_prep.packing.snippets import PackConfig
 from msmd_prep.render import RenderConfig, find_scores
 from msmd_prep.synth import SynthConfig
@@ -51,19 +52,21 @@ def _log(event: dict) -> None:
         f.write(json.dumps(event) + "\n")
 
 
-def _logged(stage: str, piece: str, func, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _logged(stage: str, piece: str, func, *args, nested: bool = False,
+            **kwargs):  # type: ignore[no-untyped-def]
     cpu0, t0 = _cpu(), time.monotonic()
     try:
         return func(*args, **kwargs)
     finally:
         t1, cpu1 = time.monotonic(), _cpu()
         _log({"pid": os.getpid(), "stage": stage, "piece": piece, "t0": t0, "t1": t1,
-              "cpu": cpu1[0] - cpu0[0], "child_cpu": cpu1[1] - cpu0[1]})
+              "cpu": cpu1[0] - cpu0[0], "child_cpu": cpu1[1] - cpu0[1], "nested": nested})
 
 
 # Module-level wrappers (workers get the functions they run by pickle, i.e. by name).
 _ORIG = {"render": dataset.render_job, "synth": dataset.synthesize_performance,
          "spectrogram": dataset.spectrogram_performance, "align": dataset.align_piece,
+         "synth+spec": dataset.synthesize_spectrograms, "spec-write": direct.write_spectrogram,
          "pack-read": core.read_piece, "pack-piece": core.pack_one, "pack": dataset.pack_workdir}
 
 
@@ -73,6 +76,15 @@ def _render_job(job, *a, **k):  # type: ignore[no-untyped-def]
 
 def _synth(synth, piece, *a, **k):  # type: ignore[no-untyped-def]
     return _logged("synth", Path(piece).name, _ORIG["synth"], synth, piece, *a, **k)
+
+
+def _synth_spec(synth, piece, *a, **k):  # type: ignore[no-untyped-def]
+    return _logged("synth", Path(piece).name, _ORIG["synth+spec"], synth, piece, *a, **k)
+
+
+def _spec_write(perf_dir, *a, **k):  # type: ignore[no-untyped-def]
+    return _logged("spectrogram", Path(perf_dir).parent.parent.name, _ORIG["spec-write"],
+                   perf_dir, *a, nested=True, **k)
 
 
 def _spec(perf, *a, **k):  # type: ignore[no-untyped-def]
@@ -124,6 +136,8 @@ def plot(events: list[dict], samples: list, t_start: float, path: Path) -> None:
                                                                  if e["pid"] == p))
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(16, 2 + 0.6 * len(pids)), sharex=True,
                                   gridspec_kw={"height_ratios": [max(2, len(pids)), 2]})
+    # Longest first, so that a call inside another (a spectrogram inside its synth) shows.
+    events = sorted(events, key=lambda e: e["t0"] - e["t1"])
     for row, pid in enumerate(pids):
         for e in events:
             if e["pid"] == pid:
@@ -146,7 +160,8 @@ def plot(events: list[dict], samples: list, t_start: float, path: Path) -> None:
 def idle_report(events: list[dict], samples: list, t_start: float, t_end: float) -> None:
     """Busy and idle seconds per process, and the machine's idle core-seconds per phase."""
     ncpu = os.cpu_count() or 1
-    pieces = [e for e in events if e["stage"] in ("render", "synth", "spectrogram", "align")]
+    pieces = [e for e in events if not e.get("nested")
+              and e["stage"] in ("render", "synth", "spectrogram", "align")]
     pack = [e for e in events if e["stage"] == "pack"]
     for pid in sorted({e["pid"] for e in pieces}):
         mine = sorted((e for e in pieces if e["pid"] == pid), key=lambda e: e["t0"])
@@ -167,7 +182,8 @@ def idle_report(events: list[dict], samples: list, t_start: float, t_end: float)
               f"{ncpu * (b - a) - busy:7.1f} idle core-s")
     stage_cpu: dict[str, list[float]] = {}
     for e in events:
-        s = stage_cpu.setdefault(e["stage"], [0.0, 0.0])
+        s = stage_cpu.setdefault(e["stage"] + (" (in synth)" if e.get("nested") else ""),
+                                 [0.0, 0.0])
         s[0] += e["t1"] - e["t0"]
         s[1] += e["cpu"] + e["child_cpu"]
     for stage, (wall, cpu) in stage_cpu.items():
@@ -196,6 +212,7 @@ def main() -> None:
     LOG.unlink(missing_ok=True)
     dataset.render_job, dataset.synthesize_performance = _render_job, _synth
     dataset.spectrogram_performance, dataset.align_piece = _spec, _align
+    dataset.synthesize_spectrograms, direct.write_spectrogram = _synth_spec, _spec_write
     core.read_piece, core.pack_one, dataset.pack_workdir = _read_piece, _pack_one, _pack
 
     samples: list = []

@@ -34,6 +34,7 @@ from .spectrogram import PRESETS as SPECTROGRAM_PRESETS
 from .spectrogram import needs_audio, spectrogram_performance
 from .synth import (PERFORMANCE_JSON, Synthesizer, SynthConfig, performance_id,
                     synthesize_performance)
+from .synth_spectrogram import synthesize_spectrograms
 from .workdir import NO_SPACE, PERFORMANCES_DIR, describe_os_error, write_json_atomic
 
 WORK_DIR = "work"
@@ -85,7 +86,9 @@ class PieceReport:
     stage, error : str
         The stage that failed and why; empty when the piece got through.
     seconds : dict of str to float
-        Wall time per stage.
+        Wall time per stage.  Without ``keep_audio`` the spectrograms of the
+        synthesized performances are made with their audio
+        (:mod:`msmd_prep.synth_spectrogram`) and count as synth.
     counts : dict
         The render stage's counts (pages, heads ...).
     aligned_well : bool
@@ -147,7 +150,10 @@ def process_piece(job: RenderJob, config: PieceConfig) -> PieceReport:
                     # An earlier run removed the audio this run's spectrogram needs.
                     if needs_audio(perf_dir, spectrograms):
                         (perf_dir / PERFORMANCE_JSON).unlink()
-                    synthesize_performance(synth, piece, float(factor))
+                    if config.keep_audio:
+                        synthesize_performance(synth, piece, float(factor))
+                    else:
+                        synthesize_spectrograms(synth, piece, float(factor), spectrograms)
         report.seconds["synth"] = time.perf_counter() - t0
         sources = config.sources(job.source)
         if sources:

@@ -382,6 +382,38 @@ def needs_audio(perf_dir: Path, presets: Mapping[str, SpectrogramConfig]) -> boo
                for name, cfg in presets.items())
 
 
+def spectrogram_input_hash(synth_manifest: Mapping) -> str:
+    """The input hash of a performance's spectrograms, from its ``performance.json``.
+
+    The spectrogram depends on the audio, which is fixed by the synth's
+    input and config hashes; hashing those avoids reading the audio.
+    """
+    return sha256_json([synth_manifest["input_hash"], synth_manifest["config_hash"]])
+
+
+def write_spectrogram(perf_dir: Path, name: str, cfg: SpectrogramConfig, audio: np.ndarray, *,
+                      input_hash: str) -> None:
+    """Compute preset ``name``'s spectrogram of ``audio`` (mono, float32) and write it.
+
+    Writes ``spec-<name>.npy`` and then ``spec-<name>.json`` into ``perf_dir``.
+    """
+    spec = log_spectrogram(audio, cfg)
+    npy = perf_dir / f"spec-{name}.npy"
+    # The manifest goes first, so that no reader takes the old one for the new data.
+    (perf_dir / f"spec-{name}.json").unlink(missing_ok=True)
+    write_atomic(npy, lambda tmp: tmp.write_bytes(npy_bytes(spec)))
+    write_json_atomic(perf_dir / f"spec-{name}.json", {
+        "stage": "spectrogram", "status": "complete", "preset": name,
+        "input_hash": input_hash, "config_hash": spectrogram_config_hash(cfg),
+        "stage_version": stage_version("spectrogram"),
+        "config": asdict(cfg), "shape": list(spec.shape), "dtype": "float32",
+        "n_bins": spec.shape[0], "n_frames": spec.shape[1],
+        "axes": ["bin", "frame"], "frame_rule": "onset t -> frame ceil(t * fps)",
+        "audio_duration_s": len(audio) / cfg.sample_rate_hz,
+        "versions": {"numpy": np.__version__, "scipy": scipy.__version__},
+    })
+
+
 def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramConfig], *,
                             keep_audio: bool) -> tuple[int, int]:
     """Compute the missing spectrograms of one synthesized performance.
@@ -411,9 +443,7 @@ def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramCon
     if meta is None or meta.get("status") != "complete":
         raise InputError(f"{perf_dir / PERFORMANCE_JSON}: synthesis is not complete; "
                          "run `msmd-prep synth` first")
-    # The spectrogram depends on the audio, which is fixed by the synth's
-    # input and config hashes; hashing those avoids reading the audio.
-    input_hash = sha256_json([meta["input_hash"], meta["config_hash"]])
+    input_hash = spectrogram_input_hash(meta)
     todo = {name: cfg for name, cfg in presets.items()
             if not spectrogram_is_complete(perf_dir, name, input_hash,
                                            spectrogram_config_hash(cfg))}
@@ -431,21 +461,7 @@ def spectrogram_performance(perf_dir: Path, presets: Mapping[str, SpectrogramCon
             if sr != cfg.sample_rate_hz:
                 raise InputError(f"{audio_path} has {sr} Hz, preset {name!r} needs "
                                  f"{cfg.sample_rate_hz} Hz")
-            spec = log_spectrogram(audio, cfg)
-            npy = perf_dir / f"spec-{name}.npy"
-            # The manifest goes first, so that no reader takes the old one for the new data.
-            (perf_dir / f"spec-{name}.json").unlink(missing_ok=True)
-            write_atomic(npy, lambda tmp: tmp.write_bytes(npy_bytes(spec)))
-            write_json_atomic(perf_dir / f"spec-{name}.json", {
-                "stage": "spectrogram", "status": "complete", "preset": name,
-                "input_hash": input_hash, "config_hash": spectrogram_config_hash(cfg),
-                "stage_version": stage_version("spectrogram"),
-                "config": asdict(cfg), "shape": list(spec.shape), "dtype": "float32",
-                "n_bins": spec.shape[0], "n_frames": spec.shape[1],
-                "axes": ["bin", "frame"], "frame_rule": "onset t -> frame ceil(t * fps)",
-                "audio_duration_s": len(audio) / sr,
-                "versions": {"numpy": np.__version__, "scipy": scipy.__version__},
-            })
+            write_spectrogram(perf_dir, name, cfg, audio, input_hash=input_hash)
     if not keep_audio and audio_path.is_file():
         write_json_atomic(perf_dir / PERFORMANCE_JSON, meta | {"audio_removed": True})
         audio_path.unlink()

@@ -455,6 +455,41 @@ def flac_bytes(audio: np.ndarray, sample_rate_hz: int) -> bytes:
     return buf.getvalue()
 
 
+#: Samples that a float-to-16-bit conversion may round either way: halves
+#: of a step, both signs, and the ends of the range.
+_PCM16_PROBE = np.concatenate([(np.arange(-32768, 32768, 7) + 0.5) / 32768,
+                               np.arange(-32768, 32768, 5) / 32768,
+                               [-1.0, 1.0 - 2.0 ** -24, 0.99999, -0.99999, 0.0]]
+                              ).astype(np.float32)
+
+
+def _pcm16(audio: np.ndarray) -> np.ndarray:
+    scaled = np.rint(audio * np.float32(32768))
+    return np.clip(scaled, -32768, 32767).astype(np.int16).astype(np.float32) / np.float32(32768)
+
+
+@functools.cache
+def _pcm16_is_flac() -> bool:
+    """Whether :func:`_pcm16` gives what libsndfile's FLAC round trip gives (1.2: x 32768, rint)."""
+    decoded, _ = soundfile.read(io.BytesIO(flac_bytes(_PCM16_PROBE, 22050)), dtype="float32")
+    return bool(np.array_equal(decoded, _pcm16(_PCM16_PROBE)))
+
+
+def flac_decoded(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+    """What the FLAC file :func:`flac_bytes` makes of ``audio`` reads back as (float32).
+
+    Computed without the file when this libsndfile's 16-bit rounding is the
+    one :func:`_pcm16` does (checked once per process on every rounding
+    case), else by a FLAC round trip in memory.  So a spectrogram of these
+    samples is the one of the written audio, byte for byte.
+    """
+    if _pcm16_is_flac():
+        return _pcm16(np.asarray(audio, dtype=np.float32))
+    decoded, _ = soundfile.read(io.BytesIO(flac_bytes(audio, sample_rate_hz)), dtype="float32",
+                                always_2d=False)
+    return decoded
+
+
 def write_onsets_csv(onsets: Sequence[tuple[str, float]], path: Path) -> None:
     """Write the onset table: columns ``notehead_id,onset_s``, one row per onset."""
     def write(tmp: Path) -> None:
@@ -478,6 +513,75 @@ def _versions() -> dict:
             "pyfluidsynth": dist("pyfluidsynth"), "numpy": np.__version__,
             "scipy": scipy.__version__, "soundfile": soundfile.__version__,
             "libsndfile": soundfile.__libsndfile_version__}
+
+
+@dataclass(frozen=True)
+class Played:
+    """One performance played but not yet written.
+
+    Attributes
+    ----------
+    out : Path
+        Its folder, ``piece/performances/<perf_id>``.
+    rendering : Rendering
+    manifest : dict
+        Its ``performance.json`` (with ``"audio_removed": false``).
+    """
+
+    out: Path
+    rendering: Rendering
+    manifest: dict
+
+
+def play_performance(synth: Synthesizer, piece: Path, tempo_factor: float) -> Played | None:
+    """Play one performance of ``piece`` unless it is already up to date (then ``None``).
+
+    Raises
+    ------
+    InputError
+        ``performance.csv`` is unusable, or the audio would clip.
+    """
+    if is_up_to_date(piece, synth.soundfont, tempo_factor, synth.config):
+        return None
+    csv_path = piece / "performance.csv"
+    input_hash = sha256_file(csv_path)
+    settings = synth_settings(synth.soundfont, tempo_factor, synth.config)
+    config_hash = sha256_json(settings)
+    perf_id = performance_id(synth.soundfont.name, tempo_factor)
+    try:
+        performance = read_performance_csv(csv_path).at_tempo(tempo_factor)
+    except (ValueError, KeyError) as e:
+        raise InputError(f"{csv_path}: unreadable performance ({e!r})") from e
+    except InputError as e:
+        raise InputError(f"{csv_path}: {e}") from e
+    try:
+        rendering = synth.render(performance)
+    except InputError as e:
+        raise InputError(f"{csv_path} at tempo {tempo_factor}: {e}") from e
+    cfg = synth.config
+    manifest = {
+        "stage": "synth", "status": "complete", "perf_id": perf_id,
+        "stage_version": stage_version("synth"),
+        "input_hash": input_hash, "config_hash": config_hash,
+        "input": {"performance_csv": "../../performance.csv", "sha256": input_hash},
+        "tempo_factor": tempo_factor,
+        "soundfont": synth.soundfont.provenance(),
+        "velocity_policy": cfg.velocity_policy,
+        "fixed_velocity": cfg.fixed_velocity if cfg.velocity_policy == "fixed" else None,
+        "sample_rate_hz": cfg.sample_rate_hz, "synth_rate_hz": cfg.synth_rate_hz,
+        "channels": 1, "audio_format": "FLAC PCM_16",
+        "event_quantum_s": BLOCK_SAMPLES / cfg.synth_rate_hz,
+        "release_tail": {"threshold_dbfs": cfg.tail_threshold_dbfs,
+                         "max_s": cfg.max_tail_s, "block_samples": TAIL_BLOCK_SAMPLES,
+                         "rendered_s": rendering.tail_s},
+        "fluidsynth_settings": synth.settings | {"interpolation": "4th order (default)"},
+        "n_samples": len(rendering.audio), "duration_s": rendering.duration_s,
+        "n_onsets": len(rendering.onsets),
+        "audio": AUDIO_NAME, "audio_removed": False,
+        "versions": _versions(),
+        "config": settings,
+    }
+    return Played(piece / PERFORMANCES_DIR / perf_id, rendering, manifest)
 
 
 def synthesize_performance(synth: Synthesizer, piece: Path, tempo_factor: float) -> bool:
@@ -505,53 +609,17 @@ def synthesize_performance(synth: Synthesizer, piece: Path, tempo_factor: float)
     InputError
         ``performance.csv`` is unusable, or the audio would clip.
     """
-    if is_up_to_date(piece, synth.soundfont, tempo_factor, synth.config):
+    played = play_performance(synth, piece, tempo_factor)
+    if played is None:
         return False
-    csv_path = piece / "performance.csv"
-    input_hash = sha256_file(csv_path)
-    settings = synth_settings(synth.soundfont, tempo_factor, synth.config)
-    config_hash = sha256_json(settings)
-    perf_id = performance_id(synth.soundfont.name, tempo_factor)
-    out = piece / PERFORMANCES_DIR / perf_id
-    try:
-        performance = read_performance_csv(csv_path).at_tempo(tempo_factor)
-    except (ValueError, KeyError) as e:
-        raise InputError(f"{csv_path}: unreadable performance ({e!r})") from e
-    except InputError as e:
-        raise InputError(f"{csv_path}: {e}") from e
-    try:
-        rendering = synth.render(performance)
-    except InputError as e:
-        raise InputError(f"{csv_path} at tempo {tempo_factor}: {e}") from e
+    out, rendering = played.out, played.rendering
     out.mkdir(parents=True, exist_ok=True)
     # The old manifest goes before its data is replaced; the new one comes last.
     (out / PERFORMANCE_JSON).unlink(missing_ok=True)
     write_atomic(out / AUDIO_NAME, lambda tmp: tmp.write_bytes(
         flac_bytes(rendering.audio, rendering.sample_rate_hz)))
     write_onsets_csv(rendering.onsets, out / ONSETS_NAME)
-    cfg = synth.config
-    write_json_atomic(out / PERFORMANCE_JSON, {
-        "stage": "synth", "status": "complete", "perf_id": perf_id,
-        "stage_version": stage_version("synth"),
-        "input_hash": input_hash, "config_hash": config_hash,
-        "input": {"performance_csv": "../../performance.csv", "sha256": input_hash},
-        "tempo_factor": tempo_factor,
-        "soundfont": synth.soundfont.provenance(),
-        "velocity_policy": cfg.velocity_policy,
-        "fixed_velocity": cfg.fixed_velocity if cfg.velocity_policy == "fixed" else None,
-        "sample_rate_hz": cfg.sample_rate_hz, "synth_rate_hz": cfg.synth_rate_hz,
-        "channels": 1, "audio_format": "FLAC PCM_16",
-        "event_quantum_s": BLOCK_SAMPLES / cfg.synth_rate_hz,
-        "release_tail": {"threshold_dbfs": cfg.tail_threshold_dbfs,
-                         "max_s": cfg.max_tail_s, "block_samples": TAIL_BLOCK_SAMPLES,
-                         "rendered_s": rendering.tail_s},
-        "fluidsynth_settings": synth.settings | {"interpolation": "4th order (default)"},
-        "n_samples": len(rendering.audio), "duration_s": rendering.duration_s,
-        "n_onsets": len(rendering.onsets),
-        "audio": AUDIO_NAME, "audio_removed": False,
-        "versions": _versions(),
-        "config": settings,
-    })
+    write_json_atomic(out / PERFORMANCE_JSON, played.manifest)
     return True
 
 
