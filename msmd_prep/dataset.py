@@ -23,6 +23,7 @@ from pathlib import Path
 from .align import AlignConfig, align_piece
 from .errors import ConfigError, MsmdPrepError, OutputError
 from .locking import LOCK_NAME, folder_lock
+from .normalize import local_includes
 from .packing.core import PackResult
 from .packing.snippets import PackConfig, pack_workdir
 from .parallel import map_pieces
@@ -347,11 +348,32 @@ def _run(scores: Sequence[Path], out: Path, result: DatasetResult, fonts: list[S
 
 
 def _size(path: Path) -> int:
-    """Bytes of a score file, a rough measure of the work it is."""
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+    """Bytes of a score file and of the files it includes, a rough measure of the work it is.
+
+    The includes count because the music of a multi-file piece is often all
+    in them (a 2 kB main file around a 10 kB file of notes).
+    """
+    root = Path(path).resolve().parent
+    seen: set[Path] = set()
+    queue = [Path(path).resolve()]
+    total = 0
+    while queue:
+        file = queue.pop()
+        if file in seen:
+            continue
+        seen.add(file)
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        total += len(data)
+        if file.suffix.lower() in (".ly", ".ily", ".lyi"):
+            try:
+                queue += [inc for _, inc in local_includes(data.decode("utf-8", "replace"),
+                                                           [file.parent, root], root, file)]
+            except MsmdPrepError:
+                pass  # an estimate only: the render reports a bad include
+    return total
 
 
 def summary_rows(result: DatasetResult) -> list[tuple[str, str]]:

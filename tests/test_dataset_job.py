@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from mido import Message, MidiFile, MidiTrack
 
 from msmd_prep.cli import main
-from msmd_prep.dataset import build_dataset
+from msmd_prep.dataset import _size, build_dataset
 from msmd_prep.packing.core import SPLITS
 from msmd_prep.packing.snippets import PackConfig
 from msmd_prep.render import RenderConfig
@@ -51,6 +51,26 @@ def test_two_processes_give_the_same_shards(single_run, tmp_path):
     result = _build(tmp_path, jobs=2)
     assert not result.failures
     assert _arrays(tmp_path / "dataset") == _arrays(single_run / "dataset")
+
+
+def test_kept_audio_gives_the_same_shards(single_run, tmp_path):
+    # With the audio kept, synth writes it and the spectrogram stage reads it back;
+    # without, the spectrograms are made from the samples in memory.
+    result = _build(tmp_path, keep_audio=True)
+    assert not result.failures
+    assert list((tmp_path / "work").glob("*/performances/*/audio.flac"))
+    assert not list((single_run / "work").glob("*/performances/*/audio.flac"))
+    assert _arrays(tmp_path / "dataset") == _arrays(single_run / "dataset")
+
+
+def test_the_size_estimate_of_a_score_counts_its_includes(tmp_path):
+    (tmp_path / "notes.ily").write_text("music = { " + "c'4 " * 500 + "}\n")
+    (tmp_path / "main.ly").write_text('\\version "2.24.0"\n\\include "notes.ily"\n'
+                                      "\\score { \\music }\n")
+    (tmp_path / "alone.ly").write_text('\\version "2.24.0"\n{ ' + "c'4 " * 100 + "}\n")
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    assert _size(tmp_path / "main.ly") == sizes["main.ly"] + sizes["notes.ily"]
+    assert _size(tmp_path / "main.ly") > _size(tmp_path / "alone.ly") > sizes["main.ly"]
 
 
 def test_dask_local_cluster_gives_the_same_shards(single_run, tmp_path):
