@@ -17,9 +17,11 @@ import pretty_midi
 import pytest
 import soundfile
 
+from msmd_prep.performed.dtw import Warping
 from msmd_prep.performed.features import Notes
 from msmd_prep.performed.manifest import (PerformanceSource, attached_performances,
                                           read_manifest)
+from msmd_prep.performed.midi_align import match_notes, monotone_map
 from msmd_prep.performed.perform import PerformConfig, perform_source, read_score_events
 from msmd_prep.performed.repeats import find_jumps, unfoldings
 from msmd_prep.performed.simulate import Humanized, humanize, reverb_and_noise
@@ -150,6 +152,7 @@ def test_midi_performance_aligned_note_by_note(pieces, reference_synth, tmp_path
     # The left-out note is found, and only it; no performed note is extra.
     assert [x["notehead_id"] for x in m["left_out"]] == [heads[i] for i in h.left_out]
     assert m["notes"]["extra_performed"] == 0
+    assert m["notes"]["paired_between_neighbours"] == 0
     onsets = read_onsets_csv(perf_dir / "onsets.csv")
     assert len(onsets) == len(h.notes)
     # Each head gets the onset of the performed note that plays it: within the
@@ -455,3 +458,33 @@ def test_a_bumped_perform_stage_version_realigns_and_pack_leaves_the_old_out(
     redone = meta(work / "other" / "performances" / "take8_timgm6mb")
     assert redone["stage_version"] == stage_versions.stage_version("perform")
     assert _real_performance_state(work / "other", redone) is None
+
+
+def test_notes_after_a_pause_the_map_missed_are_paired_between_their_neighbours(pieces):
+    # The performer pauses 1.2 s before the final chord, and the map the notes
+    # are paired along (standing in for a DTW that missed the pause) does not
+    # know it: the chord is predicted 1.2 s early, beyond both windows.  Its
+    # notes are the unpaired notes of its pitches after the last paired chord,
+    # so they are paired with the notes that play them.  A performed note of a
+    # left-out note's pitch outside that note's neighbours stays extra.
+    score = read_score_events(pieces["sonatina"])
+    u = {u.name: u for u in unfoldings(score.notes.onset_s, score.heads, score.moments)}["none"]
+    n = score.notes.take(u.events)
+    notes = Notes(u.onset_s, n.duration_s, n.pitch, n.velocity)
+    h = humanize(notes, np.random.default_rng(4), leave_out=1)
+    truth_s = np.zeros(len(notes))
+    truth_s[h.source] = h.notes.onset_s
+    s_a, p_a = monotone_map(notes.onset_s[h.source], h.notes.onset_s)
+    missed = Warping(s_a, p_a, 0.0, 1.0)
+    final = notes.onset_s[h.source] == notes.onset_s.max()
+    onset = h.notes.onset_s + np.where(final, 1.2, 0.0)
+    (gone,) = h.left_out
+    stray = float(truth_s[notes.onset_s > notes.onset_s[gone] + 1.0].min())
+    performed = Notes(np.append(onset, stray), np.append(h.notes.duration_s, 0.2),
+                      np.append(h.notes.pitch, notes.pitch[gone]), np.append(h.notes.velocity, 60))
+    m = match_notes(notes, performed, missed)
+    expected = np.full(len(notes), -1)
+    expected[h.source] = np.arange(len(h.notes))
+    assert m.partner.tolist() == expected.tolist()
+    assert m.n_left_out == 1 and m.n_extra == 1
+    assert m.n_between == int(final.sum()) >= 3

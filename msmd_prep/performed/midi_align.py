@@ -7,7 +7,16 @@
    ``linear_sum_assignment``), pairs further apart than a window dropped.
 3. The map is rebuilt from the pairs themselves (median played onset per
    score onset, kept monotonic) and step 2 is repeated with a narrower
-   window (``REFINE_WINDOWS_S``).
+   window (``REFINE_WINDOWS_S``), each time followed by step 4.
+4. A score note still without a partner is paired, if it can be, with an
+   unpaired performed note of its pitch played *between its paired
+   neighbours*: after the performance time of the last paired score onset
+   before it and before that of the first paired one after it (the map's
+   anchors; :func:`pair_between_neighbours`).  Where the DTW map is off by
+   more than the windows (a long pause before a final chord, a passage
+   taken much slower), step 2 cannot reach the note that plays it, but the
+   notes around it are paired, and a note of its pitch between them, that
+   nothing else plays, is the one the performer played for it.
 
 A score note without a partner is *left out* (the performer did not play
 it), a performed note without one is *extra* (ornaments, wrong notes); both
@@ -23,9 +32,15 @@ from scipy.optimize import linear_sum_assignment
 from .dtw import Warping, warp_score
 from .features import Notes, note_features
 
-FIRST_WINDOW_S = 0.5
-# Windows of the passes after the first, each on the map the previous one made.
-REFINE_WINDOWS_S = (0.25,)
+# The first pass's window, around the DTW map: 1.0 s put more ASAP beats within
+# 50 ms than 0.5 or 0.75 s (a map off by more than the window leaves whole
+# chords out; the note of issue 15, session 4).
+FIRST_WINDOW_S = 1.0
+# Windows of the passes after the first, each on the map the previous one made
+# (each followed by step 4).  A second pass, on a map that step 4's pairs
+# correct, put more ASAP beats within 50 ms than one (the note of issue 15,
+# session 4).
+REFINE_WINDOWS_S = (0.25, 0.25)
 
 # MrMsDTW's anchor bound for two note lists: synctoolbox's tutorials' 10**6 put
 # more ASAP beats within 50 ms than its default 10**4 (fewer anchors forced on the
@@ -46,11 +61,15 @@ class NoteMatch:
         Performed notes that play no score note.
     warping : Warping
         The coarse DTW map (its cost is the alignment's cost).
+    n_between : int
+        Score notes that step 4 (:func:`pair_between_neighbours`) paired in
+        some pass and that are paired in the end.
     """
 
     partner: np.ndarray
     n_extra: int
     warping: Warping
+    n_between: int = 0
 
     @property
     def n_left_out(self) -> int:
@@ -146,6 +165,7 @@ def match_notes(score: Notes, performance: Notes, warping: Warping | None = None
         warping = warp_score(score, note_features(performance), threshold_rec=THRESHOLD_REC)
     partner = pair_by_pitch(score, warping.to_performance(score.onset_s), performance,
                             FIRST_WINDOW_S)
+    between = np.zeros(len(score), dtype=bool)
     for window_s in REFINE_WINDOWS_S:
         matched = partner >= 0
         if matched.sum() < 2:
@@ -156,8 +176,54 @@ def match_notes(score: Notes, performance: Notes, warping: Warping | None = None
             break
         predicted = _extrapolated(score.onset_s, s_anchor, p_anchor)
         partner = pair_by_pitch(score, predicted, performance, window_s)
+        paired = partner >= 0
+        partner = pair_between_neighbours(score, performance, partner)
+        between |= (partner >= 0) & ~paired
+    n_between = int(np.sum(between & (partner >= 0)))
     n_extra = len(performance) - int(np.sum(partner >= 0))
-    return NoteMatch(partner, n_extra, warping)
+    return NoteMatch(partner, n_extra, warping, n_between)
+
+
+def pair_between_neighbours(score: Notes, performance: Notes, partner: np.ndarray) -> np.ndarray:
+    """Pair left-out score notes with unpaired performed notes between their paired neighbours.
+
+    The paired notes give a strictly increasing map (:func:`monotone_map`).
+    A left-out score note at score time ``s`` may take an unpaired performed
+    note of its pitch whose onset lies strictly between the map's
+    performance times of the last anchor before ``s`` and the first after
+    ``s`` (either side open at the ends).  Per pitch, a minimum-cost
+    assignment by |map(s) - played| among those chooses when several could.
+
+    Returns
+    -------
+    partner : np.ndarray [shape=(len(score),), dtype=int64]
+        ``partner`` with the new pairs; pairs already made are kept.
+    """
+    partner = partner.copy()
+    paired = partner >= 0
+    if paired.sum() < 2:
+        return partner
+    s_a, p_a = monotone_map(score.onset_s[paired], performance.onset_s[partner[paired]])
+    if len(s_a) < 2:
+        return partner
+    predicted = _extrapolated(score.onset_s, s_a, p_a)
+    key = np.round(score.onset_s, 4)  # as monotone_map groups score onsets
+    before = np.searchsorted(s_a, key, side="left") - 1
+    after = np.searchsorted(s_a, key, side="right")
+    lo = np.where(before >= 0, p_a[np.maximum(before, 0)], -np.inf)
+    hi = np.where(after < len(s_a), p_a[np.minimum(after, len(s_a) - 1)], np.inf)
+    free = np.ones(len(performance), dtype=bool)
+    free[partner[paired]] = False
+    for pitch in np.intersect1d(score.pitch[~paired], performance.pitch[free]):
+        si = np.flatnonzero(~paired & (score.pitch == pitch))
+        pj = np.flatnonzero(free & (performance.pitch == pitch))
+        played = performance.onset_s[pj][None, :]
+        inside = (played > lo[si][:, None]) & (played < hi[si][:, None])
+        cost = np.where(inside, np.abs(predicted[si][:, None] - played), 1e6)
+        rows, cols = linear_sum_assignment(cost)
+        keep = inside[rows, cols]
+        partner[si[rows[keep]]] = pj[cols[keep]]
+    return partner
 
 
 def _extrapolated(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
