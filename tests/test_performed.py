@@ -310,6 +310,70 @@ def test_log_pitch_features_keep_the_octave(reference_synth):
     assert float(l4 @ l5 / np.linalg.norm(l4) / np.linalg.norm(l5)) < 0.8
 
 
+def test_time_map_warps_only_stretches_beyond_the_bound():
+    """Stretches whose tempo ratio (recording / reference) is within [1/1.5, 1.5] keep their
+    length; those beyond it are scaled to the bound."""
+    from msmd_prep.performed.tempo import bounded_time_map
+
+    # Reference 0-10 s plays in 10 s, 10-40 s in 6 s (ratio 0.2), 40-50 s in 20 s (ratio 2).
+    ref = np.array([0.0, 10.0, 40.0, 50.0])
+    perf = np.array([0.0, 10.0, 16.0, 36.0])
+    fine_ref = np.linspace(0, 50, 5001)
+    tm = bounded_time_map(fine_ref, np.interp(fine_ref, ref, perf), knot_s=2.0, bound=1.5)
+    assert not tm.identity
+    warped = tm.to_warped(ref)
+    assert np.allclose(np.diff(warped), [10.0, 6.0 * 1.5, 20.0 / 1.5], atol=0.05)
+    assert np.allclose(tm.to_reference(tm.to_warped(fine_ref)), fine_ref)
+    within = bounded_time_map(fine_ref, 1.2 * fine_ref, knot_s=2.0, bound=1.5)
+    assert within.identity
+
+
+def test_reference_warped_where_the_score_is_far_slower_than_the_recording(pieces,
+                                                                             reference_synth):
+    """A score whose middle third is written four times slower than it is played (a wrong
+    or missing tempo mark): the reference is warped there until its tempo is within 1.5x
+    of the recording's, its onset features move with it, and the onsets are still found."""
+    from msmd_prep.performed.audio_align import align_audio
+    from msmd_prep.performed.dtw import SCORE_PAD_S
+    from msmd_prep.performed.features import FEATURE_RATE_FPS, audio_features
+    from msmd_prep.performed.reference import reference_features
+    from msmd_prep.performed.tempo import bounded_time_map, coarse_path, warp_reference
+
+    h, _ = human(pieces["sonatina"], "all", 6)
+    played = read_score_events(pieces["sonatina"])
+    u = {u.name: u for u in unfoldings(played.notes.onset_s, played.heads, played.moments)}["all"]
+    n = played.notes.take(u.events)
+    a, b = u.onset_s.max() / 3, 2 * u.onset_s.max() / 3
+    slow = lambda t: t + 3.0 * np.clip(t - a, 0, b - a)
+    score = Notes(slow(u.onset_s), slow(u.onset_s + n.duration_s) - slow(u.onset_s),
+                  n.pitch, n.velocity)
+    audio = play(h.notes, other_soundfont())
+    feats = audio_features(audio, 22050)
+    ref = reference_features(score, reference_synth)
+    tm = bounded_time_map(*coarse_path(ref, feats[0]))
+    assert not tm.identity
+    # The slow passage (4x its performed length in the score) is at most twice its
+    # performed length in the warped reference (the ratio is measured over 5 s stretches of
+    # the recording, and those at the passage's ends are partly at the written tempo).
+    inside = (u.onset_s[h.source] > a + 0.5) & (u.onset_s[h.source] < b - 0.5)
+    performed_s = np.ptp(h.notes.onset_s[inside])
+    written_s = np.ptp(score.onset_s[h.source][inside])
+    warped_s = np.ptp(tm.to_warped(score.onset_s[h.source][inside] + SCORE_PAD_S))
+    assert written_s > 3 * performed_s and warped_s < 2 * performed_s
+    warped = warp_reference(ref, Notes(score.onset_s + SCORE_PAD_S, score.duration_s,
+                                       score.pitch, score.velocity), tm)
+    frame = np.rint(tm.to_warped(score.onset_s + SCORE_PAD_S) * FEATURE_RATE_FPS).astype(int)
+    rise = warped.dlnco[score.pitch % 12, frame] - warped.dlnco[score.pitch % 12, frame - 1]
+    assert np.mean(rise > 0.2) > 0.9 and warped.log_pitch.shape == (88, warped.n_frames)
+    got = align_audio(score, audio, 22050, feats, ref).onset_s
+    true = np.full(len(score), np.nan)
+    true[h.source] = h.notes.onset_s
+    err = np.array([abs(np.median(got[score.onset_s == c]) -
+                        np.nanmedian(true[score.onset_s == c])) for c in np.unique(score.onset_s)
+                    if np.isfinite(true[score.onset_s == c]).any()])
+    assert np.median(err) <= 0.025 and np.mean(err <= 0.05) >= 0.9
+
+
 def test_recording_of_another_piece_is_flagged(pieces, recording):
     path, _, _ = recording
     perform_source(pieces["other"], PerformanceSource(FIXTURES / "other.ly", path, "wrongrec"), [])

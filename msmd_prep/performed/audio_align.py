@@ -3,7 +3,8 @@
 1. Chroma + DLNCO features of the recording (:func:`features.audio_features`)
    and of the score, synthesized (:mod:`.reference`) or its own note list,
    MrMsDTW between them (synctoolbox): every score onset gets a performance
-   time off the path.
+   time off the path.  A synthesized reference is first warped where its
+   tempo is far from the recording's (:mod:`.tempo`).
 2. Refinement by the recording's onset peaks: each score onset (a chord)
    moves to the onset peak near the path's time that the most of its
    pitches support (:func:`chord_times`); chords that found none, or would
@@ -18,6 +19,7 @@ import numpy as np
 from .dtw import SCORE_PAD_S, Warping, warp, warp_score
 from .features import Features, Notes, audio_features
 from .midi_align import longest_increasing
+from .tempo import bounded_time_map, coarse_path, warp_reference
 
 SEARCH_WINDOW_S = 0.15
 PRIOR_WIDTH_S = 0.06
@@ -34,6 +36,10 @@ DTW_THRESHOLD_REC = 10 ** 6
 # Against a synthesized reference (both sides audio features), synctoolbox's
 # default weight 0.5 did as well as 0.3 and better than 0.7 (dev seed 7).
 REFERENCE_ALPHA = 0.5
+# Against a synthesized reference, horizontal and vertical steps weigh 1.3 (synctoolbox's
+# 1.5 for chroma + DLNCO keeps the path nearer the diagonal than log pitch needs; 1.7 and
+# 1.0 were worse; dev seeds 7 and 11, judged on seeds 0 and 3: the note of issue 15, session 4).
+REFERENCE_STEP_WEIGHTS = np.array([1.3, 1.3, 2.0])
 
 
 @dataclass(frozen=True)
@@ -242,9 +248,17 @@ def align_audio(score: Notes, audio: np.ndarray, sample_rate_hz: int,
         # Two recordings: their log pitch energies (octaves kept) replace chroma in
         # the DTW: more ASAP beats within 50 and 100 ms than chroma (dev seed 7;
         # held out: seeds 0 and 3; the note of issue 15, session 3).
-        w = warp(reference, perf_features, alpha=REFERENCE_ALPHA,
-                 threshold_rec=DTW_THRESHOLD_REC, pitch=True)
-        warping = Warping(w.score_s - SCORE_PAD_S, w.performance_s, w.cost, w.null_cost)
+        # Where the score's tempo is far from the recording's, the reference is
+        # warped towards it first (:mod:`.tempo`).
+        time_map = bounded_time_map(*coarse_path(reference, perf_features))
+        if not time_map.identity:
+            padded = Notes(score.onset_s + SCORE_PAD_S, score.duration_s, score.pitch,
+                           score.velocity)
+            reference = warp_reference(reference, padded, time_map)
+        w = warp(reference, perf_features, alpha=REFERENCE_ALPHA, threshold_rec=DTW_THRESHOLD_REC,
+                 pitch=True, step_weights=REFERENCE_STEP_WEIGHTS)
+        score_s = w.score_s if time_map.identity else time_map.to_reference(w.score_s)
+        warping = Warping(score_s - SCORE_PAD_S, w.performance_s, w.cost, w.null_cost)
     onset_s, refined = refine_onsets(score, warping.to_performance(score.onset_s),
                                      perf_features.onset_peaks)
     return AudioAlignment(onset_s, refined, warping, tuning)

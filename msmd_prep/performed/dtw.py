@@ -88,7 +88,8 @@ def path_costs(score: Features, performance: Features, path: np.ndarray) -> tupl
 
 
 def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHOLD_REC,
-         alpha: float = ALPHA, pitch: bool = False) -> Warping:
+         alpha: float = ALPHA, pitch: bool = False,
+         step_weights: np.ndarray = STEP_WEIGHTS) -> Warping:
     """Align two feature sequences with chroma + DLNCO MrMsDTW.
 
     Parameters
@@ -105,6 +106,9 @@ def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHO
         Compare the sides' log pitch energies (88 bands, octaves kept; both
         must be audio features) instead of their chroma at every level; the
         cost is the chroma's either way.
+    step_weights : np.ndarray [shape=(3,)]
+        Weights of the steps (1, 0), (0, 1), (1, 1): the larger the first
+        two against the third, the more the path keeps to the diagonal.
     """
     require_synctoolbox()
     import sklearn
@@ -118,7 +122,7 @@ def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHO
                                 f_onset1=score.dlnco,
                                 f_chroma2=performance.log_pitch if pitch else performance.chroma,
                                 f_onset2=performance.dlnco,
-                                input_feature_rate=FEATURE_RATE_FPS, step_weights=STEP_WEIGHTS,
+                                input_feature_rate=FEATURE_RATE_FPS, step_weights=step_weights,
                                 threshold_rec=threshold_rec, alpha=alpha, verbose=False)
     cost, null = path_costs(score, performance, path)
     path = make_path_strictly_monotonic(path).astype(np.float64)

@@ -435,7 +435,8 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
         flags = _flags(al.confidence, config, share)
         side = ("the score's note list" if ref_synth is None else
                 f"the score played by FluidSynth ({ref_synth.soundfont.name}), same pitch "
-                "filterbank, DLNCO from its note list")
+                "filterbank, DLNCO from its note list, warped where its tempo is more than "
+                "1.5x off the recording's")
         for perf_dir, _, cfg, config_hash in todo:
             _write(perf_dir, audio, al.onsets, al.warping, base | _summary(al, len(
                 score.heads)) | {
