@@ -17,7 +17,7 @@ from msmd_prep.packing.excerpts import (SheetStore, cut_sheets, extract_spec, no
                                         spec_start)
 from msmd_prep.packing.core import SPLITS, assign_splits, new_h5, read_split_file
 from msmd_prep.packing.pieces import codec
-from msmd_prep.packing.shards import compress_sheets, write_snippet_shard
+from msmd_prep.packing.shards import SpecRuns, compress_sheets, spec_runs, write_snippet_shard
 from msmd_prep.packing.snippets import META_DTYPE, PRESETS, PackConfig, pack_workdir
 
 
@@ -347,3 +347,81 @@ def test_blosc_environment_does_not_change_the_bytes(tmp_path, monkeypatch):
         blosc.set_nthreads(before)
     # The caller's environment is as it was.
     assert os.environ["BLOSC_NTHREADS"] == "2" and os.environ["BLOSC_CLEVEL"] == "1"
+
+
+def _two_performances(rng, T=8):
+    """Two spectrograms, excerpt starts reaching before and beyond them, in any order."""
+    specs = [rng.random((5, 60)).astype(np.float16), rng.random((5, 33)).astype(np.float16)]
+    starts = [rng.integers(-12, 64, 40), np.r_[rng.integers(0, 5, 6), rng.integers(20, 30, 6)]]
+    excerpts = [np.stack([extract_spec(s, start=int(t), n_frames=T) for t in st])
+                for s, st in zip(specs, starts)]
+    return specs, starts, excerpts
+
+
+def test_spec_runs_cut_anywhere_are_the_runs_of_their_excerpts():
+    """A performance's run, whole or cut by a shard boundary, as spec_runs makes it of the excerpts."""
+    rng = np.random.default_rng(3)
+    specs, starts, excerpts = _two_performances(rng)
+    runs = [SpecRuns.of_spectrogram(s, st, n_frames=8) for s, st in zip(specs, starts)]
+    for run, ex, st in zip(runs, excerpts, starts):
+        want = spec_runs(ex, st, np.zeros(len(st)))
+        for got in (run.joined(), SpecRuns.of_excerpts(ex, st).joined()):
+            assert [a.tobytes() for a in got] == [a.tobytes() for a in want]
+    both = SpecRuns.concatenate(runs)
+    ex, st = np.concatenate(excerpts), np.concatenate(starts)
+    label = np.r_[np.zeros(40, int), np.ones(12, int)]
+    assert both.shape == ex.shape and both.nbytes == ex.nbytes
+    for lo, hi in [(0, 52), (3, 17), (0, 41), (39, 52), (45, 46), (40, 52), (10, 10)]:
+        got, want = both[lo:hi].joined(), spec_runs(ex[lo:hi], st[lo:hi], label[lo:hi])
+        assert [a.tobytes() for a in got] == [a.tobytes() for a in want], (lo, hi)
+        cut = [got[0][:, o:o + 8] for o in got[1]]
+        assert np.array_equal(np.reshape(cut, (-1, 5, 8)), ex[lo:hi])
+
+
+def test_a_shard_from_spec_runs_has_the_bytes_of_one_from_excerpts(tmp_path):
+    rng = np.random.default_rng(4)
+    specs, starts, excerpts = _two_performances(rng)
+    n = 52
+    arrays = _shard_arrays(n)
+    arrays["meta"]["performance"] = [b"a"] * 40 + [b"b"] * 12
+    arrays["meta"]["spec_start_frame"] = np.concatenate(starts)
+    arrays["spec"] = np.concatenate(excerpts)
+    runs = SpecRuns.concatenate([SpecRuns.of_spectrogram(s, st, n_frames=8)
+                                 for s, st in zip(specs, starts)])
+    attrs = {"schema_version": 1, "preset": "msmd", "split": "train", "shard": 0}
+    for name, lo, hi in [("whole", 0, n), ("cut", 7, 45)]:
+        part = {k: v[lo:hi] for k, v in arrays.items()}
+        write_snippet_shard(tmp_path / f"{name}-a.h5", part, chunk_samples=1, attrs=attrs,
+                            sheet_shape=(160, 200))
+        write_snippet_shard(tmp_path / f"{name}-b.h5", part | {"spec": runs[lo:hi]},
+                            chunk_samples=1, attrs=attrs, sheet_shape=(160, 200))
+        assert (tmp_path / f"{name}-a.h5").read_bytes() == (tmp_path / f"{name}-b.h5").read_bytes()
+    with pytest.raises(ValueError, match="runs are not the performances"):
+        write_snippet_shard(tmp_path / "bad.h5", arrays | {"spec": SpecRuns.concatenate(
+            [runs[:20], runs[20:]])}, chunk_samples=1, attrs=attrs, sheet_shape=(160, 200))
+
+
+def test_two_processes_cut_spectrogram_runs_at_shard_boundaries_to_the_same_bytes(fixture_ds,
+                                                                                  tmp_path):
+    """Shards of ~12 samples: boundaries inside performances; 1 and 2 processes, same files."""
+    config = PackConfig(seed=SEED, shard_max_mb=0.5)
+    for jobs in (1, 2):
+        pack_workdir(fixture_ds.work, tmp_path / f"jobs{jobs}", config, jobs=jobs)
+    one, two = tmp_path / "jobs1", tmp_path / "jobs2"
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    assert [f for f in files if (one / f).read_bytes() != (two / f).read_bytes()] == []
+    shards = _arrays(one)
+    split_runs = 0
+    for split in SPLITS:
+        paths = [p.relative_to(one).as_posix() for p in _shards(one, split)]
+        for a, b in zip(paths, paths[1:]):
+            split_runs += shards[a]["meta"][-1]["performance"] == shards[b]["meta"][0]["performance"]
+    assert split_runs > 0
+    pieces = PieceDataset(one)
+    full = {(p.piece, p.performance): p.spec for p in (pieces[i] for i in range(len(pieces)))}
+    for arrays in shards.values():
+        for spec, row in zip(arrays["spec"], arrays["meta"]):
+            whole = full[row["piece"].decode(), row["performance"].decode()]
+            assert np.array_equal(spec, extract_spec(whole, start=int(row["spec_start_frame"]),
+                                                     n_frames=42))

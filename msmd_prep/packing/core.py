@@ -424,7 +424,9 @@ class ShardWriter:
     """Writes sample blocks of one split into shards of at most ``max_samples`` samples.
 
     A block is a dataclass of arrays with one row per sample (``meta`` among
-    them): :class:`SampleBlock`, or the score-following block.  Blocks are
+    them): :class:`SampleBlock`, or the score-following block; a field may
+    also be a type with ``len``, slicing and a ``concatenate`` class method
+    (the spectrogram runs, :class:`~msmd_prep.packing.shards.SpecRuns`).  Blocks are
     queued and every full shard is written at once by ``write`` (default
     :func:`write_shard`), under a temporary name renamed when complete.
     """
@@ -460,7 +462,7 @@ class ShardWriter:
 
     def _write(self, n: int) -> None:
         kind = type(self._pending[0])
-        whole = {f.name: np.concatenate([getattr(b, f.name) for b in self._pending])
+        whole = {f.name: _concatenate([getattr(b, f.name) for b in self._pending])
                  for f in fields(kind)}
         rest = kind(**{name: array[n:] for name, array in whole.items()})
         self._pending = [rest] if len(rest.meta) else []
@@ -469,10 +471,10 @@ class ShardWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
         tmp = self.folder / f".{name}.tmp"
-        ensure_room(tmp, sum(_stored_bytes(array[:n]) for array in whole.values()))
-        self.write(tmp, {key: array[:n] for key, array in whole.items()},
-                    chunk_samples=self.chunk_samples,
-                    attrs=self.attrs | {"split": self.split, "shard": len(self.shards)})
+        head = {key: array[:n] for key, array in whole.items()}
+        ensure_room(tmp, sum(_stored_bytes(array) for array in head.values()))
+        self.write(tmp, head, chunk_samples=self.chunk_samples,
+                   attrs=self.attrs | {"split": self.split, "shard": len(self.shards)})
         os.replace(tmp, path)
         self.shards.append({"path": f"{self.split}/{name}", "count": n,
                             "sha256": sha256_file(path)})
@@ -492,6 +494,13 @@ def new_h5(path: Path) -> Iterator[h5py.File]:
     """
     with serial_blosc(), h5py.File(path, "w", libver=("v110", "v110"), rdcc_nbytes=0) as f:
         yield f
+
+
+def _concatenate(parts: Sequence[Any]) -> Any:
+    """One block field of several blocks: arrays, or a field type with ``concatenate``
+    (:class:`~msmd_prep.packing.shards.SpecRuns`)."""
+    concatenate = getattr(type(parts[0]), "concatenate", None)
+    return np.concatenate(parts) if concatenate is None else concatenate(parts)
 
 
 def _stored_bytes(array: np.ndarray) -> int:

@@ -49,7 +49,7 @@ from .core import (SPEC_DTYPES, Inputs, PackResult, PerformanceInput, Plan, chec
                    fixed_bytes, load_spec, meta_dtype, pack_pieces, performance_inputs,
                    PieceInputs)
 from .excerpts import extract_spec
-from .shards import compress_sheets, write_snippet_shard
+from .shards import SpecRuns, compress_sheets, write_snippet_shard
 
 if TYPE_CHECKING:
     from .snippets import PackConfig
@@ -252,12 +252,13 @@ class Block:
     """Samples of one performance.
 
     ``staff`` (n, H, W) uint8 (or its compressed chunks,
-    :func:`~msmd_prep.packing.shards.compress_sheets`), ``spec`` (n, F, T),
+    :func:`~msmd_prep.packing.shards.compress_sheets`), ``spec`` (n, F, T)
+    (or its :class:`~msmd_prep.packing.shards.SpecRuns`),
     ``target`` (n, B) float32, ``meta`` (n,) structured (:data:`META_FIELDS`).
     """
 
     staff: np.ndarray
-    spec: np.ndarray
+    spec: np.ndarray | SpecRuns
     target: np.ndarray
     meta: np.ndarray
 
@@ -366,8 +367,10 @@ class ScoreFollowingTask:
         seen: dict = {}   # one chunk per staff system (compress_sheets)
         for perf in perfs:
             block = piece_samples(piece, perf, self.config, crops=crops, images=images)
-            # Compressed here, in the worker: the shard writer only copies chunks.
-            add(replace(block, staff=compress_sheets(block.staff, seen)))
+            # Compressed here, in the worker: the shard writer only copies chunks;
+            # the excerpts travel as the run of frames they span.
+            add(replace(block, staff=compress_sheets(block.staff, seen),
+                        spec=SpecRuns.of_excerpts(block.spec, block.meta["spec_start_frame"])))
         return {}
 
 
