@@ -40,7 +40,8 @@ from ..data import INDEX_NAME, SCHEMA_VERSION
 from ..errors import ConfigError, InputError, MsmdPrepError
 from ..locking import folder_lock
 from .blosc_pin import serial_blosc
-from ..parallel import iter_pieces, map_pieces
+from .schedule import iter_costly_first
+from ..parallel import map_pieces
 from ..stage_versions import stage_version
 from .currency import LeftOut, performance_state, piece_hashes_or_reason, piece_state
 from ..workdir import (ensure_room, make_temp_dir, performance_dirs, sha256_file,
@@ -679,6 +680,41 @@ class PieceJob:
     attrs: dict
 
 
+def pack_order(order: Sequence[tuple[str, Sequence[str]]], cost: Mapping[str, float],
+               ) -> list[tuple[str, str]]:
+    """``(split, piece)`` in the order to pack them: costly pieces early, small ones last.
+
+    Each split's pieces keep their order (its shards are written in it);
+    the splits are merged by Sidney's rule for chains: repeatedly, the
+    prefix of a split's remaining pieces of the highest mean ``cost`` goes
+    next (ties: the first split, the shorter prefix).  The pieces packed
+    last, while a worker may have nothing left to do, are then small ones.
+    The order changes when pieces are packed, never what is written.
+    """
+    queues = [(split, list(names)) for split, names in order]
+    out: list[tuple[str, str]] = []
+    while any(names for _, names in queues):
+        best = (-1.0, 0, 0)
+        for q, (_, names) in enumerate(queues):
+            total = 0.0
+            for k, name in enumerate(names, 1):
+                total += cost[name]
+                if total / k > best[0]:
+                    best = (total / k, q, k)
+        _, q, k = best
+        split, names = queues[q]
+        out += [(split, name) for name in names[:k]]
+        del names[:k]
+    return out
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def pack_one(job: PieceJob) -> tuple[list, dict] | str:
     """The sample blocks and extra index fields of one piece, or why it cannot be opened."""
     try:
@@ -712,9 +748,11 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
     asked for in ``index.json`` (tempos, SoundFonts, presets, seed).
 
     Each piece's blocks are made by :func:`pack_one`, in ``jobs`` local
-    processes or on the Dask ``scheduler`` (:func:`msmd_prep.parallel.iter_pieces`),
-    and written into the shards here in piece order: the files are
-    byte-identical to a one-process pack.
+    processes (costly pieces first, :func:`.schedule.iter_costly_first`) or on the Dask
+    ``scheduler`` (:func:`msmd_prep.parallel.iter_pieces`),
+    and written into each split's shards here in piece order (the splits
+    interleaved so that large pieces are packed first, :func:`pack_order`):
+    the files are byte-identical to a one-process pack.
     """
     config = task.config
     result = PackResult(out=Path(out))
@@ -747,42 +785,47 @@ def _stage_and_pack(out: Path, task: PackTask, inputs: Inputs, splits: Mapping[s
     """The rest of :func:`pack_pieces`, with ``out`` locked."""
     config = task.config
     tmp = staging_folder(out)
-    index_splits, piece_index = {}, {}
+    index_splits, piece_index, unreadable = {}, {}, {}
     order = [(split, sorted(p for p in inputs if splits[p] == split)) for split in SPLITS]
+    cost = {name: sum(_file_size(p.perf_dir / ALIGNMENT_NAME) for p in perfs)
+            for name, (_, perfs) in inputs.items()}
+    sequence = pack_order(order, cost)
     jobs_list = [PieceJob(task, name, split, inputs[name][0], tuple(inputs[name][1]), tmp,
-                          attrs) for split, names in order for name in names]
+                          attrs) for split, name in sequence]
+    writers = {split: ShardWriter(tmp / split, split=split, max_samples=max_samples,
+                                  chunk_samples=plan.chunk_samples, attrs=attrs,
+                                  write=plan.write_shard) for split, _ in order}
     # Closing the stream closes its progress bar and workers, also on an error.
-    packed = iter_pieces(pack_one, jobs_list, jobs=jobs, scheduler=scheduler, desc="pack",
-                         progress=progress)
+    packed = iter_costly_first(pack_one, jobs_list, cost=[cost[name] for _, name in sequence],
+                               jobs=jobs, scheduler=scheduler, desc="pack", progress=progress)
     try:
+        for (split, name), outcome in zip(sequence, packed):
+            piece, perfs = inputs[name]
+            if isinstance(outcome, str):
+                unreadable[name] = (str(piece), outcome)
+                continue
+            blocks, extra = outcome
+            counted = dict.fromkeys((p.performance for p in perfs), 0)
+            for block in blocks:
+                writers[split].add(block)
+                for perf, n in zip(*np.unique(block.meta["performance"], return_counts=True)):
+                    counted[perf.decode()] += int(n)
+            piece_index[name] = {"split": split, "samples": sum(counted.values()),
+                                 "performances": [p.performance for p in perfs],
+                                 "performance_samples": counted,
+                                 "performance_kinds": {p.performance: p.kind
+                                                       for p in perfs}, **extra}
         for split, names in order:
-            writer = ShardWriter(tmp / split, split=split, max_samples=max_samples,
-                                 chunk_samples=plan.chunk_samples, attrs=attrs,
-                                 write=plan.write_shard)
             for name in names:
-                piece, perfs = inputs[name]
-                outcome = next(packed)
-                if isinstance(outcome, str):
-                    result.failures.append((str(piece), outcome))
-                    result.left_out[name] = LeftOut("unreadable", outcome)
-                    continue
-                blocks, extra = outcome
-                counted = dict.fromkeys((p.performance for p in perfs), 0)
-                for block in blocks:
-                    writer.add(block)
-                    for perf, n in zip(*np.unique(block.meta["performance"], return_counts=True)):
-                        counted[perf.decode()] += int(n)
-                piece_index[name] = {"split": split, "samples": sum(counted.values()),
-                                     "performances": [p.performance for p in perfs],
-                                     "performance_samples": counted,
-                                     "performance_kinds": {p.performance: p.kind
-                                                           for p in perfs}, **extra}
-                result.pieces[name] = split
-            shards = writer.close()
+                if name in unreadable:
+                    result.failures.append(unreadable[name])
+                    result.left_out[name] = LeftOut("unreadable", unreadable[name][1])
+                else:
+                    result.pieces[name] = split
             kept = [n for n in names if n in piece_index]
             index_splits[split] = {"pieces": kept,
                                    "count": sum(piece_index[n]["samples"] for n in kept),
-                                   "shards": shards}
+                                   "shards": writers[split].close()}
             result.counts[split] = index_splits[split]["count"]
         write_json_atomic(tmp / INDEX_NAME, plan.index | {
             "schema_version": SCHEMA_VERSION, "format": task.format,
