@@ -15,7 +15,8 @@ from msmd_prep.data import PieceDataset
 from msmd_prep.errors import ConfigError, InputError
 from msmd_prep.packing.excerpts import (SheetStore, cut_sheets, extract_spec, no_augmentation,
                                         spec_start)
-from msmd_prep.packing.core import SPLITS, assign_splits, new_h5, read_split_file
+from msmd_prep.packing.core import SPLITS, assign_splits, new_h5, pack_order, read_split_file
+from msmd_prep.packing.schedule import iter_costly_first
 from msmd_prep.packing.pieces import codec
 from msmd_prep.packing.shards import SpecRuns, compress_sheets, spec_runs, write_snippet_shard
 from msmd_prep.packing.snippets import META_DTYPE, PRESETS, PackConfig, pack_workdir
@@ -425,3 +426,28 @@ def test_two_processes_cut_spectrogram_runs_at_shard_boundaries_to_the_same_byte
             whole = full[row["piece"].decode(), row["performance"].decode()]
             assert np.array_equal(spec, extract_spec(whole, start=int(row["spec_start_frame"]),
                                                      n_frames=42))
+
+
+def test_pack_order_keeps_each_split_in_order_and_puts_small_pieces_last():
+    order = [("train", ["a", "b", "c", "d"]), ("valid", ["e"]), ("test", ["f", "g"])]
+    cost = {"a": 1, "b": 9, "c": 2, "d": 1, "e": 3, "f": 1, "g": 20}
+    got = pack_order(order, cost)
+    assert sorted(got) == sorted((s, n) for s, names in order for n in names)
+    for split, names in order:
+        assert [n for s, n in got if s == split] == names
+    assert got[:2] == [("test", "f"), ("test", "g")]      # mean 10.5 first
+    assert got[-1] == ("train", "d")
+
+
+def _slow_identity(item):
+    import time
+    time.sleep(item[1])
+    return item[0]
+
+
+def test_costly_first_yields_in_order():
+    items = [(i, c) for i, c in enumerate([0.01, 0.01, 0.2, 0.01, 0.01, 0.3, 0.01])]
+    for jobs in (1, 2):
+        got = list(iter_costly_first(_slow_identity, items, cost=[c for _, c in items],
+                                     jobs=jobs, ahead=3))
+        assert got == list(range(len(items)))

@@ -22,6 +22,7 @@ import importlib.metadata
 import json
 import math
 import os
+import pickle
 import shutil
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -678,6 +679,36 @@ class PieceJob:
     perfs: tuple[PerformanceInput, ...]
     staging: Path
     attrs: dict
+    #: Hand the blocks over in a file (:func:`spill`), not through the worker's pipe.
+    spill: bool = False
+
+
+#: Folder of the staging folder where workers leave their pieces' blocks (:func:`spill`).
+SPILL_DIR = ".blocks"
+
+
+def spill(staging: Path, name: str, outcome: Any) -> Path:
+    """Pickle ``outcome`` into a file of ``staging``; its path, for :func:`unspill`.
+
+    A worker's result through its pipe is read by the executor's thread in
+    the process that writes the shards, which holds the GIL while it writes
+    them: the pipe then drains in 64 KB steps at each GIL switch, and the
+    worker, blocked on it, waits idle (measured: gaps of 1-2 s after each
+    large piece at 2 jobs).  A file is written at once and read in one call.
+    """
+    folder = staging / SPILL_DIR
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.pickle"
+    with open(path, "wb") as f:
+        pickle.dump(outcome, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def unspill(path: Path) -> Any:
+    """What :func:`spill` wrote to ``path``; the file is removed."""
+    data = path.read_bytes()
+    path.unlink()
+    return pickle.loads(data)
 
 
 def pack_order(order: Sequence[tuple[str, Sequence[str]]], cost: Mapping[str, float],
@@ -715,8 +746,9 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-def pack_one(job: PieceJob) -> tuple[list, dict] | str:
-    """The sample blocks and extra index fields of one piece, or why it cannot be opened."""
+def pack_one(job: PieceJob) -> tuple[list, dict] | Path | str:
+    """The sample blocks and extra index fields of one piece (or the file they are spilled to,
+    ``job.spill``), or why it cannot be opened."""
     try:
         source = job.task.open_piece(job.piece)
     except MsmdPrepError as e:
@@ -724,7 +756,7 @@ def pack_one(job: PieceJob) -> tuple[list, dict] | str:
     blocks: list = []
     extra = job.task.pack_piece(job.name, job.split, source, job.perfs, blocks.append,
                                 job.staging, job.attrs)
-    return blocks, extra
+    return spill(job.staging, job.name, (blocks, extra)) if job.spill else (blocks, extra)
 
 
 def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = False,
@@ -791,7 +823,7 @@ def _stage_and_pack(out: Path, task: PackTask, inputs: Inputs, splits: Mapping[s
             for name, (_, perfs) in inputs.items()}
     sequence = pack_order(order, cost)
     jobs_list = [PieceJob(task, name, split, inputs[name][0], tuple(inputs[name][1]), tmp,
-                          attrs) for split, name in sequence]
+                          attrs, spill=jobs > 1 or bool(scheduler)) for split, name in sequence]
     writers = {split: ShardWriter(tmp / split, split=split, max_samples=max_samples,
                                   chunk_samples=plan.chunk_samples, attrs=attrs,
                                   write=plan.write_shard) for split, _ in order}
@@ -804,7 +836,7 @@ def _stage_and_pack(out: Path, task: PackTask, inputs: Inputs, splits: Mapping[s
             if isinstance(outcome, str):
                 unreadable[name] = (str(piece), outcome)
                 continue
-            blocks, extra = outcome
+            blocks, extra = unspill(outcome) if isinstance(outcome, Path) else outcome
             counted = dict.fromkeys((p.performance for p in perfs), 0)
             for block in blocks:
                 writers[split].add(block)
@@ -815,6 +847,7 @@ def _stage_and_pack(out: Path, task: PackTask, inputs: Inputs, splits: Mapping[s
                                  "performance_samples": counted,
                                  "performance_kinds": {p.performance: p.kind
                                                        for p in perfs}, **extra}
+        shutil.rmtree(tmp / SPILL_DIR, ignore_errors=True)
         for split, names in order:
             for name in names:
                 if name in unreadable:
