@@ -78,10 +78,15 @@ PERFORMANCE_JSON = "performance.json"
 #: plays, measured in a Dask worker with two threads), so a process plays
 #: one performance at a time; its other threads go on with other stages.
 FLUIDSYNTH_LOCK = threading.RLock()
+#: ``synth.dynamic-sample-loading``: only the samples of the presets in use are
+#: loaded (and decoded, for an sf3) instead of the whole SoundFont:
+#: musescore_general loads in 2.5 instead of 5.8 CPU s, fluidr3_gm in 0.24
+#: instead of 0.43, with the same audio (9 performances compared sample for sample).
 FLUIDSYNTH_SETTINGS = {
     "synth.reverb.active": 0,
     "synth.chorus.active": 0,
     "synth.cpu-cores": 1,
+    "synth.dynamic-sample-loading": 1,
 }
 
 
