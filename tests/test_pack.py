@@ -451,3 +451,38 @@ def test_costly_first_yields_in_order():
         got = list(iter_costly_first(_slow_identity, items, cost=[c for _, c in items],
                                      jobs=jobs, ahead=3))
         assert got == list(range(len(items)))
+
+
+def _perf_with_alignment(tmp_path, name, text, newline="\n"):
+    from msmd_prep.packing.core import PerformanceInput
+
+    perf_dir = tmp_path / name
+    perf_dir.mkdir()
+    (perf_dir / "alignment.csv").write_bytes(text.replace("\n", newline).encode())
+    return PerformanceInput("piece", name, perf_dir, {"name": "sf"}, 1.0, {})
+
+
+@pytest.mark.parametrize("rows, fits", [
+    (["h1", "x" * 64], True),
+    (['"h1"', '"h,2"'], True),                     # quoted: parsed
+    (["h1", "x" * 65], False),
+    (["h1", '"' + "x" * 65 + '"'], False),
+    (["h1", "é" * 33], False),                     # 66 bytes of UTF-8
+    (["h1", "a" * 40 + '"' + "b" * 40], False),    # a quote inside an unquoted field
+])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_check_names_rejects_every_head_id_too_long_for_the_metadata(tmp_path, rows, fits,
+                                                                     newline):
+    from msmd_prep.packing.core import check_names
+
+    text = "notehead_id,page,x\n" + "".join(f"{r},1,2.5\n" for r in rows)
+    perf = _perf_with_alignment(tmp_path, "p", text, newline)
+    # The same rows with notehead_id not the first column.
+    moved = _perf_with_alignment(tmp_path, "q", "page,notehead_id,x\n" + "".join(
+        f"1,{r},2.5\n" for r in rows), newline)
+    for p in (perf, moved):
+        if fits:
+            check_names("piece", [p])
+        else:
+            with pytest.raises(InputError, match="longer than 64 bytes"):
+                check_names("piece", [p])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from fractions import Fraction
 
 import numpy as np
@@ -151,3 +152,24 @@ def test_presets_from_yaml(tmp_path):
         load_preset(str(path))
     with pytest.raises(ConfigError, match="unknown spectrogram preset"):
         load_preset("nosuch")
+
+
+def test_the_shared_filterbank_is_the_one_built_from_scratch_and_cannot_be_changed():
+    from msmd_prep.spectrogram import _shared_filterbank, logarithmic_filterbank
+
+    _shared_filterbank.cache_clear()
+    audio = sine(440.0) + sine(1234.0)
+    first = log_spectrogram(audio, PRESETS["msmd"])      # builds the msmd filters
+    for cfg in (PRESETS["default"], PRESETS["msmd"], SpectrogramConfig(fmin_hz=80.0)):
+        fresh = logarithmic_filterbank(
+            sample_rate_hz=cfg.sample_rate_hz, frame_size_samples=cfg.frame_size_samples,
+            bands_per_octave=cfg.bands_per_octave, fmin_hz=cfg.fmin_hz, fmax_hz=cfg.fmax_hz,
+            fref_hz=cfg.fref_hz)
+        shared = cfg.filterbank()
+        assert shared.dtype == fresh.dtype and shared.tobytes() == fresh.tobytes()
+        assert SpectrogramConfig.from_mapping(asdict(cfg)).filterbank() is shared
+        with pytest.raises(ValueError):
+            shared[0, 0] = 1.0
+    assert PRESETS["msmd"].filterbank().shape[1] == 92
+    assert PRESETS["default"].filterbank().shape[1] == 136
+    assert log_spectrogram(audio, PRESETS["msmd"]).tobytes() == first.tobytes()
