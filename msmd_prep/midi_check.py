@@ -1,9 +1,12 @@
 """Self-check of the performance against LilyPond's own MIDI of the same source.
 
 The render stage builds the performance from ``resources/lilypond/msmd.ily``'s export.
-This check asks LilyPond itself what it plays: one extra, MIDI-only LilyPond
-run of the normalized source (``msmd_prep/resources/lilypond/msmd-midi-check.ily``, which shares
-no code with the export) with every repeat unfolded, no page laid out.  Each
+This check asks LilyPond itself what it plays: a MIDI-only performance of
+the normalized source (``msmd_prep/resources/lilypond/msmd-midi-check.ily``, which shares
+no code with the export) with every repeat unfolded, no page laid out.  It
+runs inside the export's LilyPond run (``msmd-export-check.ily``, which
+writes the same files as the two includes in runs of their own), and in a
+MIDI-only LilyPond run of its own where that run fails.  Each
 score of the file gives ``msmd-check-N.midi``, and ``msmd-check.tsv`` the
 source location of every note LilyPond performed, so each MIDI note is known
 with its origin.  The performance must play the same notes: per printed
@@ -45,6 +48,10 @@ from .score import NoteEvent
 
 #: The include of the check run (beside the export include).
 CHECK_ILY = EXPORT_ILY.with_name("msmd-midi-check.ily")
+#: The include of one run doing the export and the check.
+EXPORT_CHECK_ILY = EXPORT_ILY.with_name("msmd-export-check.ily")
+#: What the check writes into the build folder.
+CHECK_OUTPUTS = ("msmd-check.tsv", "msmd-check-*.midi")
 #: MIDI ticks per whole note in LilyPond's MIDI files (384 per quarter).
 TICKS_PER_WHOLE = 1536
 #: At most this many differences are named in the check's detail.
@@ -90,6 +97,11 @@ def run_check_lilypond(main: Path, build: Path, *, timeout_s: float,
     finally:
         # Fontconfig's cache of the sandboxed run: not an output.
         shutil.rmtree(build / ".cache", ignore_errors=True)
+    return read_check_outputs(build)
+
+
+def read_check_outputs(build: Path) -> dict[int, LilyScore]:
+    """What a run with :data:`CHECK_ILY` or :data:`EXPORT_CHECK_ILY` wrote in ``build``."""
     scores = parse_check_tsv((build / "msmd-check.tsv").read_text())
     for index, score in scores.items():
         path = build / f"msmd-check-{index}.midi"
@@ -365,12 +377,25 @@ def check_midi(movements: list[Movement], events: tuple[NoteEvent, ...] | list[N
     return Check("midi", failed == 0, compared, failed, "; ".join(problems[:DETAIL_ITEMS])), numbers
 
 
+def remove_check_outputs(build: Path) -> None:
+    """Remove what a failed run may have left of the check's files in ``build``."""
+    for pattern in CHECK_OUTPUTS:
+        for path in build.glob(pattern):
+            path.unlink()
+
+
 def midi_self_check(main: Path, build: Path, movements: list[Movement],
                     events: tuple[NoteEvent, ...], head_sources: dict[str, str], *,
-                    timeout_s: float, sandbox: bool = True) -> tuple[Check, dict]:
-    """Run LilyPond's MIDI pass and compare; a failed run fails the check."""
+                    timeout_s: float, sandbox: bool = True,
+                    in_export_run: bool = False) -> tuple[Check, dict]:
+    """Run LilyPond's MIDI pass and compare; a failed run fails the check.
+
+    ``in_export_run``: the export's run (:data:`EXPORT_CHECK_ILY`) wrote the
+    check's files already; LilyPond is not run again.
+    """
     try:
-        lily = run_check_lilypond(main, build, timeout_s=timeout_s, sandbox=sandbox)
+        lily = (read_check_outputs(build) if in_export_run else
+                run_check_lilypond(main, build, timeout_s=timeout_s, sandbox=sandbox))
     except (MsmdPrepError, OSError, ValueError, EOFError) as e:
         cause = re.sub(r"\s+", " ", str(e))[:300]
         return Check("midi", False, 0, 1, f"LilyPond's MIDI run failed: {cause}"), {}

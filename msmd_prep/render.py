@@ -34,7 +34,7 @@ from .checks import (Check, check_columns, check_ink, check_moments, check_perfo
 from .export import (Export, build_performance, merged_head_aliases, parse_export,
                      printed_plays)
 from .lilypond import CRASH_CODES, EXPORT_ILY, lilypond_version, run_lilypond
-from .midi_check import CHECK_ILY, midi_self_check
+from .midi_check import CHECK_ILY, EXPORT_CHECK_ILY, midi_self_check, remove_check_outputs
 from .normalize import INCLUDE_RE, normalize_source
 from .parts import closure_text, is_part
 from .pages import Box, boxes_to_pixels, load_gray, page_images
@@ -71,8 +71,9 @@ class RenderConfig:
         Apply the text fixes of :mod:`msmd_prep.fixes` to the normalized copy
         after ``convert-ly`` (old syntax that ``convert-ly`` misses).
     midi_check : bool
-        Compare the performance with LilyPond's own MIDI of the source (one
-        more, MIDI-only LilyPond run; see :mod:`msmd_prep.midi_check`).
+        Compare the performance with LilyPond's own MIDI of the source
+        (performed in the export's LilyPond run, or in a MIDI-only run of its
+        own where that run fails; see :mod:`msmd_prep.midi_check`).
     """
 
     dpi: float = 150.0
@@ -230,6 +231,7 @@ def config_hash(cfg: RenderConfig) -> str:
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     h.update(EXPORT_ILY.read_bytes())
     h.update(CHECK_ILY.read_bytes())
+    h.update(EXPORT_CHECK_ILY.read_bytes())
     h.update(EXPORT_ILY.with_name("msmd-compat.ily").read_bytes())
     h.update(Path(_fixes.__file__).read_bytes())
     h.update(f"render stage {stage_version('render')}".encode())
@@ -381,11 +383,29 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
     norm = normalize_source(conv.ly if conv else source, build, upgrade=cfg.upgrade and not ours,
                             fixes=_fixes.apply_fixes if cfg.fixes and not ours else None,
                             pre_fixes=_fixes.apply_pre_fixes if cfg.fixes and not ours else None)
-    args = [f"-dinclude-settings={EXPORT_ILY}", "-dbackend=cairo", "-dno-point-and-click",
-            "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING", norm.main.name]
+    def args(include: Path) -> list[str]:
+        return [f"-dinclude-settings={include}", "-dbackend=cairo", "-dno-point-and-click",
+                "--pdf", "--png", f"-dresolution={cfg.dpi:g}", "--loglevel=WARNING",
+                norm.main.name]
+    # Converted inputs play their own performance and have the ``input`` check.
+    midi_check = cfg.midi_check and conv is None
+    # The check's LilyPond performance runs in the export's run, which writes
+    # the same files as two runs would.  Where that run fails, the export runs
+    # alone and the check in a run of its own, as two runs did: a failure of
+    # the check's part fails the check, not the piece.
+    check_in_export = False
+    if midi_check:
+        try:
+            run_lilypond(args(EXPORT_CHECK_ILY), cwd=build, timeout_s=cfg.timeout_s,
+                         sandbox=cfg.sandbox)
+            check_in_export = True
+        except ToolError:
+            remove_check_outputs(build)
     crash_fallback = []
     try:
-        run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+        if not check_in_export:
+            run_lilypond(args(EXPORT_ILY), cwd=build, timeout_s=cfg.timeout_s,
+                         sandbox=cfg.sandbox)
     except ToolError as e:
         if ours or not (cfg.fixes and e.returncode in CRASH_CODES):
             raise
@@ -394,7 +414,7 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
                                 fixes=lambda t: _fixes.apply_fixes(
                                     _fixes.apply_fixes(t), _fixes.CRASH_FIXES),
                                 pre_fixes=_fixes.apply_pre_fixes)
-        run_lilypond(args, cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
+        run_lilypond(args(EXPORT_ILY), cwd=build, timeout_s=cfg.timeout_s, sandbox=cfg.sandbox)
         crash_fallback = [f.name for f in _fixes.CRASH_FIXES]
     # Fontconfig's cache of the sandboxed run: not an output (and made private by its tool).
     shutil.rmtree(build / ".cache", ignore_errors=True)
@@ -420,14 +440,14 @@ def _render_into(source: Path, out: Path, cfg: RenderConfig, *, tune: str = "") 
                        tempo_source=conv.tempo_source or perf.tempo_source)
     images = {i: load_gray(png) for i, png in enumerate(pngs, 1)}
     midi = None
-    # Converted inputs play their own performance and have the ``input`` check.
-    if cfg.midi_check and conv is None:
+    if midi_check:
         t_check = time.perf_counter()
         midi = midi_self_check(norm.main, build, perf.movements, perf.performance.events,
                                {f"h{i}": h.source for i, h in ex.heads.items()},
                                timeout_s=cfg.timeout_s,
-                               sandbox=cfg.sandbox)
+                               sandbox=cfg.sandbox, in_export_run=check_in_export)
         report["midi_check_seconds"] = round(time.perf_counter() - t_check, 3)
+        report["midi_check_run"] = "export" if check_in_export else "own"
     plays = printed_plays(ex, merged_head_aliases(ex, {int(h.id[1:]) for h in heads}))
     report |= _self_checks(heads, images, perf.performance, report, midi,
                            {f"h{i}": ms for i, ms in plays.items()},

@@ -6,8 +6,10 @@ from dataclasses import replace
 
 import pytest
 
+from msmd_prep import render
 from msmd_prep.export import build_performance, merged_head_aliases, parse_export
-from msmd_prep.midi_check import check_midi, performed_ticks, run_check_lilypond, tempo_differences
+from msmd_prep.midi_check import (check_midi, parse_check_tsv, performed_ticks,
+                                  run_check_lilypond, tempo_differences)
 from msmd_prep.render import RenderConfig, render_score
 from msmd_prep.score import read_heads_csv
 
@@ -20,6 +22,7 @@ def test_fixtures_play_what_lilypond_plays(rendered, name):
     assert midi["passed"], midi
     assert midi["checked"] == info["counts"]["events"] - info["midi_check"]["unisons"]
     assert info["midi_check_seconds"] > 0
+    assert info["midi_check_run"] == "export"
 
 
 # A leading grace note, a unison of two voices, a repeat, and a MIDI-only
@@ -94,3 +97,42 @@ def test_tempo_maps_compare_as_lilypond_writes_them():
     assert tempo_differences(tempo, [(2, 69), (770, 75)], shift=2) == []
     assert len(tempo_differences(tempo, [(0, 69), (800, 75)], shift=0)) == 1
     assert len(tempo_differences(tempo, [(0, 69)], shift=0)) == 1
+
+
+# SCORE with a \repeat unfold (the export expands it before the check copies
+# the music) and the score's own \midi (LilyPond writes it in the export's
+# run, where the check's performer must write nothing).
+ONE_RUN_SCORE = r"""\version "2.24.0"
+music = \new Staff << { \grace d''16 \repeat volta 2 { c''4 e'' g''2 } \repeat unfold 2 { f''8 a'' } }
+                    \\ { \repeat volta 2 { c'4 e' g''4 r } \repeat unfold 2 { f'4 } } >>
+\score { \music \layout { } \midi { } }
+\score { \music \midi { \tempo 4 = 90 } }
+"""
+
+
+def test_one_lilypond_run_gives_what_the_export_and_check_runs_give(tmp_path, monkeypatch):
+    (tmp_path / "s.ly").write_text(ONE_RUN_SCORE)
+    one = render_score(tmp_path / "s.ly", tmp_path / "one", RenderConfig()).piece_dir
+    # A combined run that fails: the export runs alone, then the check in its own run.
+    broken = tmp_path / "broken.ily"
+    broken.write_text('#(error "this combined run fails")\n')
+    monkeypatch.setattr(render, "EXPORT_CHECK_ILY", broken)
+    two = render_score(tmp_path / "s.ly", tmp_path / "two", RenderConfig()).piece_dir
+    info_one, info_two = (json.loads((p / "piece.json").read_text()) for p in (one, two))
+    assert (info_one["midi_check_run"], info_two["midi_check_run"]) == ("export", "own")
+    assert not (one / "build" / "lilypond-midi-check.log").exists()
+    assert (two / "build" / "lilypond-midi-check.log").exists()
+    files = sorted(str(p.relative_to(two)) for p in two.rglob("*")
+                   if p.is_file() and p.suffix not in (".pdf", ".log", ".json"))
+    assert "build/msmd-check-1.midi" in files and "pages/page-001.png" in files
+    assert files == sorted(str(p.relative_to(one)) for p in one.rglob("*")
+                           if p.is_file() and p.suffix not in (".pdf", ".log", ".json"))
+    for name in files:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    # The check compared every note LilyPond played in the printed score.
+    played = parse_check_tsv((one / "build" / "msmd-check.tsv").read_text())
+    # 19 notes, two of them unisons of the two voices.
+    assert info_one["midi_check"]["compared"] == len(played[0].origins) == 17
+    for key in ("checks", "midi_check", "counts", "aligned_well"):
+        assert info_one[key] == info_two[key], key
+    assert info_one["checks"]["midi"]["passed"]

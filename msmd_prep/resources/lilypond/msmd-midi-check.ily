@@ -11,6 +11,12 @@
 %%   N score file line column key main grace       a note LilyPond performed
 %%
 %% (key: MIDI key of the pitch; main, grace: its moment, whole notes).
+%%
+%% msmd-export-check.ily runs this check in the export's LilyPond run: N
+%% records are written only while a check score is performed
+%% (msmd-check-active), and a score's music is taken from its
+%% msmd-check-music property where it has one (the music as this run alone
+%% would see it, before the export's own music functions).
 
 \version "2.24.0"
 
@@ -18,6 +24,7 @@
 
 #(define msmd-check-port (open-output-file "msmd-check.tsv"))
 #(define msmd-check-score 0)
+#(define msmd-check-active #f)
 
 #(define (msmd-check-write . fields)
    (display (string-join (map (lambda (f) (if (string? f) f (object->string f))) fields) "\t")
@@ -32,7 +39,7 @@
       (let ((pitch (ly:event-property event 'pitch #f))
             (origin (ly:event-property event 'origin #f))
             (now (ly:context-current-moment context)))
-        (if (ly:pitch? pitch)
+        (if (and msmd-check-active (ly:pitch? pitch))
             (let ((loc (if (ly:input-location? origin)
                            (ly:input-file-line-char-column origin)
                            (list "" 0 0 0))))
@@ -63,21 +70,30 @@
              (append (append-map msmd-check-scores (reverse parts))
                      (reverse (ly:book-scores book))))))
 
-#(set! toplevel-book-handler
-       (lambda (book)
-         (for-each
-          (lambda (score)
-            ;; music-map recomputes the lengths cached before unfolding; without
-            ;; it the performance stops at the folded length.
-            (let ((midi (ly:make-score
-                         (music-map identity
-                                    (unfold-repeats-fully
-                                     (ly:music-deep-copy (ly:score-music score))))))
-                  (one (ly:make-book $defaultpaper ly:book-header)))
-              (msmd-check-write "C" msmd-check-score (if (msmd-check-printed? score) 1 0))
-              (ly:score-add-output-def! midi (msmd-check-midi-def score))
-              (ly:book-add-score! one midi)
-              (ly:book-process one $defaultpaper $defaultlayout
-                               (format #f "msmd-check-~a" msmd-check-score))
-              (set! msmd-check-score (1+ msmd-check-score))))
-          (msmd-check-scores book))))
+#(define (msmd-check-music score)
+   (let ((music (ly:score-music score)))
+     (ly:music-property music 'msmd-check-music music)))
+
+#(define (msmd-check-book book)
+   "Write LilyPond's MIDI of every score of BOOK, repeats unfolded, and its C
+and N records."
+   (for-each
+    (lambda (score)
+      ;; music-map recomputes the lengths cached before unfolding; without
+      ;; it the performance stops at the folded length.
+      (let ((midi (ly:make-score
+                   (music-map identity
+                              (unfold-repeats-fully
+                               (ly:music-deep-copy (msmd-check-music score))))))
+            (one (ly:make-book $defaultpaper ly:book-header)))
+        (msmd-check-write "C" msmd-check-score (if (msmd-check-printed? score) 1 0))
+        (ly:score-add-output-def! midi (msmd-check-midi-def score))
+        (ly:book-add-score! one midi)
+        (set! msmd-check-active #t)
+        (ly:book-process one $defaultpaper $defaultlayout
+                         (format #f "msmd-check-~a" msmd-check-score))
+        (set! msmd-check-active #f)
+        (set! msmd-check-score (1+ msmd-check-score))))
+    (msmd-check-scores book)))
+
+#(set! toplevel-book-handler msmd-check-book)
