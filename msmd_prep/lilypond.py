@@ -26,16 +26,32 @@ from .resources import resource_path
 EXPORT_ILY = resource_path("lilypond", "msmd.ily")
 
 _MEMORY_LIMIT_BYTES = 8 * 1024**3
+#: Heap of a LilyPond run without garbage collection, bytes.  Guile's
+#: collector takes about a quarter of LilyPond's CPU (LVB 49/2 and Mozart's
+#: K. 457: 4.3 and 6.7 CPU s without it against 6.4 and 9.2, the same output
+#: bytes), but without it the heap only grows, about 3.5 times the peak of a
+#: collected run (1.2 GB for Schubert's D. 899/2, the largest Mutopia score
+#: of the benchmark).  So a run goes without collection up to this heap, and
+#: one that fills it is done again with collection.
+NO_GC_HEAP_BYTES = 2 * 1024**3
+#: What the collector writes when a heap is full (LilyPond may still exit 0),
+#: and what LilyPond says when it cannot even start in it.
+OUT_OF_HEAP = ("GC Warning: Out of Memory!", "Can't start up: not enough memory")
 #: LilyPond 2.25.12 now and then dies of a signal on a score it renders fine
 #: the next time (seen: SIGSEGV, SIGFPE on Chopin Op. 28/8); such a run is
-#: tried again, the last time with Guile's garbage collector off
-#: (``GC_DONT_GC=1``): Bach's BWV 851 (Mutopia) crashed in 4 runs of 4 as is
-#: and in none of 4 without collection (it then takes 0.2 GB).  bwrap
+#: tried again, the last time with Guile's garbage collector off and no heap
+#: bound but the memory limit: Bach's BWV 851 (Mutopia) crashed in 4 runs of
+#: 4 with collection and in none of 4 without (it then takes 0.2 GB).  bwrap
 #: reports a child's signal N as exit 128 + N.
-CRASH_RETRIES = 1
-_LAST_RETRY_ENV = {"GC_DONT_GC": "1"}
 CRASH_CODES = {-s for s in (signal.SIGSEGV, signal.SIGFPE, signal.SIGBUS, signal.SIGABRT)} | {
     128 + s for s in (signal.SIGSEGV, signal.SIGFPE, signal.SIGBUS, signal.SIGABRT)}
+
+
+def gc_attempts() -> list[dict[str, str]]:
+    """The environments of a run's attempts, in order: each next one after a
+    crash or a full heap of the one before."""
+    return [{"GC_DONT_GC": "1", "GC_MAXIMUM_HEAP_SIZE": str(NO_GC_HEAP_BYTES)}, {},
+            {"GC_DONT_GC": "1"}]
 
 
 def lilypond_root() -> Path:
@@ -136,8 +152,9 @@ def run_lilypond(args: list[str], *, cwd: Path, timeout_s: float, sandbox: bool 
     base_env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "LANG": "C.UTF-8",
                 "XDG_CACHE_HOME": str(cwd / ".cache")}
     lily = cmd
-    for attempt in range(CRASH_RETRIES + 1):
-        env = base_env | (_LAST_RETRY_ENV if attempt == CRASH_RETRIES > 0 else {})
+    attempts = gc_attempts()
+    for gc_env in attempts:
+        env = base_env | gc_env
         cmd = lily
         if sandbox:
             prefix = _sandbox_prefix(tuple(sorted({Path(EXPORT_ILY.parent), *readonly})))
@@ -154,12 +171,16 @@ def run_lilypond(args: list[str], *, cwd: Path, timeout_s: float, sandbox: bool 
             (cwd / log).write_text(err)
             raise ToolError("lilypond", cmd, None, _tail(err),
                             cause=f"lilypond hit the time limit of {timeout_s:g} s") from None
-        if proc.returncode not in CRASH_CODES:
+        out_of_heap = any(line in err for line in OUT_OF_HEAP)
+        if proc.returncode not in CRASH_CODES and not out_of_heap:
             break
     # Kept in the build folder, which a failed piece keeps too.
     (cwd / log).write_text(err)
+    if out_of_heap:
+        raise ToolError("lilypond", cmd, proc.returncode, _tail(err),
+                        cause=f"lilypond ran out of memory ({_MEMORY_LIMIT_BYTES >> 30} GiB)")
     if proc.returncode != 0:
-        crashed = f" (crashed {CRASH_RETRIES + 1} times)" if proc.returncode in CRASH_CODES else ""
+        crashed = f" (crashed {len(attempts)} times)" if proc.returncode in CRASH_CODES else ""
         raise ToolError("lilypond", cmd, proc.returncode, _error_lines(err),
                         cause=f"lilypond failed (exit {proc.returncode}){crashed}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
