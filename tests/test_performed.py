@@ -328,6 +328,41 @@ def test_time_map_warps_only_stretches_beyond_the_bound():
     assert within.identity
 
 
+def test_increasing_choice_gives_each_chord_its_own_onset():
+    """Chord by chord, chord 1 would take chord 0's onset (its best candidate, 5 ms after
+    it); chosen together, it takes its own; chord 2's only candidate is before chord 1's, and
+    it takes none, as does chord 3, which has no candidate."""
+    from msmd_prep.performed.audio_align import MIN_CHORD_GAP_S, increasing_choice
+
+    chord = np.array([0, 1, 1, 2])
+    t = np.array([1.000, 1.005, 1.100, 1.050])
+    score = np.array([1.0, 0.9, 0.5, 0.3])
+    assert 0.005 < MIN_CHORD_GAP_S
+    got = increasing_choice(chord, t, score, 4)
+    assert got[:2].tolist() == [1.0, 1.1] and np.isnan(got[2:]).all()
+
+
+def test_fast_octave_run_refined_to_each_notes_own_onset():
+    """A run of octave leaps 0.1 s apart, every other note 70 ms late on the path: a pitch's
+    onset peaks include its octave's, so that note's nearest candidate is the next note's
+    onset.  Chosen chord by chord, some take it; chosen together, every note gets its own."""
+    from msmd_prep.performed.audio_align import chord_candidates, peak_table, refine_onsets
+    from msmd_prep.performed.features import audio_features
+
+    pitch = np.array([55, 67] * 12 + [53, 65] * 12)
+    onset = 0.5 + 0.1 * np.arange(len(pitch))
+    notes = Notes(onset, np.full(len(pitch), 0.09), pitch, np.full(len(pitch), 80))
+    features, _ = audio_features(play(notes, other_soundfont()), 22050, 0)
+    late = np.arange(len(pitch)) % 2 == 0
+    path = onset + np.where(late, 0.07, 0.0)
+    got, refined = refine_onsets(notes, path, features.onset_peaks)
+    assert refined.all() and np.max(np.abs(got - onset)) <= 0.025
+    g, t, score = chord_candidates(np.arange(len(pitch)), pitch, path,
+                                   peak_table(features.onset_peaks))
+    best = np.array([t[g == c][np.argmax(score[g == c])] for c in range(len(pitch))])
+    assert np.sum(np.abs(best - (onset + 0.1))[late] < 0.025) >= 3
+
+
 def test_reference_warped_where_the_score_is_far_slower_than_the_recording(pieces,
                                                                              reference_synth):
     """A score whose middle third is written four times slower than it is played (a wrong

@@ -6,9 +6,10 @@
    time off the path.  A synthesized reference is first warped where its
    tempo is far from the recording's (:mod:`.tempo`).
 2. Refinement by the recording's onset peaks: each score onset (a chord)
-   moves to the onset peak near the path's time that the most of its
-   pitches support (:func:`chord_times`); chords that found none, or would
-   break score order, follow their neighbours.
+   moves to an onset peak near the path's time that its pitches support,
+   the chords' peaks chosen together so that their times keep score order
+   and no two chords share one (:func:`chord_times`); chords that found
+   none follow their neighbours.
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ from .tempo import bounded_time_map, coarse_path, warp_reference
 SEARCH_WINDOW_S = 0.15
 PRIOR_WIDTH_S = 0.06
 CHORD_SPREAD_S = 0.03
+# Least time between the onsets two successive chords are refined to (seconds): one onset
+# shows in the peak rows of several pitches, and serves one chord only.  10 ms put more ASAP
+# beats within 50 and 100 ms than 20 ms (dev seeds 7 and 11; the note of issue 15, session 5).
+MIN_CHORD_GAP_S = 0.01
 # Weight of chroma against DLNCO onsets in the finest MrMsDTW level: 0.3 put
 # more ASAP beats of recordings within 100 ms than synctoolbox's 0.5 (and 0.7)
 # at no cost in time (benchmarks/bench_performed.py, the note of issue 15).
@@ -126,17 +131,17 @@ def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray
     return out
 
 
-def chord_times(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: PeakTable, *,
-                window_s: float = SEARCH_WINDOW_S, prior_s: float = PRIOR_WIDTH_S,
-                spread_s: float = CHORD_SPREAD_S) -> np.ndarray:
-    """The onset of every chord near its path time in a recording's onset peaks (NaN: none).
+def chord_candidates(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: PeakTable, *,
+                     window_s: float = SEARCH_WINDOW_S, prior_s: float = PRIOR_WIDTH_S,
+                     spread_s: float = CHORD_SPREAD_S
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every chord's candidate onsets near its path time in a recording's onset peaks.
 
     For a chord, every peak of a chord pitch (or its octave) within
     ``window_s`` of its path time ``t0`` is a candidate; a candidate's
-    support is the sum over the chord's pitches of their strongest peak
-    within ``spread_s`` of it, weighted by a Gaussian of width ``prior_s``
-    around ``t0``.  The best candidate wins (the first of equals, candidates
-    in pitch then time order).  All chords at once, one pass per pitch.
+    score is the sum over the chord's pitches of their strongest peak
+    within ``spread_s`` of it (its support), weighted by a Gaussian of
+    width ``prior_s`` around ``t0``.  All chords at once, one pass per pitch.
 
     Parameters
     ----------
@@ -148,7 +153,8 @@ def chord_times(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: P
 
     Returns
     -------
-    t_s : np.ndarray [shape=(n_chords,)]
+    cand_chord, cand_s, cand_score : np.ndarray [shape=(n_candidates,)]
+        Sorted by chord, then time; no (chord, time) twice.
     """
     pairs = np.unique(np.stack([chord, np.clip(pitch, 0, 127)], axis=1), axis=0)
     pair_g, pair_p = pairs[:, 0], pairs[:, 1]
@@ -174,14 +180,71 @@ def chord_times(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: P
     support = np.zeros(len(cand))
     np.add.at(support, sup_c, best)
     score = support * np.exp(-0.5 * ((cand_t - t0_s[cand_g]) / prior_s) ** 2)
-    out = np.full(len(t0_s), np.nan)
-    if len(cand):
-        top = np.full(len(t0_s), -np.inf)
-        np.maximum.at(top, cand_g, score)
-        winners = np.flatnonzero(score == top[cand_g])
-        g, at = np.unique(cand_g[winners], return_index=True)
-        out[g] = cand_t[winners[at]]
+    order = np.lexsort((cand_t, cand_g))
+    g, t, score = cand_g[order], cand_t[order], score[order]
+    # A peak found through two pitch rows (a pitch and its octave) is one candidate.
+    new = np.ones(len(g), dtype=bool)
+    new[1:] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
+    return g[new], t[new], score[new]
+
+
+def increasing_choice(cand_chord: np.ndarray, cand_s: np.ndarray, cand_score: np.ndarray,
+                      n_chords: int, min_gap_s: float = MIN_CHORD_GAP_S) -> np.ndarray:
+    """One candidate or none per chord, in score order, with the highest total score.
+
+    Of two successive chords that both take a candidate, the later one's is
+    more than ``min_gap_s`` later.  A chord may take none (score 0), which
+    constrains neither neighbour.  Choosing chord by chord instead lets a
+    chord take its neighbour's onset (in a fast run a low pitch's peak
+    shows in its semitone neighbours' rows too, and the nearer one wins), and
+    the neighbour then loses its own.  Viterbi over the chords with candidates.
+
+    Parameters
+    ----------
+    cand_chord, cand_s, cand_score : np.ndarray [shape=(n_candidates,)]
+        As :func:`chord_candidates` returns them (sorted by chord).
+    n_chords : int
+
+    Returns
+    -------
+    t_s : np.ndarray [shape=(n_chords,)]
+        The chosen candidate's time, NaN where none.
+    """
+    out = np.full(n_chords, np.nan)
+    if not len(cand_chord):
+        return out
+    chords, first = np.unique(cand_chord, return_index=True)
+    # Each chord's candidates and then "none": for the chord after it, "none" is at -inf
+    # (it constrains nothing); for the chord before it, at +inf.
+    ends = np.append(first[1:], len(cand_chord))
+    as_prev = np.insert(cand_s, ends, -np.inf)
+    as_next = np.insert(cand_s, ends, np.inf)
+    gains = np.insert(cand_score, ends, 0.0)
+    start = first + np.arange(len(first))
+    stop = ends + np.arange(len(first)) + 1
+    value, back = gains[start[0]:stop[0]], []
+    for c in range(1, len(chords)):
+        prev = as_prev[start[c - 1]:stop[c - 1]]
+        allowed = as_next[start[c]:stop[c]][None, :] > prev[:, None] + min_gap_s
+        total = np.where(allowed, value[:, None], -np.inf)
+        back.append(total.argmax(axis=0))
+        value = total.max(axis=0) + gains[start[c]:stop[c]]
+    j = int(np.argmax(value))
+    for c in range(len(chords) - 1, -1, -1):
+        if j < stop[c] - start[c] - 1:
+            out[chords[c]] = as_prev[start[c] + j]
+        if c:
+            j = int(back[c - 1][j])
     return out
+
+
+def chord_times(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: PeakTable,
+                **options) -> np.ndarray:
+    """The onset of every chord in a recording's onset peaks (NaN: none), chosen jointly.
+
+    :func:`chord_candidates` (``options`` go to it), then :func:`increasing_choice`.
+    """
+    return increasing_choice(*chord_candidates(chord, pitch, t0_s, table, **options), len(t0_s))
 
 
 def group_medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -211,9 +274,10 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict) -> tuple[n
     Returns
     -------
     onset_s, refined : np.ndarray [shape=(len(score),)]
-        A chord's notes share one time.  Chords whose refined times would
-        not keep score order (the longest increasing run is kept), or that
-        found no peak, are interpolated between their refined neighbours.
+        A chord's notes share one time.  Chords that found no peak, or
+        whose refined times would still not keep score order (across a chord
+        without one; the longest increasing run is kept), are interpolated
+        between their refined neighbours.
     """
     keys, group = np.unique(np.round(score.onset_s, 4), return_inverse=True)
     t_path = group_medians(group, predicted_s)
