@@ -261,6 +261,13 @@ def test_array_features_equal_synctoolbox(pieces, recording):
     chroma[:, :5] = 0.0  # silent columns stay zero
     got = ff.quantize_chroma(chroma)
     assert len(np.unique(got)) == 5 and np.array_equal(got, quantize_chroma(chroma))
+    from libfmp.c3 import compute_freq_distribution, tuning_similarity
+
+    tones = np.arange(22050 * 3) / 22050
+    for x in (audio, np.sin(2 * np.pi * 440 * 2 ** (-23 / 1200) * tones)):
+        v, _ = compute_freq_distribution(x[: 30 * 22050], 22050)
+        assert ff.tuning_of_distribution(v) == tuning_similarity(v)[3]
+    assert ff.tuning_of_distribution(v) in (-24, -23, -22)
 
 
 def test_synthesized_reference_is_on_the_score_time_axis(pieces, reference_synth):

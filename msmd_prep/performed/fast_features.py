@@ -4,11 +4,14 @@ synctoolbox 1.4 computes a note list's pitch features by iterating pandas
 rows, quantizes chroma column by column and builds DLNCO features with
 loops per frame and per peak: together about a third of the time of
 aligning a recording (cProfile on a 95 s ASAP performance).  The functions here
-compute the same arrays with numpy; ``tests/test_performed.py`` checks them
+compute the same arrays with numpy (and libfmp's tuning similarity, which
+builds one comb template per cent, with a strided sum: 0.2 s per recording
+whatever its length); ``tests/test_performed.py`` checks them
 against synctoolbox's own functions on a real note list and a real
 recording's onset peaks (equal up to float rounding, the quantized chroma
 exactly).  The formulas are synctoolbox's (``csv_tools.df_to_pitch_features``,
-``chroma.quantize_chroma``, ``dlnco.pitch_onset_features_to_DLNCO``);
+``chroma.quantize_chroma``, ``dlnco.pitch_onset_features_to_DLNCO``,
+libfmp's ``c3.tuning_similarity``);
 the defaults are theirs.
 """
 from __future__ import annotations
@@ -153,3 +156,21 @@ def dlnco_of_chroma_onsets(f_co: np.ndarray, feature_rate: float = 50,
         if k < n:
             np.maximum(out[k:], c * f_lnco[: n - k], out=out[k:])
     return out.T
+
+
+def tuning_of_distribution(v: np.ndarray) -> int:
+    """The tuning offset (cents, -50 .. 49) of a frequency distribution on a 1-cent axis.
+
+    As ``libfmp.c3.tuning_similarity``'s ``theta_max``: the offset whose comb
+    of peaks every 100 cents collects the most of ``v`` (the first of equals).
+    The sums run in another order, so near-ties (a flat distribution, such as
+    noise's) may fall the other way.
+
+    Parameters
+    ----------
+    v : np.ndarray [shape=(n_cents,)]
+        libfmp's ``compute_freq_distribution``, cent 0 at C1.
+    """
+    theta = np.arange(-50, 50)
+    sim = np.array([v[t % 100::100].sum() for t in theta])
+    return int(theta[np.argmax(sim)])

@@ -275,11 +275,15 @@ def log_pitch(f_pitch: np.ndarray) -> np.ndarray:
 
 
 def _estimate_tuning(audio: np.ndarray, sample_rate_hz: int) -> int:
-    from synctoolbox.feature.utils import estimate_tuning
+    """synctoolbox's ``estimate_tuning`` of the first 30 s (its defaults), cents."""
+    from libfmp.c3 import compute_freq_distribution
+
+    from .fast_features import tuning_of_distribution
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        tuning = estimate_tuning(audio[: 30 * sample_rate_hz].astype(np.float64), sample_rate_hz)
-    return int(tuning) if np.isfinite(tuning) else 0  # silence has no tuning
+        v, _ = compute_freq_distribution(audio[: 30 * sample_rate_hz].astype(np.float64),
+                                         sample_rate_hz, 16384, 100, True, True, 101)
+    return tuning_of_distribution(v) if np.isfinite(v).all() else 0  # silence has no tuning
 
 
 def audio_features(audio: np.ndarray, sample_rate_hz: int,
