@@ -29,6 +29,13 @@ wall and CPU seconds) against the audio duration, and the load average at
 the end.  Writes a JSON of all rows to ``--out``.
 
 Run: ``python benchmarks/bench_performed.py --limit 40 --conditions midi audio noisy``
+
+The whole corpus (518 performances, about 30 h of audio) in parts, each a
+separate run, then one table over all of them::
+
+    python benchmarks/bench_performed.py --part 0/6 --conditions audio --out part0.json
+    ...
+    python benchmarks/bench_performed.py --combine part*.json
 """
 from __future__ import annotations
 
@@ -156,6 +163,52 @@ def summary(errors: list[np.ndarray]) -> dict:
             "within_100ms": float(np.mean(e < 0.1)) if len(e) else None}
 
 
+def print_table(errors: dict[str, list[np.ndarray]], seconds: dict[str, float],
+                cpu: dict[str, float], audio_s: dict[str, float]) -> dict:
+    """Print one line per condition over all its beats; return the table."""
+    print(f"{'condition':12s} {'beats':>7s} {'median ms':>10s} {'<50 ms':>8s} {'<100 ms':>8s} "
+          f"{'align s':>8s} {'CPU s':>8s} {'audio s':>8s} {'x real time':>11s} {'x (CPU)':>8s}")
+    table = {}
+    for cond in errors:
+        s = summary(errors[cond])
+        table[cond] = s | {"seconds": seconds[cond], "cpu_seconds": cpu[cond],
+                           "audio_s": audio_s[cond]}
+        speed = audio_s[cond] / seconds[cond] if audio_s[cond] else float("nan")
+        speed_cpu = audio_s[cond] / cpu[cond] if audio_s[cond] else float("nan")
+        print(f"{cond:12s} {s['beats']:7d} {s['median_ms'] or 0:10.1f} "
+              f"{(s['within_50ms'] or 0)*100:7.2f}% {(s['within_100ms'] or 0)*100:7.2f}% "
+              f"{seconds[cond]:8.1f} {cpu[cond]:8.1f} {audio_s[cond]:8.1f} {speed:11.1f} "
+              f"{speed_cpu:8.1f}")
+    return table
+
+
+def combine(paths: list[Path]) -> None:
+    """The table over the rows of several ``--out`` files (the parts of one run)."""
+    errors: dict[str, list[np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    audio_s: dict[str, float] = {}
+    seen: set[tuple[str, str]] = set()
+    skipped: set[str] = set()
+    for path in paths:
+        part = json.loads(path.read_text())
+        skipped.update(part["skipped"])
+        for row in part["rows"]:
+            key = (row["condition"], row["performance"])
+            if key in seen:
+                raise SystemExit(f"{path}: {key[1]} ({key[0]}) is in two parts")
+            seen.add(key)
+            cond = row["condition"]
+            errors.setdefault(cond, []).append(np.asarray(row["errors_s"]))
+            seconds[cond] = seconds.get(cond, 0.0) + row["seconds"]
+            cpu[cond] = cpu.get(cond, 0.0) + row["cpu_seconds"]
+            audio_s[cond] = audio_s.get(cond, 0.0) + row.get("audio_s", 0.0)
+    performances = {p for _, p in seen}
+    print(f"{len(paths)} parts: {len(performances)} performances compared, "
+          f"{len(skipped)} skipped (score and performance differ in beat count)")
+    print_table(errors, seconds, cpu, audio_s)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--asap", type=Path, default=ASAP)
@@ -165,12 +218,23 @@ def main() -> None:
     ap.add_argument("--soundfont", default="musescore_general")
     ap.add_argument("--reference", default=REFERENCE,
                     help="score side of recordings: a SoundFont that plays the score, or 'notes'")
+    ap.add_argument("--part", default="0/1",
+                    help="K/N: only every N-th performance of the drawn order, from the K-th")
+    ap.add_argument("--combine", type=Path, nargs="+",
+                    help="print the table over these --out files and exit")
     ap.add_argument("--out", type=Path, default=Path("bench_performed.json"))
     args = ap.parse_args()
+    if args.combine:
+        combine(args.combine)
+        return
+    k_part, n_parts = (int(v) for v in args.part.split("/"))
+    if not 0 <= k_part < n_parts:
+        raise SystemExit(f"--part {args.part}: K must be in 0..N-1")
     rows = list(csv.DictReader(open(args.asap / "metadata.csv")))
     order = np.random.default_rng(args.seed).permutation(len(rows))
     if args.limit:
         order = order[: args.limit]
+    order = order[k_part::n_parts]
     synth = None
     if {"audio", "noisy", "audio-iir"} & set(args.conditions):
         synth = Synthesizer(resolve_soundfont(args.soundfont), SynthConfig())
@@ -192,6 +256,7 @@ def main() -> None:
         audio = None
         for cond in args.conditions:
             t0, c0 = time.perf_counter(), time.process_time()
+            extra_s = 0.0
             if cond == "midi":
                 m = match_notes(score, perf)
                 aligned = np.where(m.partner >= 0, perf.onset_s[np.maximum(m.partner, 0)], np.nan)
@@ -214,32 +279,21 @@ def main() -> None:
                 aligned = res.onset_s
                 extra = {"cost": res.warping.normalised_cost, "refined": float(res.refined.mean())}
                 audio_s[cond] += len(x) / 22050
+                extra_s = len(x) / 22050
             dt, dc = time.perf_counter() - t0, time.process_time() - c0
             seconds[cond] += dt
             cpu[cond] += dc
             e = beat_errors(score, aligned, sb, pb)
             errors[cond].append(e)
             row = {"performance": r["midi_performance"], "condition": cond, "notes": len(score),
-                   "seconds": dt, "cpu_seconds": dc, **summary([e]), **extra}
-            results.append(row)
+                   "seconds": dt, "cpu_seconds": dc, "audio_s": extra_s, **summary([e]), **extra}
             print(f"{cond:10s} {r['midi_performance']:55s} med {row['median_ms']:6.1f} ms  "
                   f"<50 {row['within_50ms']*100:5.1f} %  <100 {row['within_100ms']*100:5.1f} %  "
                   f"{dt:5.1f} s ({dc:5.1f} CPU)  {json.dumps(extra)}", flush=True)
+            results.append(row | {"errors_s": e.tolist()})
     print(f"\nperformances: {len(order) - len(skipped)} compared, {len(skipped)} skipped "
           "(score and performance differ in beat count)")
-    print(f"{'condition':12s} {'beats':>7s} {'median ms':>10s} {'<50 ms':>8s} {'<100 ms':>8s} "
-          f"{'align s':>8s} {'CPU s':>8s} {'audio s':>8s} {'x real time':>11s} {'x (CPU)':>8s}")
-    table = {}
-    for cond in args.conditions:
-        s = summary(errors[cond])
-        table[cond] = s | {"seconds": seconds[cond], "cpu_seconds": cpu[cond],
-                           "audio_s": audio_s[cond]}
-        speed = audio_s[cond] / seconds[cond] if audio_s[cond] else float("nan")
-        speed_cpu = audio_s[cond] / cpu[cond] if audio_s[cond] else float("nan")
-        print(f"{cond:12s} {s['beats']:7d} {s['median_ms'] or 0:10.1f} "
-              f"{(s['within_50ms'] or 0)*100:7.2f}% {(s['within_100ms'] or 0)*100:7.2f}% "
-              f"{seconds[cond]:8.1f} {cpu[cond]:8.1f} {audio_s[cond]:8.1f} {speed:11.1f} "
-              f"{speed_cpu:8.1f}")
+    table = print_table(errors, seconds, cpu, audio_s)
     print(f"start-up (imports, numba cache; not counted above): {startup_s:.1f} s")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
