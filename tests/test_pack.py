@@ -16,7 +16,7 @@ from msmd_prep.errors import ConfigError, InputError
 from msmd_prep.packing.excerpts import (SheetStore, cut_sheets, extract_spec, no_augmentation,
                                         spec_start)
 from msmd_prep.packing.core import SPLITS, assign_splits, new_h5, pack_order, read_split_file
-from msmd_prep.packing.schedule import iter_costly_first
+from msmd_prep.packing.schedule import iter_costly_first, least_slack
 from msmd_prep.packing.pieces import codec
 from msmd_prep.packing.shards import SpecRuns, compress_sheets, spec_runs, write_snippet_shard
 from msmd_prep.packing.snippets import META_DTYPE, PRESETS, PackConfig, pack_workdir
@@ -451,6 +451,22 @@ def test_costly_first_yields_in_order():
         got = list(iter_costly_first(_slow_identity, items, cost=[c for _, c in items],
                                      jobs=jobs, ahead=3))
         assert got == list(range(len(items)))
+
+
+def test_least_slack_starts_a_long_piece_as_early_as_its_turn_needs_and_no_earlier():
+    def picks(cost, jobs=2):
+        before = [sum(cost[:k]) for k in range(len(cost) + 1)]
+        waiting, out = list(range(len(cost))), []
+        while waiting:
+            out.append(least_slack(waiting, cost, before, jobs))
+            waiting.remove(out[-1])
+        return out
+
+    # Latest starts: -1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5 and 1 for the long last piece.
+    assert picks([1] * 8 + [3]) == [0, 1, 2, 3, 4, 8, 5, 6, 7]
+    assert picks([1, 1, 1, 10]) == [3, 0, 1, 2]        # it would be late whenever it starts
+    assert picks([5, 1, 1, 1]) == [0, 1, 2, 3]         # the long piece is due first
+    assert picks([1] * 8 + [3], jobs=1) == [0, 1, 2, 3, 4, 5, 6, 8, 7]
 
 
 def _perf_with_alignment(tmp_path, name, text, newline="\n"):

@@ -818,7 +818,7 @@ def pack_pieces(workdir: Path, out: Path, task: PackTask, *, progress: bool = Fa
     asked for in ``index.json`` (tempos, SoundFonts, presets, seed).
 
     Each piece's blocks are made by :func:`pack_one`, in ``jobs`` local
-    processes (costly pieces first, :func:`.schedule.iter_costly_first`) or on the Dask
+    processes (long pieces started early, :func:`.schedule.iter_costly_first`) or on the Dask
     ``scheduler`` (:func:`msmd_prep.parallel.iter_pieces`),
     and written into each split's shards here in piece order (the splits
     interleaved so that large pieces are packed first, :func:`pack_order`):
