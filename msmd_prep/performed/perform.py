@@ -204,6 +204,9 @@ class Aligned:
     n_between : int
         MIDI: events paired between their paired neighbours, beyond the map's
         windows (:func:`~msmd_prep.performed.midi_align.pair_between_neighbours`).
+    n_kept : int
+        MIDI: events that kept their first-pass partner beyond the refinement's
+        window (:func:`~msmd_prep.performed.midi_align.keep_first_pairs`).
     """
 
     unfolding: Unfolding
@@ -215,6 +218,7 @@ class Aligned:
     confidence: float
     partner: np.ndarray | None = None
     n_between: int = 0
+    n_kept: int = 0
 
 
 def _candidates(score: ScoreEvents, config: PerformConfig) -> list[Unfolding]:
@@ -244,7 +248,7 @@ def align_midi(score: ScoreEvents, performed: Notes, config: PerformConfig) -> A
     matched = 1 - len(left) / max(len(events), 1)
     confidence = matched * min(max(1 - m.warping.normalised_cost, 0.0), 1.0)
     return Aligned(u, sorted(onsets, key=lambda o: (o[1], o[0])), left, m.n_extra, m.warping,
-                   costs, confidence, m.partner, m.n_between)
+                   costs, confidence, m.partner, m.n_between, m.n_kept)
 
 
 def align_recording(score: ScoreEvents, audio: np.ndarray, config: PerformConfig,
@@ -306,7 +310,8 @@ def _summary(al: Aligned, n_events: int) -> dict:
         "normalised_cost": al.warping.normalised_cost, "confidence": al.confidence,
         "notes": {"score_events": n_events, "events_in_unfolding": len(al.unfolding.events),
                   "aligned": len(al.onsets), "left_out": len(al.left_out),
-                  "extra_performed": al.n_extra, "paired_between_neighbours": al.n_between},
+                  "extra_performed": al.n_extra, "paired_between_neighbours": al.n_between,
+                  "first_pairs_kept": al.n_kept},
         "left_out": [{"notehead_id": h, "score_onset_s": round(t, 6)} for h, t in al.left_out],
     }
 
@@ -422,8 +427,10 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
                 "kind": KIND_MIDI, "config_hash": config_hash, "config": cfg,
                 "method": "MIDI note matching: chroma+DLNCO MrMsDTW (synctoolbox), then "
                           "per-pitch minimum-cost assignment (scipy) within 1 s, then twice "
-                          "within 0.25 s, each followed by left-out notes paired "
-                          "between their paired neighbours",
+                          "within 0.25 s (a note left without a partner keeps its first "
+                          "one if no other note took it and it is within 0.5 s of the map), "
+                          "each followed by left-out notes paired between their paired "
+                          "neighbours",
                 "soundfont": synth.soundfont.provenance(),
                 "velocity_policy": "performed", "flagged": bool(flags), "flags": flags,
                 "onsets_in": "the FluidSynth rendering (performed onsets on its 64-sample "
