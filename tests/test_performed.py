@@ -75,13 +75,18 @@ def play(notes: Notes, soundfont: str) -> np.ndarray:
         return synth.render(Performance(events)).audio
 
 
-def human(piece: Path, unfolding: str, seed: int) -> tuple[Humanized, list[str]]:
-    """A human-like performance of one unfolding of ``piece``, and the head of each score note."""
+def unfolded_notes(piece: Path, unfolding: str) -> tuple[Notes, list[str]]:
+    """The score notes of one unfolding of ``piece``, and the head of each."""
     score = read_score_events(piece)
     u = {u.name: u for u in unfoldings(score.notes.onset_s, score.heads, score.moments)}[unfolding]
     n = score.notes.take(u.events)
-    notes = Notes(u.onset_s, n.duration_s, n.pitch, n.velocity)
-    return humanize(notes, np.random.default_rng(seed)), [score.heads[i] for i in u.events]
+    return Notes(u.onset_s, n.duration_s, n.pitch, n.velocity), [score.heads[i] for i in u.events]
+
+
+def human(piece: Path, unfolding: str, seed: int) -> tuple[Humanized, list[str]]:
+    """A human-like performance of one unfolding of ``piece``, and the head of each score note."""
+    notes, heads = unfolded_notes(piece, unfolding)
+    return humanize(notes, np.random.default_rng(seed)), heads
 
 
 def truth_onsets(h: Humanized, heads: list[str]) -> dict[str, list[float]]:
@@ -574,10 +579,7 @@ def test_notes_after_a_pause_the_map_missed_are_paired_between_their_neighbours(
     # notes are the unpaired notes of its pitches after the last paired chord,
     # so they are paired with the notes that play them.  A performed note of a
     # left-out note's pitch outside that note's neighbours stays extra.
-    score = read_score_events(pieces["sonatina"])
-    u = {u.name: u for u in unfoldings(score.notes.onset_s, score.heads, score.moments)}["none"]
-    n = score.notes.take(u.events)
-    notes = Notes(u.onset_s, n.duration_s, n.pitch, n.velocity)
+    notes, _ = unfolded_notes(pieces["sonatina"], "none")
     h = humanize(notes, np.random.default_rng(4), leave_out=1)
     truth_s = np.zeros(len(notes))
     truth_s[h.source] = h.notes.onset_s
@@ -605,10 +607,7 @@ def test_a_bass_played_after_the_melody_keeps_its_notes(pieces):
     # them, and each keeps the performed note of its pitch the first pass gave
     # it.  Without keep_first_pairs 9 bass notes are left out and their notes
     # counted extra.
-    score = read_score_events(pieces["sonatina"])
-    u = {u.name: u for u in unfoldings(score.notes.onset_s, score.heads, score.moments)}["none"]
-    n = score.notes.take(u.events)
-    notes = Notes(u.onset_s, n.duration_s, n.pitch, n.velocity)
+    notes, _ = unfolded_notes(pieces["sonatina"], "none")
     h = humanize(notes, np.random.default_rng(2), leave_out=1)
     bar_s = 4 * 60 / 112
     played_s = notes.onset_s[h.source]
