@@ -35,12 +35,17 @@ uncompressed shards (today's reader on today's shards):
 
 Also printed: the machine's load average and its memory copy bandwidth
 (``np.copyto`` of 256 MB), which bounds a reader that copies every pair's
-bytes once.  CPU seconds are those of this process and of its children
+bytes once; the excerpt copies alone, from the reader's own stores into a
+reused batch (its layout, its shuffled windows, no metadata), in 1 and 2
+threads: the bound of a copying reader here; and the best cold figure
+these allow (the load measured plus an epoch at that bound) against the
+200k pairs/s goal.  ``--reader-only`` (or a dataset without shards) runs
+the reader rows and the bounds only.  CPU seconds are those of this process and of its children
 (the DataLoader's workers, running or ended): on a machine whose cores
 are taken by others, pairs per CPU second estimate what one free core does.
 "Cold" is a new reader object; the files may be in the page cache (the
 machine is shared, its cache cannot be dropped).
-Run: ``python benchmarks/bench_onthefly.py --dataset DIR [--split train]``.
+Run: ``python benchmarks/bench_onthefly.py --dataset DIR [--split train] [--reader-only]``.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ import os
 import resource
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -58,6 +64,7 @@ import numpy as np
 
 from msmd_prep.data import SnippetDataset
 from msmd_prep.packing.core import write_shard
+from msmd_prep.packing.excerpts import no_augmentation, sheet_windows, spec_start, spec_windows
 from msmd_prep.reader import SnippetReader, torch_batch
 
 
@@ -119,6 +126,54 @@ def copy_bandwidth(nbytes: int = 256 << 20) -> float:
         np.copyto(b, a)
         best = min(best, time.perf_counter() - t)
     return nbytes / best
+
+
+def copy_bound(reader, order: np.ndarray, batch: int, threads: int,  # type: ignore[no-untyped-def]
+               *, specs: bool = True) -> float:
+    """Pairs/s of the excerpt copies alone: the bound of a reader that copies every pair.
+
+    The sheet (and spectrogram) excerpt of each sample of ``order``, from
+    the reader's own stores (its layout, its windows, unaugmented), into a
+    reused batch array of ``batch`` (as ``read_into`` writes it): one numpy
+    slice copy per excerpt, nothing else (no metadata, no checks).  In
+    ``threads`` threads, each copying its share of the epoch into its own
+    batch array (numpy copies without the GIL).  Best of 2 epochs.
+    """
+    H, W = reader.sheet_shape
+    T = reader.spec_shape[1]
+    sheet, spec = reader._sheets, reader._specs      # noqa: SLF001 (the reader's layout)
+    perf = reader._perf[order]
+    lefts, tops, _ = sheet_windows(sheet, reader._image[perf], x=reader._x[order],
+                                   center_y=reader._cy[order], aug=no_augmentation(len(order)),
+                                   height_px=H, width_px=W)
+    starts = spec_start(reader._onset_frame[order], n_frames=T, anchor=reader.config.spec_anchor,
+                        jitter_max_frames=reader.config.jitter_max_frames)
+    first, _ = spec_windows(spec, perf, starts=starts, n_frames=T)
+    # The rare excerpt beyond the stores is cut on its own by the reader: here, one nearby.
+    lefts = np.clip(lefts, 0, len(sheet.array) - W).tolist()
+    tops = np.clip(tops, 0, sheet.array.shape[1] - H).tolist()
+    first = np.clip(first, 0, len(spec.array) - T)
+    a, s, frame = sheet.array, spec.array, np.arange(T)
+
+    def run(lo: int, hi: int) -> None:
+        out_sheets, out_specs = reader.new_batch(batch)
+        columns, frames = out_sheets.transpose(0, 2, 1), out_specs.transpose(0, 2, 1)
+        for b in range(lo, hi, batch):
+            for k in range(b, min(b + batch, hi)):
+                columns[k - b] = a[lefts[k]:lefts[k] + W, tops[k]:tops[k] + H]
+            if specs:    # one gather per batch, as the reader does
+                m = min(batch, hi - b)
+                np.take(s, first[b:b + m, None] + frame, axis=0, out=frames[:m], mode="clip")
+
+    n = len(order)
+    cuts = np.linspace(0, n, threads + 1).astype(int).tolist()
+    best = float("inf")
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(2):
+            t = time.perf_counter()
+            list(pool.map(run, cuts[:-1], cuts[1:]))
+            best = min(best, time.perf_counter() - t)
+    return n / best
 
 
 def plain_loop(shards: list[tuple[Path, int]], order: np.ndarray) -> tuple[float, float]:
@@ -218,7 +273,12 @@ def main() -> None:
     parser.add_argument("--loop-samples", type=int, default=20000,
                         help="samples read one by one in the per-sample loops")
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--reader-only", action="store_true",
+                        help="only the SnippetReader rows and the bounds (also when the "
+                             "dataset has no shards)")
     args = parser.parse_args()
+    index = json.loads((args.dataset / "index.json").read_text())
+    baselines = not args.reader_only and bool(index["splits"][args.split].get("shards"))
     load_before = os.getloadavg()
     bandwidth = copy_bandwidth()
     results: dict[str, tuple[float, float]] = {}
@@ -245,6 +305,9 @@ def main() -> None:
         results["reader[i], no aug"] = getitem_loop(reader, loop)
         sample = reader[0]
         pair_bytes = sample[0].nbytes + sample[1].nbytes
+        bounds = {threads: copy_bound(reader, order, args.batch, threads) for threads in (1, 2)}
+        sheets_only = copy_bound(reader, order, args.batch, 1, specs=False)
+        store_rows = (reader._sheets.array.shape[1], reader.sheet_shape[0])  # noqa: SLF001
         del reader
         clock = Clock()
         reader = SnippetReader(args.dataset, args.split, augment=False)
@@ -269,6 +332,11 @@ def main() -> None:
         clock = Clock()
         epoch(aug, order, args.batch, into=True)
         results["reader, msmd aug, warm epoch, read_into"] = clock.rates(n)
+        if not baselines:
+            del aug
+            report(args, n, results, load_before, bandwidth, pair_bytes, bounds, sheets_only,
+                   store_rows, (load_s, into_load_s, one_load_s, aug_load_s, first_s))
+            return
 
         shards = uncompressed_copy(args.dataset, args.split, Path(tmp))
         plain_loop(shards, loop)     # warms the page cache
@@ -299,21 +367,8 @@ def main() -> None:
                                                                     batch=args.batch)
                 results[f"SnippetLoader 2 workers, {name}, epoch 1"] = first
                 results[f"SnippetLoader 2 workers, {name}, epoch 2"] = second
-    plain, plain_cpu = results["plain h5py loop, uncompressed shards"]
-    today, today_cpu = results["SnippetDataset[i], uncompressed shards"]
-    print(f"{args.dataset} {args.split}: {n} samples; load average {load_before[0]:.2f} before, "
-          f"{os.getloadavg()[0]:.2f} after")
-    print(f"  piece files decoded in {load_s:.2f} s, again {into_load_s:.2f} s, in 1 thread "
-          f"{one_load_s:.2f} s (augmented: {aug_load_s:.2f} s), first epoch {first_s:.2f} s; "
-          f"batches of {args.batch}; decoded in 2 threads unless said")
-    print(f"  memory copy {bandwidth / 1e9:.2f} GB/s: {bandwidth / pair_bytes:,.0f} pairs/s "
-          f"of {pair_bytes} bytes copied once")
-    print(f"  {'':52s} {'wall':>8s} {'x plain':>8s} {'x today':>8s} {'per CPU s':>10s} "
-          f"{'x plain':>8s} {'x today':>8s}")
-    for name, (value, cpu) in results.items():
-        print(f"  {name:52s} {value:8,.0f} {value / plain:8.2f} {value / today:8.2f} "
-              f"{cpu:10,.0f} {cpu / plain_cpu:8.2f} {cpu / today_cpu:8.2f}")
-    print("  (today: SnippetDataset[i] over uncompressed shards; plain: the h5py loop)")
+    report(args, n, results, load_before, bandwidth, pair_bytes, bounds, sheets_only, store_rows,
+           (load_s, into_load_s, one_load_s, aug_load_s, first_s))
     if torch is None:
         print("  torch is not installed: no DataLoader figures")
         return
@@ -326,6 +381,47 @@ def main() -> None:
                   f"over the reader (msmd aug), {value / ready:.2f}x transfer only; per CPU s "
                   f"{cpu / loader_cpu:.2f}x, {cpu / ready_cpu:.2f}x")
         print(f"    ({counts})")
+
+
+def report(args, n: int, results: dict[str, tuple[float, float]],  # type: ignore[no-untyped-def]
+           load_before: tuple[float, ...], bandwidth: float, pair_bytes: int,
+           bounds: dict[int, float], sheets_only: float, store_rows: tuple[int, int],
+           seconds: tuple[float, ...]) -> None:
+    """Print the reader's table, the copy bounds and the best cold figure they allow."""
+    load_s, into_load_s, one_load_s, aug_load_s, first_s = seconds
+    print(f"{args.dataset} {args.split}: {n} samples; load average {load_before[0]:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after")
+    print(f"  piece files decoded in {load_s:.2f} s, again {into_load_s:.2f} s, in 1 thread "
+          f"{one_load_s:.2f} s (augmented: {aug_load_s:.2f} s), first epoch {first_s:.2f} s; "
+          f"batches of {args.batch}; decoded in 2 threads unless said")
+    print(f"  memory copy {bandwidth / 1e9:.2f} GB/s: {bandwidth / pair_bytes:,.0f} pairs/s "
+          f"of {pair_bytes} bytes copied once")
+    best = max(bounds.values())
+    print(f"  excerpt copies alone (the reader's stores, {store_rows[1]} of {store_rows[0]} bytes "
+          f"per sheet column, shuffled, into a reused batch): 1 thread {bounds[1]:,.0f} pairs/s, "
+          f"2 threads {bounds[2]:,.0f}; sheets only, 1 thread {sheets_only:,.0f}")
+    load = min(load_s, into_load_s)
+    goal_s = n / 200_000
+    print(f"  cold bound: load {load:.2f} s (best no-aug load above) + epoch at the copy bound "
+          f"{n / best:.2f} s = {load + n / best:.2f} s: at most {n / (load + n / best):,.0f} "
+          f"pairs/s cold; 200k pairs/s needs {goal_s:.3f} s in all, "
+          f"{goal_s - n / best:+.3f} s left for the load")
+    ratios = "plain h5py loop, uncompressed shards" in results
+    if ratios:
+        plain, plain_cpu = results["plain h5py loop, uncompressed shards"]
+        today, today_cpu = results["SnippetDataset[i], uncompressed shards"]
+        print(f"  {'':52s} {'wall':>8s} {'x plain':>8s} {'x today':>8s} {'per CPU s':>10s} "
+              f"{'x plain':>8s} {'x today':>8s}")
+    else:
+        print(f"  {'':52s} {'wall':>8s} {'per CPU s':>10s}   (no shard baselines)")
+    for name, (value, cpu) in results.items():
+        if ratios:
+            print(f"  {name:52s} {value:8,.0f} {value / plain:8.2f} {value / today:8.2f} "
+                  f"{cpu:10,.0f} {cpu / plain_cpu:8.2f} {cpu / today_cpu:8.2f}")
+        else:
+            print(f"  {name:52s} {value:8,.0f} {cpu:10,.0f}")
+    if ratios:
+        print("  (today: SnippetDataset[i] over uncompressed shards; plain: the h5py loop)")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from .data import _read_index
 from .errors import InputError
 from .packing.excerpts import (BORDER_PX, Augmentation, SheetStore, SpecStore, cut_sheets, cut_specs,
                                draw_augmentation, head_position, new_sheets, new_specs,
-                               no_augmentation, scale_levels, spec_start)
+                               no_augmentation, scale_levels, sheet_anchor, spec_start)
 from .packing.pieces import PieceContents, read_piece_contents
 from .packing.snippets import PRESETS, PackConfig
 
@@ -118,7 +118,8 @@ class SnippetReader:
         scales = (scale_levels(c.sheet_scale_range, c.sheet_scale_steps) if self.augment
                   else np.ones(1, np.float32))
         self._sheets = SheetStore.empty([p.unrolled.shape for p in contents], scales,
-                                        width_px=W, height_px=H, white=False)
+                                        width_px=W, height_px=H, white=False,
+                                        rows=None if self.augment else _excerpt_rows(contents, H))
         stored_specs = [perf[1] for p in contents for perf in p.performances]
         self.spec_dtype = (stored_specs[0].dtype if stored_specs
                            else np.dtype(index.get("spec_dtype", "float16")))
@@ -371,6 +372,21 @@ class SnippetReader:
             if drop_last and lo + batch_size > n:
                 break
             yield self.__getitems__(order[lo:lo + batch_size])
+
+
+def _excerpt_rows(contents: Sequence[PieceContents], height_px: int) -> tuple[int, int] | None:
+    """The rows of the bordered scores that the unaugmented excerpts of ``contents`` lie in.
+
+    Systems are centred in the unrolled band, so these are ``H`` rows or a
+    few more: a store of these rows only makes each excerpt one contiguous
+    block.  None without samples.
+    """
+    center_y = [table["center_y"] for piece in contents for _, _, table, *_ in piece.performances]
+    if not sum(map(len, center_y)):
+        return None
+    _, row = sheet_anchor(np.zeros(1), np.concatenate(center_y), np.ones(1))
+    top = row - height_px // 2
+    return int(top.min()), int(top.max()) + height_px
 
 
 def _decode_into(sheets: SheetStore, specs: SpecStore, contents: Sequence[PieceContents],

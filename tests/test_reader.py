@@ -228,6 +228,45 @@ def test_excerpts_beyond_the_store_are_cut_alike():
         np.testing.assert_array_equal(got[k], canvas[top:top + 40, left:left + 100])
 
 
+@pytest.mark.parametrize("rows", [(5, 48), (-10, 35)])
+def test_a_store_of_some_rows_cuts_the_excerpts_within_them(rows):
+    """``rows=``: the excerpts inside the kept rows are those of the whole scores, white beyond."""
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (60, 300)).astype(np.uint8),
+              rng.integers(0, 256, (60, 250)).astype(np.uint8)]
+    store = SheetStore.build(images, [1.0], width_px=100, height_px=40, rows=rows)
+    assert store.cropped and store.array.shape[1] == rows[1] - rows[0]
+    n = 300
+    which = rng.integers(0, 2, n)
+    x = rng.uniform(-30, 330, n)
+    # Windows' first rows (bordered score) rows[0] .. rows[1] - 40.
+    cy = rng.integers(rows[0] + 20, rows[1] - 20, n, endpoint=True) - 1.5 + rng.uniform(0, 1, n)
+    aug = Augmentation(np.ones(n, np.float32), np.zeros(n, np.int16), np.zeros(n, np.int16))
+    _, tops, inside = sheet_windows(store, which, x=x, center_y=cy, aug=aug, height_px=40,
+                                    width_px=100)
+    assert 0.2 < inside.mean() < 1 and tops.min() == 0 and tops.max() == store.array.shape[1] - 40
+    got = cut_sheets(store, which, x=x, center_y=cy, aug=aug, height_px=40, width_px=100)
+    whole = cut_sheets(SheetStore.build(images, [1.0], width_px=100, height_px=40), which, x=x,
+                       center_y=cy, aug=aug, height_px=40, width_px=100)
+    assert got.tobytes() == whole.tobytes()
+    with pytest.raises(ValueError, match="scale 1 only"):
+        SheetStore.empty([(60, 300)], [0.95, 1.0], width_px=100, height_px=40, rows=rows)
+
+
+def test_an_unaugmented_reader_keeps_the_excerpt_rows_only(plain):
+    """Its store holds the rows the excerpts lie in: here ``H``, each excerpt one block."""
+    reader = SnippetReader(plain, "train")
+    H = reader.sheet_shape[0]
+    _, row = sheet_anchor(reader._x, reader._cy, np.ones(len(reader)))
+    tops = row - H // 2
+    assert reader._sheets.cropped
+    assert reader._sheets.array.shape[1] == tops.max() - tops.min() + H == H
+    sheets, specs, _ = reader[np.arange(len(reader))]
+    for i in range(0, len(reader), 5):
+        sheet, spec, _ = reader[i]
+        assert sheet.tobytes() == sheets[i].tobytes() and spec.tobytes() == specs[i].tobytes()
+
+
 def test_read_into_gives_the_batch_bytes(fixture_ds):
     """Into new, C-ordered or reused dirty arrays: the values and metadata of ``__getitems__``."""
     for split in ("train", "valid"):
@@ -299,12 +338,20 @@ def test_piece_files_decode_into_the_stores_as_read_whole(tmp_path):
     assert contents[2].unrolled.values is not None     # gzip: read by HDF5
     specs = [perf.spec for piece in whole for perf in piece.performances]
     expected_specs = SpecStore.build(specs, n_frames=42)
-    for scales in ([1.0], [0.95, 1.0, 1.05]):
+    for scales, rows in (([1.0], None), ([1.0], (20, 140)), ([1.0], (-3, 200)),
+                         ([0.95, 1.0, 1.05], None)):
         expected = SheetStore.build([p.unrolled for p in whole], scales, width_px=200,
-                                    height_px=160)
+                                    height_px=160, rows=rows)
+        if rows is not None:     # those rows of the whole store, white beyond it
+            full = SheetStore.build([p.unrolled for p in whole], scales, width_px=200,
+                                    height_px=160).array
+            kept = np.full((len(full), rows[1] - rows[0]), 255, np.uint8)
+            lo, hi = max(rows[0], 0), min(rows[1], full.shape[1])
+            kept[:, lo - rows[0]:hi - rows[0]] = full[:, lo:hi]
+            assert expected.array.tobytes() == kept.tobytes(), rows
         for threads in (1, 2):
             sheets = SheetStore.empty([p.unrolled.shape for p in contents], scales,
-                                      width_px=200, height_px=160, white=False)
+                                      width_px=200, height_px=160, white=False, rows=rows)
             sheets.array[...] = 7          # what new memory may hold
             got_specs = SpecStore.empty([s.shape[1] for s in specs], n_bins=92, n_frames=42,
                                         dtype=np.float16, zero=False)

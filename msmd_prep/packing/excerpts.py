@@ -136,6 +136,8 @@ class SheetStore:
         Where row 0 of every scaled score is.
     scales : np.ndarray [shape=(n_scales,), dtype=float32]
         Sorted.
+    cropped : bool
+        The store keeps some rows of the scores only (``empty(rows=)``).
     """
 
     array: np.ndarray
@@ -143,20 +145,32 @@ class SheetStore:
     col1: np.ndarray
     row0: int
     scales: np.ndarray
+    cropped: bool = False
 
     @classmethod
     def empty(cls, shapes: Sequence[tuple[int, int]], scales: Sequence[float], *,
-              width_px: int, height_px: int, white: bool = True) -> SheetStore:
+              width_px: int, height_px: int, white: bool = True,
+              rows: tuple[int, int] | None = None) -> SheetStore:
         """A white store for scores of ``shapes`` (rows, columns) at every one of ``scales``.
 
         Rows are those of the scaled scores (excerpts of systems centred in
         their band do not leave them; those that do are cut one by one).
+        ``rows=(lo, hi)``, scale 1 only: the store keeps rows ``lo .. hi - 1``
+        of the bordered scores (``lo`` may be < 0, ``hi`` beyond them: white),
+        the rows every excerpt to be cut lies in; with ``hi - lo`` equal to
+        ``H`` each excerpt is one contiguous block (measured 1.5x faster to
+        copy than 160 of 203 bytes per column).
         ``white=False``: uninitialised, each score's part made white by
         :meth:`whiten` (in the threads that fill it: the first touch of new
         memory is its page faults).
         """
         levels = np.unique(np.asarray(scales, np.float32))
-        top, rows, gap = 0, height_px, width_px // 2 + 1
+        top, rows_, gap = 0, height_px, width_px // 2 + 1
+        if rows is not None:
+            if not (levels.tolist() == [1.0] and rows[1] > rows[0]):
+                raise ValueError(f"rows {rows} need rows[1] > rows[0] and scale 1 only, "
+                                 f"got scales {levels}")
+            top, rows_ = -int(rows[0]), int(rows[1]) - int(rows[0])
         col0 = np.zeros((len(shapes), len(levels)), np.int64)
         col1 = np.zeros_like(col0)
         cols = gap
@@ -167,17 +181,18 @@ class SheetStore:
                 col0[i, k] = cols
                 col1[i, k] = cols = cols + sw
                 cols += gap
-                rows = max(rows, top + sh)
-        array = (np.full((cols, rows), WHITE, np.uint8) if white or not len(shapes)
-                 else np.empty((cols, rows), np.uint8))
-        return cls(array, col0, col1, top, levels)
+                if rows is None:
+                    rows_ = max(rows_, top + sh)
+        array = (np.full((cols, rows_), WHITE, np.uint8) if white or not len(shapes)
+                 else np.empty((cols, rows_), np.uint8))
+        return cls(array, col0, col1, top, levels, rows is not None)
 
     @classmethod
     def build(cls, images: Sequence[np.ndarray], scales: Sequence[float], *, width_px: int,
-              height_px: int) -> SheetStore:
+              height_px: int, rows: tuple[int, int] | None = None) -> SheetStore:
         """The store of ``images`` (unrolled scores, uint8) at every one of ``scales``."""
         store = cls.empty([im.shape for im in images], scales, width_px=width_px,
-                          height_px=height_px)
+                          height_px=height_px, rows=rows)
         for i, image in enumerate(images):
             store.put(i, image)
         return store
@@ -193,9 +208,17 @@ class SheetStore:
         """Columns ``first ..`` of score ``i`` [shape=(rows, n)] into its scale-1 place."""
         k = int(self.level(np.ones(1))[0])
         c, r = int(self.col0[i, k]) + BORDER_PX + first, self.row0 + BORDER_PX
-        if c + block.shape[1] > self.col1[i, k] or r + block.shape[0] > self.array.shape[1]:
+        if c + block.shape[1] > self.col1[i, k] or (
+                not self.cropped and r + block.shape[0] > self.array.shape[1]):
             raise ValueError(f"score {i}: columns {first}.. {block.shape} exceed its room")
-        cv2.transpose(block, dst=self.array[c:c + block.shape[1], r:r + block.shape[0]])
+        self._transpose_into(c, r, block)
+
+    def _transpose_into(self, c: int, r: int, block: np.ndarray) -> None:
+        """``block`` [shape=(rows, n)] at column ``c``, row ``r`` of the store (rows < 0 or
+        beyond the store's are dropped: they are those of a store of some rows only)."""
+        lo, hi = max(0, -r), min(block.shape[0], self.array.shape[1] - r)
+        if lo < hi:
+            cv2.transpose(block[lo:hi], dst=self.array[c:c + block.shape[1], r + lo:r + hi])
 
     def put(self, i: int, image: np.ndarray) -> None:
         """Rescale score ``i`` (the shape given to :meth:`empty`) by every scale into the store."""
@@ -206,9 +229,10 @@ class SheetStore:
                 a, c, r = image, c + BORDER_PX, self.row0 + BORDER_PX
             else:
                 a, r = rescale_sheet(image, s), self.row0
-            if c + a.shape[1] > self.col1[i, k] or r + a.shape[0] > self.array.shape[1]:
+            if c + a.shape[1] > self.col1[i, k] or (
+                    not self.cropped and r + a.shape[0] > self.array.shape[1]):
                 raise ValueError(f"score {i} at scale {s}: {a.shape} exceeds its room")
-            cv2.transpose(a, dst=self.array[c:c + a.shape[1], r:r + a.shape[0]])
+            self._transpose_into(c, r, a)
 
     def level(self, scale: np.ndarray) -> np.ndarray:
         """Index [shape=(n,), int64] in ``scales`` of each of ``scale``; every one must be there."""
