@@ -173,7 +173,9 @@ class SnippetReader:
                       for a, b in zip(self._sheets.col0, self._sheets.col1)]
         self._frame0 = self._specs.frame0.tolist()
         self._n_frames = self._specs.n_frames.tolist()
-        self._meta = {"notehead_id": np.char.decode(cols["notehead_id"], "utf-8").astype(object)
+        # str.decode of each: 0.03 s for 155k ids, np.char.decode 0.1-0.15 s.
+        self._meta = {"notehead_id": np.array([h.decode() for h in cols["notehead_id"].tolist()],
+                                              dtype=object)
                       if len(cols["notehead_id"]) else np.zeros(0, object),
                       "onset_s": cols["onset_s"].astype(np.float64),
                       "onset_frame": self._onset_frame.astype(np.int32),

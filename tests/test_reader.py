@@ -359,3 +359,32 @@ def test_piece_files_decode_into_the_stores_as_read_whole(tmp_path):
             _decode_into(sheets, got_specs, contents, [0, 2, 4], threads=threads)
             assert sheets.array.tobytes() == expected.array.tobytes(), (scales, threads)
             assert got_specs.array.tobytes() == expected_specs.array.tobytes(), threads
+
+
+@pytest.mark.parametrize("rows", [2, 0])
+def test_onset_tables_read_as_stored_or_through_hdf5(tmp_path, rows):
+    """Pack's contiguous tables are read as their bytes; chunked, compressed or
+    big-endian ones through HDF5; the values are those written either way."""
+    from msmd_prep.packing.pieces import (StoredPerformance, StoredPiece, onset_table,
+                                          read_piece_contents, write_piece_file)
+
+    table = onset_table(notehead_id=["a", "b\u00e9"][:rows], pitch=np.array([60, 61][:rows]),
+                        system=np.array([0, 1][:rows]), onset_s=np.array([0.5, 1.25][:rows]),
+                        onset_frame=np.array([10, 25][:rows]),
+                        unrolled_x=np.array([3.5, 9.0][:rows]),
+                        unrolled_y=np.array([1.0, 2.0][:rows]),
+                        center_y=np.array([100.0, 99.5][:rows]))
+    path = tmp_path / "p.h5"
+    write_piece_file(path, StoredPiece("p", "train", np.full((20, 30), 255, np.uint8), {}, (
+        StoredPerformance("sf_t1", np.zeros((4, 9), np.float16), table, 1.0, {"name": "sf"}),)),
+        attrs={"schema_version": 1})
+    got = read_piece_contents(path).performances[0][2]
+    assert got.dtype == table.dtype and got.tobytes() == table.tobytes()
+    for options in ({"chunks": (1,), "compression": "gzip"},
+                    {"dtype": table.dtype.newbyteorder(">")}):
+        with h5py.File(path, "a") as f:
+            del f["sf_t1/onsets"]
+            f["sf_t1"].create_dataset("onsets", data=table.astype(options.pop(
+                "dtype", table.dtype)), **(options if rows else {}))
+        again = read_piece_contents(path).performances[0][2]
+        assert len(again) == rows and again.astype(table.dtype).tobytes() == table.tobytes()
