@@ -40,8 +40,8 @@ reused batch (its layout, its shuffled windows, no metadata), in 1 and 2
 threads: the bound of a copying reader here; and the best cold figure
 these allow (the load measured plus an epoch at that bound) against the
 200k pairs/s goal.  ``--reader-only`` (or a dataset without shards) runs
-the reader rows and the bounds only.  CPU seconds are those of this process and of its children
-(the DataLoader's workers, running or ended): on a machine whose cores
+the reader rows and the bounds only.  CPU seconds are those of this
+process and of its children (the DataLoader's workers, running or ended): on a machine whose cores
 are taken by others, pairs per CPU second estimate what one free core does.
 "Cold" is a new reader object; the files may be in the page cache (the
 machine is shared, its cache cannot be dropped).
@@ -135,7 +135,9 @@ def copy_bound(reader, order: np.ndarray, batch: int, threads: int,  # type: ign
     The sheet (and spectrogram) excerpt of each sample of ``order``, from
     the reader's own stores (its layout, its windows, unaugmented), into a
     reused batch array of ``batch`` (as ``read_into`` writes it): one numpy
-    slice copy per excerpt, nothing else (no metadata, no checks).  In
+    slice copy per sheet excerpt and one gather of a batch's spectrogram
+    excerpts (the reader's, 1.6 us per pair against 2.6-3 us for slice
+    copies), nothing else (no metadata, no checks).  In
     ``threads`` threads, each copying its share of the epoch into its own
     batch array (numpy copies without the GIL).  Best of 2 epochs.
     """
