@@ -376,6 +376,40 @@ def test_fast_octave_run_refined_to_each_notes_own_onset():
     assert np.sum(np.abs(best - (onset + 0.1))[late] < 0.025) >= 3
 
 
+def test_search_widths_widen_only_where_chords_are_sparse():
+    """Chords 0.1 s apart keep the 150 ms window and 60 ms prior; a chord 2 s from its
+    nearer neighbour searches 0.45 of that way (0.9 s), with a prior of 0.3 of it; a
+    lone chord is capped at 1 s."""
+    from msmd_prep.performed.audio_align import (MAX_WINDOW_S, PRIOR_WIDTH_S, SEARCH_WINDOW_S,
+                                                 search_widths)
+
+    window, prior = search_widths(np.array([0.0, 0.1, 0.2, 2.2, 4.2, 4.3]))
+    assert np.allclose(window, [SEARCH_WINDOW_S] * 3 + [0.9] + [SEARCH_WINDOW_S] * 2)
+    assert np.allclose(prior, [PRIOR_WIDTH_S] * 3 + [0.27] + [PRIOR_WIDTH_S] * 2)
+    window, prior = search_widths(np.array([3.0]))
+    assert window.tolist() == [MAX_WINDOW_S] and prior.tolist() == [0.3 * MAX_WINDOW_S]
+
+
+def test_sparse_chords_refined_where_the_path_lags_beyond_150_ms():
+    """Chords 1.2 s apart (a slow passage), each 0.35 s late on the path, as in a ritardando
+    the path crosses late: every chord finds its own onset in the wider window, and no
+    chord would find it within 150 ms of the path."""
+    from msmd_prep.performed.audio_align import chord_candidates, peak_table, refine_onsets
+    from msmd_prep.performed.features import audio_features
+
+    chords = [(48, 60, 64), (53, 57, 65), (43, 59, 62), (48, 55, 64), (45, 60, 69), (41, 57, 65)]
+    onset = np.repeat(0.5 + 1.2 * np.arange(len(chords)), 3)
+    pitch = np.array(chords).ravel()
+    notes = Notes(onset, np.full(len(pitch), 1.1), pitch, np.full(len(pitch), 80))
+    features, _ = audio_features(play(notes, other_soundfont()), 22050, 0)
+    path = onset + 0.35
+    got, refined = refine_onsets(notes, path, features.onset_peaks)
+    assert refined.all() and np.max(np.abs(got - onset)) <= 0.025
+    chord = np.repeat(np.arange(len(chords)), 3)
+    g, t, _ = chord_candidates(chord, pitch, path[::3], peak_table(features.onset_peaks))
+    assert not np.any(np.abs(t - onset[::3][g]) <= 0.025)
+
+
 def test_reference_warped_where_the_score_is_far_slower_than_the_recording(pieces,
                                                                              reference_synth):
     """A score whose middle third is written four times slower than it is played (a wrong

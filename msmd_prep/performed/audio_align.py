@@ -6,7 +6,8 @@
    time off the path.  A synthesized reference is first warped where its
    tempo is far from the recording's (:mod:`.tempo`).
 2. Refinement by the recording's onset peaks: each score onset (a chord)
-   moves to an onset peak near the path's time that its pitches support,
+   moves to an onset peak near the path's time that its pitches support
+   (nearer where chords are dense, :func:`search_widths`),
    the chords' peaks chosen together so that their times keep score order
    and no two chords share one (:func:`chord_times`); chords that found
    none follow their neighbours.
@@ -24,6 +25,14 @@ from .tempo import bounded_time_map, coarse_path, warp_reference
 
 SEARCH_WINDOW_S = 0.15
 PRIOR_WIDTH_S = 0.06
+# Where chords are sparse, a chord's window reaches this share of the way to the nearer of
+# its neighbours' path times (never beyond 1 s), and its prior widens to this share of its
+# window: in slow passages and ritardandi the path lags by 0.3-0.9 s, beyond 150 ms, while
+# a window short of half the gap still cannot reach a neighbour's onset when the path is
+# right (dev seeds 7 and 11; the note of issue 15, session 6).
+SPARSE_WINDOW_SHARE = 0.45
+SPARSE_PRIOR_SHARE = 0.3
+MAX_WINDOW_S = 1.0
 CHORD_SPREAD_S = 0.03
 # Least time between the onsets two successive chords are refined to (seconds): one onset
 # shows in the peak rows of several pitches, and serves one chord only.  10 ms put more ASAP
@@ -131,8 +140,28 @@ def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray
     return out
 
 
+def search_widths(t0_s: np.ndarray, window_s: float = SEARCH_WINDOW_S,
+                  prior_s: float = PRIOR_WIDTH_S) -> tuple[np.ndarray, np.ndarray]:
+    """Each chord's search window and prior width (seconds), from its path time's neighbours.
+
+    ``window_s`` and ``prior_s`` at least; where the nearer neighbouring chord is
+    further than ``window_s / SPARSE_WINDOW_SHARE`` away on the path, the window
+    is ``SPARSE_WINDOW_SHARE`` of that distance (at most ``MAX_WINDOW_S``) and the
+    prior ``SPARSE_PRIOR_SHARE`` of the window, when that is wider.
+
+    Parameters
+    ----------
+    t0_s : np.ndarray [shape=(n_chords,)]
+        Each chord's time on the warping path, seconds, in score order.
+    """
+    gap = np.minimum(np.diff(t0_s, prepend=-np.inf), np.diff(t0_s, append=np.inf))
+    window = np.clip(SPARSE_WINDOW_SHARE * gap, window_s, max(MAX_WINDOW_S, window_s))
+    return window, np.maximum(prior_s, SPARSE_PRIOR_SHARE * window)
+
+
 def chord_candidates(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: PeakTable, *,
-                     window_s: float = SEARCH_WINDOW_S, prior_s: float = PRIOR_WIDTH_S,
+                     window_s: float | np.ndarray = SEARCH_WINDOW_S,
+                     prior_s: float | np.ndarray = PRIOR_WIDTH_S,
                      spread_s: float = CHORD_SPREAD_S
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every chord's candidate onsets near its path time in a recording's onset peaks.
@@ -150,20 +179,24 @@ def chord_candidates(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, tab
     t0_s : np.ndarray [shape=(n_chords,)]
         Each chord's time on the warping path, seconds.
     table : PeakTable
+    window_s, prior_s : float or np.ndarray [shape=(n_chords,)]
+        One for all chords, or each chord's (:func:`search_widths`).
 
     Returns
     -------
     cand_chord, cand_s, cand_score : np.ndarray [shape=(n_candidates,)]
         Sorted by chord, then time; no (chord, time) twice.
     """
+    window = np.broadcast_to(np.asarray(window_s, dtype=np.float64), t0_s.shape)
+    prior = np.broadcast_to(np.asarray(prior_s, dtype=np.float64), t0_s.shape)
     pairs = np.unique(np.stack([chord, np.clip(pitch, 0, 127)], axis=1), axis=0)
     pair_g, pair_p = pairs[:, 0], pairs[:, 1]
     lo, hi = np.zeros(len(pairs), np.int64), np.zeros(len(pairs), np.int64)
     for p in np.unique(pair_p):
         r = pair_p == p
-        t0 = t0_s[pair_g[r]]
-        lo[r] = table.search(p, t0 - window_s)
-        hi[r] = table.search(p, t0 + window_s, side="right")
+        t0, w = t0_s[pair_g[r]], window[pair_g[r]]
+        lo[r] = table.search(p, t0 - w)
+        hi[r] = table.search(p, t0 + w, side="right")
     cand, cand_pair = _ranges(lo, hi)
     cand_g, cand_t = pair_g[cand_pair], table.times_s[cand]
     # Every candidate against every pitch of its chord, in pitch order.
@@ -179,7 +212,7 @@ def chord_candidates(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, tab
                              table.search(p, tc + spread_s))
     support = np.zeros(len(cand))
     np.add.at(support, sup_c, best)
-    score = support * np.exp(-0.5 * ((cand_t - t0_s[cand_g]) / prior_s) ** 2)
+    score = support * np.exp(-0.5 * ((cand_t - t0_s[cand_g]) / prior[cand_g]) ** 2)
     order = np.lexsort((cand_t, cand_g))
     g, t, score = cand_g[order], cand_t[order], score[order]
     # A peak found through two pitch rows (a pitch and its octave) is one candidate.
@@ -242,9 +275,12 @@ def chord_times(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: P
                 **options) -> np.ndarray:
     """The onset of every chord in a recording's onset peaks (NaN: none), chosen jointly.
 
+    Each chord's window and prior come from :func:`search_widths`, then
     :func:`chord_candidates` (``options`` go to it), then :func:`increasing_choice`.
     """
-    return increasing_choice(*chord_candidates(chord, pitch, t0_s, table, **options), len(t0_s))
+    window_s, prior_s = search_widths(t0_s)
+    return increasing_choice(*chord_candidates(chord, pitch, t0_s, table, window_s=window_s,
+                                               prior_s=prior_s, **options), len(t0_s))
 
 
 def group_medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
