@@ -303,6 +303,24 @@ def test_synthesized_reference_is_on_the_score_time_axis(pieces, reference_synth
     assert np.median(errors) < 0.01 and np.mean(np.array(errors) < 0.03) > 0.9
 
 
+def test_reference_at_16khz_has_the_22khz_features(pieces, reference_synth):
+    """The production reference plays at 16 kHz with 3000-sample frames: its log pitch
+    energies are the 22.05 kHz reference's (4096-sample frames) on the same frame axis."""
+    from msmd_prep.performed import reference as R
+
+    assert R.frame_samples(22050) == 4096 and R.frame_samples(16000) == 3000
+    production = R.reference_synth("timgm6mb")
+    assert production.config.sample_rate_hz == R.REFERENCE_RATE_HZ == 16000
+    n = read_score_events(pieces["sonatina"]).notes
+    slow = R.reference_features(n, reference_synth).log_pitch
+    fast = R.reference_features(n, production).log_pitch
+    assert abs(slow.shape[1] - fast.shape[1]) <= 1
+    m = min(slow.shape[1], fast.shape[1]) - 4
+    corr = [np.corrcoef(slow[:, 2:2 + m].ravel(), fast[:, 2 + lag:2 + lag + m].ravel())[0, 1]
+            for lag in (-2, -1, 0, 1, 2)]
+    assert int(np.argmax(corr)) == 2 and corr[2] > 0.99, corr
+
+
 def test_log_pitch_features_keep_the_octave(reference_synth):
     """Chroma cannot tell C4 from C5; the log pitch energies two recordings are compared by can."""
     from msmd_prep.performed.features import audio_features

@@ -317,11 +317,12 @@ def audio_features(audio: np.ndarray, sample_rate_hz: int,
                     log_pitch(f_pitch)), tuning
 
 
-def pitch_energies(audio: np.ndarray, sample_rate_hz: int, tuning_cents: float) -> np.ndarray:
-    """Energy per MIDI pitch band of 4096-sample Hann frames at 50 fps; (128, n) float64."""
-    fb = pitch_filterbank(CHROMA_WINDOW, sample_rate_hz, tuning_cents)
+def pitch_energies(audio: np.ndarray, sample_rate_hz: int, tuning_cents: float,
+                   n_fft: int = CHROMA_WINDOW) -> np.ndarray:
+    """Energy per MIDI pitch band of ``n_fft``-sample Hann frames at 50 fps; (128, n) float64."""
+    fb = pitch_filterbank(n_fft, sample_rate_hz, tuning_cents)
     return _band_energies(np.asarray(audio, dtype=np.float32),
-                          _hop(sample_rate_hz, FEATURE_RATE_FPS), CHROMA_WINDOW,
+                          _hop(sample_rate_hz, FEATURE_RATE_FPS), n_fft,
                           fb).astype(np.float64)
 
 

@@ -441,7 +441,8 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
         al = align_recording(score, audio, config, ref_synth)
         flags = _flags(al.confidence, config, share)
         side = ("the score's note list" if ref_synth is None else
-                f"the score played by FluidSynth ({ref_synth.soundfont.name}), same pitch "
+                f"the score played by FluidSynth ({ref_synth.soundfont.name}) at "
+                f"{ref_synth.config.sample_rate_hz} Hz, same pitch "
                 "filterbank, DLNCO from its note list, warped where its tempo is more than "
                 "1.5x off the recording's")
         for perf_dir, _, cfg, config_hash in todo:
