@@ -7,7 +7,8 @@
    tempo is far from the recording's (:mod:`.tempo`).
 2. Refinement by the recording's onset peaks: each score onset (a chord)
    moves to an onset peak near the path's time that its pitches support
-   (nearer where chords are dense, :func:`search_widths`),
+   (nearer where chords are dense, :func:`search_widths`), a peak weighed
+   by how much the chord's pitch energies rise there (:func:`rise_weights`),
    the chords' peaks chosen together so that their times keep score order
    and no two chords share one (:func:`chord_times`); chords that found
    none follow their neighbours.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dtw import SCORE_PAD_S, Warping, warp, warp_score
-from .features import Features, Notes, audio_features
+from .features import FEATURE_RATE_FPS, MIDI_MIN, Features, Notes, audio_features
 from .midi_align import longest_increasing
 from .tempo import bounded_time_map, coarse_path, warp_reference
 
@@ -34,6 +35,22 @@ SPARSE_WINDOW_SHARE = 0.45
 SPARSE_PRIOR_SHARE = 0.3
 MAX_WINDOW_S = 1.0
 CHORD_SPREAD_S = 0.03
+# A candidate's score is multiplied by (RISE_FLOOR + rise) ** RISE_POWER, rise being the
+# mean over the chord's pitches of the increase of their log energy (the recording's
+# 186 ms, 50 fps pitch bands) from RISE_BEFORE_S before the candidate to RISE_AFTER_S after
+# it, where it increases.  The onset peaks (46 ms frames) leak into neighbouring pitch rows
+# below about C6 (a note's own row held the highest peak of its row and the semitone rows
+# beside it for only 44-75 % of the notes of pitches 36-83, dev seed 7), so in a fast run a
+# chord's rows have peaks at its neighbours' onsets too; the long frames tell the pitches
+# apart.  ASAP beats median / within 50 / 100 ms, dev seeds 7 and 11, audio: 5.7 ms / 96.99 /
+# 98.26 -> 5.4 / 97.10 / 98.29 and 6.8 / 93.25 / 97.01 -> 6.5 / 93.50 / 97.01; noisy: 5.8 /
+# 96.62 / 98.18 -> 5.5 / 97.03 / 98.26 and 7.1 / 92.89 / 96.80 -> 6.9 / 93.02 / 96.82.  Power
+# 0.5 gained more within 50 ms but lost 4 beats within 100 ms on noisy seed 11; the weight
+# exp(rise), or 120 ms between the two frames read, did worse (the note of issue 15, session 7).
+RISE_BEFORE_S = 0.06
+RISE_AFTER_S = 0.04
+RISE_FLOOR = 0.3
+RISE_POWER = 0.25
 # Least time between the onsets two successive chords are refined to (seconds): one onset
 # shows in the peak rows of several pitches, and serves one chord only.  10 ms put more ASAP
 # beats within 50 and 100 ms than 20 ms (dev seeds 7 and 11; the note of issue 15, session 5).
@@ -226,6 +243,57 @@ def chord_candidates(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, tab
     return g[new], t[new], score[new]
 
 
+def pitch_rise(log_pitch: np.ndarray, pitch: np.ndarray, t_s: np.ndarray,
+               before_s: float = RISE_BEFORE_S, after_s: float = RISE_AFTER_S) -> np.ndarray:
+    """How much each pitch's log energy rises around each time: ``L(t + after_s) - L(t - before_s)``.
+
+    Parameters
+    ----------
+    log_pitch : np.ndarray [shape=(88, n_frames)]
+        Log pitch energies of MIDI pitches 21..108 (:func:`features.log_pitch`),
+        frame ``i`` centred at ``i / FEATURE_RATE_FPS`` seconds; read with linear
+        interpolation between frames (pitches outside 21..108: the nearest row).
+    pitch, t_s : np.ndarray [shape=(n,)]
+        MIDI pitch and time (seconds) of each query.
+    """
+    last = log_pitch.shape[1] - 1
+    row = np.clip(pitch - MIDI_MIN, 0, log_pitch.shape[0] - 1)
+
+    def at(t: np.ndarray) -> np.ndarray:
+        f = np.clip(t * FEATURE_RATE_FPS, 0, max(last - 1e-3, 0))
+        i = f.astype(np.int64)
+        w = f - i
+        return log_pitch[row, i] * (1 - w) + log_pitch[row, np.minimum(i + 1, last)] * w
+
+    return at(t_s + after_s) - at(t_s - before_s)
+
+
+def rise_weights(chord: np.ndarray, pitch: np.ndarray, cand_chord: np.ndarray,
+                 cand_s: np.ndarray, log_pitch: np.ndarray, floor: float = RISE_FLOOR,
+                 power: float = RISE_POWER) -> np.ndarray:
+    """Each candidate's weight ``(floor + rise) ** power``, rise being the mean over its
+    chord's pitches of their :func:`pitch_rise` at the candidate where positive (else 0).
+
+    Parameters
+    ----------
+    chord, pitch : np.ndarray [shape=(n,), dtype=int64]
+        The chord index and MIDI pitch of every score note.
+    cand_chord, cand_s : np.ndarray [shape=(n_candidates,)]
+        As :func:`chord_candidates` returns them.
+    log_pitch : np.ndarray [shape=(88, n_frames)]
+        The recording's log pitch energies (:attr:`features.Features.log_pitch`).
+    """
+    pairs = np.unique(np.stack([chord, np.clip(pitch, 0, 127)], axis=1), axis=0)
+    n_chords = int(chord.max()) + 1 if len(chord) else 0
+    first = np.searchsorted(pairs[:, 0], np.arange(n_chords))
+    n_pitches = np.bincount(pairs[:, 0], minlength=n_chords)
+    pair, cand = _ranges(first[cand_chord], first[cand_chord] + n_pitches[cand_chord])
+    rise = np.maximum(pitch_rise(log_pitch, pairs[pair, 1], cand_s[cand]), 0.0)
+    total = np.zeros(len(cand_s))
+    np.add.at(total, cand, rise)
+    return (floor + total / n_pitches[cand_chord]) ** power
+
+
 def increasing_choice(cand_chord: np.ndarray, cand_s: np.ndarray, cand_score: np.ndarray,
                       n_chords: int, min_gap_s: float = MIN_CHORD_GAP_S) -> np.ndarray:
     """One candidate or none per chord, in score order, with the highest total score.
@@ -277,15 +345,20 @@ def increasing_choice(cand_chord: np.ndarray, cand_s: np.ndarray, cand_score: np
 
 
 def chord_times(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: PeakTable,
-                **options) -> np.ndarray:
+                log_pitch: np.ndarray | None = None, **options) -> np.ndarray:
     """The onset of every chord in a recording's onset peaks (NaN: none), chosen jointly.
 
     Each chord's window and prior come from :func:`search_widths`, then
-    :func:`chord_candidates` (``options`` go to it), then :func:`increasing_choice`.
+    :func:`chord_candidates` (``options`` go to it), weighted by
+    :func:`rise_weights` when the recording's ``log_pitch`` is given, then
+    :func:`increasing_choice`.
     """
     window_s, prior_s = search_widths(t0_s)
-    return increasing_choice(*chord_candidates(chord, pitch, t0_s, table, window_s=window_s,
-                                               prior_s=prior_s, **options), len(t0_s))
+    g, t, score = chord_candidates(chord, pitch, t0_s, table, window_s=window_s,
+                                   prior_s=prior_s, **options)
+    if log_pitch is not None and len(g):
+        score = score * rise_weights(chord, pitch, g, t, log_pitch)
+    return increasing_choice(g, t, score, len(t0_s))
 
 
 def group_medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -301,7 +374,8 @@ def group_medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     return (v[start + (count - 1) // 2] + v[start + count // 2]) / 2
 
 
-def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict) -> tuple[np.ndarray, np.ndarray]:
+def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
+                  log_pitch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Move each score onset group (chord) onto the recording's onset peaks.
 
     Parameters
@@ -311,6 +385,9 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict) -> tuple[n
         The path's time of each note, seconds.
     peaks : dict
         Onset peaks per pitch (:func:`features.novelty_peaks`).
+    log_pitch : np.ndarray [shape=(88, n_frames)], optional
+        The recording's log pitch energies: candidates are weighted by
+        :func:`rise_weights` (without: by their peaks alone).
 
     Returns
     -------
@@ -322,7 +399,7 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict) -> tuple[n
     """
     keys, group = np.unique(np.round(score.onset_s, 4), return_inverse=True)
     t_path = group_medians(group, predicted_s)
-    t_found = chord_times(group, score.pitch, t_path, peak_table(peaks))
+    t_found = chord_times(group, score.pitch, t_path, peak_table(peaks), log_pitch)
     ok = np.flatnonzero(np.isfinite(t_found))
     refined = np.zeros(len(keys), dtype=bool)
     if len(ok) >= 2:
@@ -378,5 +455,5 @@ def align_audio(score: Notes, audio: np.ndarray, sample_rate_hz: int,
         score_s = w.score_s if time_map.identity else time_map.to_reference(w.score_s)
         warping = Warping(score_s - SCORE_PAD_S, w.performance_s, w.cost, w.null_cost)
     onset_s, refined = refine_onsets(score, warping.to_performance(score.onset_s),
-                                     perf_features.onset_peaks)
+                                     perf_features.onset_peaks, perf_features.log_pitch)
     return AudioAlignment(onset_s, refined, warping, tuning)
