@@ -394,6 +394,63 @@ def test_fast_octave_run_refined_to_each_notes_own_onset():
     assert np.sum(np.abs(best - (onset + 0.1))[late] < 0.025) >= 3
 
 
+def test_pitch_rise_reads_the_log_energy_after_minus_before():
+    """A pitch whose log energy steps from 0 to 2 at 1.0 s: its rise is 2 where the step lies
+    between the two frames read (40 ms after, 60 ms before), 0 well before or after it, and
+    half of it where the later frame falls halfway along the step's frame; other pitches 0."""
+    from msmd_prep.performed.audio_align import RISE_AFTER_S, RISE_BEFORE_S, pitch_rise
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+
+    log_pitch = np.zeros((88, 200))
+    log_pitch[60 - 21, round(1.0 * FEATURE_RATE_FPS):] = 2.0
+    step_s = 1.0 - 1 / FEATURE_RATE_FPS  # the last frame before the step
+    t = np.array([1.0, 0.5, 2.0, step_s + 0.5 / FEATURE_RATE_FPS - RISE_AFTER_S])
+    assert np.allclose(pitch_rise(log_pitch, np.full(4, 60), t), [2.0, 0.0, 0.0, 1.0])
+    assert np.allclose(pitch_rise(log_pitch, np.full(4, 61), t), 0.0)
+    assert RISE_BEFORE_S + RISE_AFTER_S < 0.11  # both frames within one note of a fast run
+
+
+def test_rise_weights_favour_candidates_where_the_chords_pitches_rise():
+    """Chord 0 (pitches 60 and 64) has candidates at 1.0 s, where only 60 rises (by 2), and
+    at 2.0 s, where both do; chord 1 (pitch 67) one at 3.0 s, where nothing rises: the
+    weights are (floor + mean rise) ** power."""
+    from msmd_prep.performed.audio_align import RISE_FLOOR, RISE_POWER, rise_weights
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+
+    log_pitch = np.zeros((88, 250))
+    log_pitch[60 - 21, round(1.0 * FEATURE_RATE_FPS):] = 2.0
+    log_pitch[60 - 21, round(2.0 * FEATURE_RATE_FPS):] = 4.0
+    log_pitch[64 - 21, round(2.0 * FEATURE_RATE_FPS):] = 2.0
+    w = rise_weights(np.array([0, 0, 1]), np.array([60, 64, 67]), np.array([0, 0, 1]),
+                     np.array([1.0, 2.0, 3.0]), log_pitch)
+    assert np.allclose(w, np.array([RISE_FLOOR + 1.0, RISE_FLOOR + 2.0, RISE_FLOOR]) ** RISE_POWER)
+    assert w[1] > w[0] > w[2]
+
+
+def test_fast_run_refined_to_each_notes_own_onset_where_the_path_is_nearly_a_note_late():
+    """A run B4 C5 D5 E5 F5 E5 D5 C5 (four times), 0.11 s apart, the path 88 ms late on
+    every note (most of a note off, as the path is in fast figuration).  The onset peaks
+    leak into the semitone rows, so C5's rows hold a peak at the next note's onset, nearer
+    to the path than its own: by the peaks alone, some C5s take the next note's onset (more
+    than 80 ms off).  Weighted by the rise of the chord's own pitch energies, every note
+    gets its own onset (within 25 ms)."""
+    from msmd_prep.performed.audio_align import refine_onsets
+    from msmd_prep.performed.features import audio_features
+
+    # The truth is the rendering's: FluidR3's B4 peaks 35 ms late with either rule.
+    if load_manifest()["musescore_general"].locate() is None:
+        pytest.skip("MuseScore_General not installed (make soundfonts)")
+    pitch = np.array([71, 72, 74, 76, 77, 76, 74, 72] * 4)
+    onset = 0.5 + 0.11 * np.arange(len(pitch))
+    notes = Notes(onset, np.full(len(pitch), 0.95 * 0.11), pitch, np.full(len(pitch), 80))
+    features, _ = audio_features(play(notes, "musescore_general"), 22050, 0)
+    path = onset + 0.088
+    got, refined = refine_onsets(notes, path, features.onset_peaks, features.log_pitch)
+    assert refined.all() and np.max(np.abs(got - onset)) <= 0.025
+    by_peaks, _ = refine_onsets(notes, path, features.onset_peaks)
+    assert np.any(np.abs(by_peaks - onset) > 0.08)
+
+
 def test_search_widths_widen_only_where_chords_are_sparse():
     """Chords 0.1 s apart keep the 150 ms window and 60 ms prior; a chord 2 s from its
     nearer neighbour searches 0.45 of that way (0.9 s), with a prior of 0.3 of it; a

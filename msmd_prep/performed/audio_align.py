@@ -46,7 +46,7 @@ CHORD_SPREAD_S = 0.03
 # 98.26 -> 5.4 / 97.10 / 98.29 and 6.8 / 93.25 / 97.01 -> 6.5 / 93.50 / 97.01; noisy: 5.8 /
 # 96.62 / 98.18 -> 5.5 / 97.03 / 98.26 and 7.1 / 92.89 / 96.80 -> 6.9 / 93.02 / 96.82.  Power
 # 0.5 gained more within 50 ms but lost 4 beats within 100 ms on noisy seed 11; the weight
-# exp(rise), or 120 ms between the two frames read, did worse (the note of issue 15, session 7).
+# exp(rise), or reading 100 ms before instead of 60, did worse (the note of issue 15, session 7).
 RISE_BEFORE_S = 0.06
 RISE_AFTER_S = 0.04
 RISE_FLOOR = 0.3

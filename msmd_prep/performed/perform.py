@@ -450,7 +450,8 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
                 score.heads)) | {
                 "kind": KIND_AUDIO, "config_hash": config_hash, "config": cfg,
                 "method": f"audio: chroma+DLNCO MrMsDTW (synctoolbox) against {side}, "
-                          "onsets refined by onset peaks (wider windows where chords are sparse), "
+                          "onsets refined by onset peaks (wider windows where chords are sparse, "
+                          "weighted by the rise of the chord's pitch energies), "
                           "chosen together in score order",
                 "reference": ({"kind": "notes"} if ref_synth is None else
                               {"kind": "synthesized", **ref_synth.soundfont.provenance()}),
