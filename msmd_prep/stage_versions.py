@@ -27,7 +27,7 @@ STAGE_VERSIONS: dict[str, int] = {
     "synth": 3,        # 2: stage versions; 3: rendered at 22.05 kHz (no resampling)
     "spectrogram": 2,  # 2: stage versions
     "align": 2,        # 2: energy as attacks; spectrogram and pages among the inputs
-    "perform": 9,      # 2: recordings against a synthesized reference (log pitch energies,
+    "perform": 10,     # 2: recordings against a synthesized reference (log pitch energies,
                        #    DLNCO from the note list), MrMsDTW threshold_rec 10^6;
                        # 3: MIDI: left-out notes paired between their paired neighbours;
                        # 4: recordings: reference warped where its tempo is > 1.5x off the
@@ -40,6 +40,8 @@ STAGE_VERSIONS: dict[str, int] = {
                        #    threshold_rec 3*10^5 against it
                        # 9: recordings: onset peaks weighted by the rise of their chord's
                        #    pitch energies
+                       # 10: recordings: register onsets (DLNRO, octave bands) beside DLNCO
+                       #     against the synthesized reference
     "pack": 7,         # 2: only complete and current outputs; hash splits;
                        # 3: compressed piece files and shards, excerpts at pixel boundaries;
                        # 4: sheet rescale by whole-score steps (sheet_scale_steps);

@@ -1,7 +1,8 @@
 """Alignment of an audio recording to the score's notes.
 
 1. Chroma + DLNCO features of the recording (:func:`features.audio_features`)
-   and of the score, synthesized (:mod:`.reference`) or its own note list,
+   and of the score, synthesized (:mod:`.reference`; then log pitch energies
+   for chroma, and register onsets, DLNRO, beside DLNCO) or its own note list,
    MrMsDTW between them (synctoolbox): every score onset gets a performance
    time off the path.  A synthesized reference is first warped where its
    tempo is far from the recording's (:mod:`.tempo`).
@@ -449,9 +450,10 @@ def align_audio(score: Notes, audio: np.ndarray, sample_rate_hz: int,
             padded = Notes(score.onset_s + SCORE_PAD_S, score.duration_s, score.pitch,
                            score.velocity)
             reference = warp_reference(reference, padded, time_map)
+        # Register onsets beside the chroma onsets: features.REGISTER_SEMITONES says why.
         w = warp(reference, perf_features, alpha=REFERENCE_ALPHA,
-                 threshold_rec=REFERENCE_THRESHOLD_REC,
-                 pitch=True, step_weights=REFERENCE_STEP_WEIGHTS)
+                 threshold_rec=REFERENCE_THRESHOLD_REC, pitch=True, registers=True,
+                 step_weights=REFERENCE_STEP_WEIGHTS)
         score_s = w.score_s if time_map.identity else time_map.to_reference(w.score_s)
         warping = Warping(score_s - SCORE_PAD_S, w.performance_s, w.cost, w.null_cost)
     onset_s, refined = refine_onsets(score, warping.to_performance(score.onset_s),

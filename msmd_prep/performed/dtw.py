@@ -88,9 +88,9 @@ def path_costs(score: Features, performance: Features, path: np.ndarray) -> tupl
 
 
 def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHOLD_REC,
-         alpha: float = ALPHA, pitch: bool = False,
+         alpha: float = ALPHA, pitch: bool = False, registers: bool = False,
          step_weights: np.ndarray = STEP_WEIGHTS) -> Warping:
-    """Align two feature sequences with chroma + DLNCO MrMsDTW.
+    """Align two feature sequences with chroma + DLNCO (+ DLNRO) MrMsDTW.
 
     Parameters
     ----------
@@ -106,6 +106,9 @@ def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHO
         Compare the sides' log pitch energies (88 bands, octaves kept; both
         must be audio features) instead of their chroma at every level; the
         cost is the chroma's either way.
+    registers : bool
+        Compare the sides' DLNRO register onsets beside their DLNCO at the
+        finest level (one Euclidean distance over both; both sides need ``dlnro``).
     step_weights : np.ndarray [shape=(3,)]
         Weights of the steps (1, 0), (0, 1), (1, 1): the larger the first
         two against the third, the more the path keeps to the diagonal.
@@ -117,11 +120,14 @@ def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHO
 
     # synctoolbox computes each block's DLNCO distances with sklearn, whose
     # argument checks took a third of the DTW's time; the features are finite.
+    onset1, onset2 = ((np.vstack([score.dlnco, score.dlnro]),
+                       np.vstack([performance.dlnco, performance.dlnro])) if registers
+                      else (score.dlnco, performance.dlnco))
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         path = sync_via_mrmsdtw(f_chroma1=score.log_pitch if pitch else score.chroma,
-                                f_onset1=score.dlnco,
+                                f_onset1=onset1,
                                 f_chroma2=performance.log_pitch if pitch else performance.chroma,
-                                f_onset2=performance.dlnco,
+                                f_onset2=onset2,
                                 input_feature_rate=FEATURE_RATE_FPS, step_weights=step_weights,
                                 threshold_rec=threshold_rec, alpha=alpha, verbose=False)
     cost, null = path_costs(score, performance, path)

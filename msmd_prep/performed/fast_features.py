@@ -101,6 +101,36 @@ def matlab_round(x: np.ndarray) -> np.ndarray:
     return np.where(x - fl < 0.5, fl, np.ceil(x)).astype(np.int64)
 
 
+def onsets_of_peaks(peaks: dict, n_frames: int, feature_rate: float, row_of_pitch: np.ndarray,
+                    n_rows: int, gamma: float = 10000.0) -> np.ndarray:
+    """Onsets (n_frames x n_rows) of per-pitch onset peaks, pitch ``p``'s in row ``row_of_pitch[p]``.
+
+    synctoolbox's DLNCO step 1 (each peak adds ``log(1 + gamma * height)`` at its
+    frame) with the rows of the caller's choice: pitch classes, or registers.
+
+    Parameters
+    ----------
+    peaks : dict of int to np.ndarray [shape=(2, k)]
+        Per MIDI pitch, times in ms (row 0) and heights (row 1).
+    row_of_pitch : np.ndarray [shape=(128,), dtype=int64]
+    """
+    f_co = np.zeros((n_frames, n_rows))
+    for p in range(MIDI_MIN, MIDI_MAX + 1):
+        if p not in peaks:
+            continue
+        t = np.asarray(peaks[p][0, :] / 1000).reshape(-1)
+        v = np.asarray(np.log(peaks[p][1, :] * gamma + 1)).reshape(-1)
+        np.add.at(f_co, (matlab_round(t * feature_rate), row_of_pitch[p]), v)
+    return f_co
+
+
+def register_rows(semitones: int) -> tuple[np.ndarray, int]:
+    """Each MIDI pitch's register band (pitches 21 .. 20 + semitones are band 0, and so on)
+    and the number of bands over 21..108."""
+    rows = np.clip((np.arange(128) - MIDI_MIN) // semitones, 0, None)
+    return rows, int(rows[MIDI_MAX]) + 1
+
+
 def chroma_onsets_of_peaks(peaks: dict, n_frames: int, feature_rate: float,
                            gamma: float = 10000.0) -> np.ndarray:
     """Chroma onsets (n_frames x 12) of per-pitch onset peaks, as synctoolbox's DLNCO step 1.
@@ -110,14 +140,26 @@ def chroma_onsets_of_peaks(peaks: dict, n_frames: int, feature_rate: float,
     peaks : dict of int to np.ndarray [shape=(2, k)]
         Per MIDI pitch, times in ms (row 0) and heights (row 1).
     """
-    f_co = np.zeros((n_frames, 12))
-    for p in range(MIDI_MIN, MIDI_MAX + 1):
-        if p not in peaks:
-            continue
-        t = np.asarray(peaks[p][0, :] / 1000).reshape(-1)
-        v = np.asarray(np.log(peaks[p][1, :] * gamma + 1)).reshape(-1)
-        np.add.at(f_co, (matlab_round(t * feature_rate), p % 12), v)
-    return f_co
+    return onsets_of_peaks(peaks, n_frames, feature_rate, np.arange(128) % 12, 12, gamma)
+
+
+def register_onsets_of_peaks(peaks: dict, n_frames: int, feature_rate: float, semitones: int,
+                             gamma: float = 10000.0) -> np.ndarray:
+    """Register onsets (n_frames x n_bands) of per-pitch onset peaks: DLNCO step 1 with
+    the peaks summed per band of ``semitones`` pitches (:func:`register_rows`), not per pitch class."""
+    rows, n_rows = register_rows(semitones)
+    return onsets_of_peaks(peaks, n_frames, feature_rate, rows, n_rows, gamma)
+
+
+def note_peaks(onset_s: np.ndarray, pitch: np.ndarray, velocity: np.ndarray) -> dict:
+    """Notes as onset peaks, as synctoolbox's ``df_to_pitch_onset_features``: per pitch
+    21..108 the onsets (ms) and heights ``velocity / 1e6``."""
+    keep = (pitch >= MIDI_MIN) & (pitch <= MIDI_MAX)
+    order = np.lexsort((onset_s[keep], pitch[keep]))
+    p = pitch[keep][order]
+    return {int(q): np.array([1000 * onset_s[keep][order][p == q],
+                              velocity[keep][order][p == q] / PEAK_HEIGHT_SCALE])
+            for q in np.unique(p)}
 
 
 def chroma_onsets_of_notes(onset_s: np.ndarray, pitch: np.ndarray, velocity: np.ndarray,
@@ -127,21 +169,17 @@ def chroma_onsets_of_notes(onset_s: np.ndarray, pitch: np.ndarray, velocity: np.
 
     Each note is a peak at its onset with height ``velocity / 1e6``.
     """
-    keep = (pitch >= MIDI_MIN) & (pitch <= MIDI_MAX)
-    order = np.lexsort((onset_s[keep], pitch[keep]))
-    p = pitch[keep][order]
-    peaks = {int(q): np.array([1000 * onset_s[keep][order][p == q],
-                               velocity[keep][order][p == q] / PEAK_HEIGHT_SCALE])
-             for q in np.unique(p)}
-    return chroma_onsets_of_peaks(peaks, n_frames, feature_rate, gamma)
+    return chroma_onsets_of_peaks(note_peaks(onset_s, pitch, velocity), n_frames, feature_rate,
+                                  gamma)
 
 
 def dlnco_of_chroma_onsets(f_co: np.ndarray, feature_rate: float = 50,
                            maxfilter_s: float = 0.8, maxfilter_thresh: float = 0.1,
                            coefs: np.ndarray = DLNCO_COEFS) -> np.ndarray:
-    """DLNCO features (12 x n) of chroma onsets (n x 12), as synctoolbox's DLNCO steps 2-4.
+    """DLNCO features (d x n) of chroma onsets (n x d, d = 12), as synctoolbox's DLNCO steps 2-4;
+    register onsets (d bands) the same way.
 
-    Chroma onsets are divided by their norm's running maximum over
+    Onsets are divided by their norm's running maximum over
     ``maxfilter_s`` (at least ``maxfilter_thresh``), then each decays by
     ``coefs`` over the following frames (the maximum of the decayed copies).
     """

@@ -443,13 +443,14 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
         side = ("the score's note list" if ref_synth is None else
                 f"the score played by FluidSynth ({ref_synth.soundfont.name}) at "
                 f"{ref_synth.config.sample_rate_hz} Hz, same pitch "
-                "filterbank, DLNCO from its note list, warped where its tempo is more than "
-                "1.5x off the recording's")
+                "filterbank, DLNCO and register onsets (DLNRO) from its note list, warped "
+                "where its tempo is more than 1.5x off the recording's")
         for perf_dir, _, cfg, config_hash in todo:
             _write(perf_dir, audio, al.onsets, al.warping, base | _summary(al, len(
                 score.heads)) | {
                 "kind": KIND_AUDIO, "config_hash": config_hash, "config": cfg,
-                "method": f"audio: chroma+DLNCO MrMsDTW (synctoolbox) against {side}, "
+                "method": f"audio: chroma+DLNCO MrMsDTW (synctoolbox; against a synthesized "
+                          f"reference log pitch + DLNCO + DLNRO) against {side}, "
                           "onsets refined by onset peaks (wider windows where chords are sparse, "
                           "weighted by the rise of the chord's pitch energies), "
                           "chosen together in score order",

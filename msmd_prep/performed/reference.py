@@ -76,7 +76,7 @@ def reference_features(score: Notes, synth: Synthesizer,
     """Features of :func:`reference_audio` (frame ``i`` is score time ``i / fps - pad_s``).
 
     Chroma and log pitch energies come from the reference's audio (tuning 0:
-    FluidSynth plays at A = 440 Hz); its DLNCO onset features from the
+    FluidSynth plays at A = 440 Hz); its DLNCO and DLNRO onset features from the
     score's note list, whose onsets are the reference's own (which saves
     the onset analysis of the reference, a third of its features' time, at
     the same accuracy on ASAP: the note of issue 15, session 3).  No onset
@@ -86,5 +86,5 @@ def reference_features(score: Notes, synth: Synthesizer,
     f_pitch = pitch_energies(reference_audio(score, synth, pad_s), rate, 0, frame_samples(rate))
     n_frames = f_pitch.shape[1]
     padded = Notes(score.onset_s + pad_s, score.duration_s, score.pitch, score.velocity)
-    return Features(chroma_of(f_pitch), note_features(padded, n_frames).dlnco, {},
-                    log_pitch(f_pitch))
+    onsets = note_features(padded, n_frames)
+    return Features(chroma_of(f_pitch), onsets.dlnco, {}, log_pitch(f_pitch), onsets.dlnro)

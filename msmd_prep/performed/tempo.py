@@ -134,8 +134,8 @@ def warp_reference(reference: Features, notes: Notes, time_map: TimeMap) -> Feat
         Audio features of the reference (with ``log_pitch``), frame ``i`` at
         ``i / FEATURE_RATE_FPS`` seconds of reference time.
     notes : Notes
-        The reference's notes, seconds of reference time: their DLNCO onset
-        features are computed anew at the warped times.
+        The reference's notes, seconds of reference time: their DLNCO and
+        DLNRO onset features are computed anew at the warped times.
     time_map : TimeMap
     """
     n = int(np.ceil(time_map.to_warped(np.array([(reference.n_frames - 1) / FEATURE_RATE_FPS]))[0]
@@ -144,5 +144,6 @@ def warp_reference(reference: Features, notes: Notes, time_map: TimeMap) -> Feat
     onset = time_map.to_warped(notes.onset_s)
     offset = time_map.to_warped(notes.onset_s + notes.duration_s)
     moved = Notes(onset, np.maximum(offset - onset, 1e-3), notes.pitch, notes.velocity)
-    return Features(_resample(reference.chroma, frames), note_features(moved, n).dlnco, {},
-                    _resample(reference.log_pitch, frames))
+    onsets = note_features(moved, n)
+    return Features(_resample(reference.chroma, frames), onsets.dlnco, {},
+                    _resample(reference.log_pitch, frames), onsets.dlnro)
