@@ -253,8 +253,8 @@ def test_array_features_equal_synctoolbox(pieces, recording):
     frames = got.shape[1] + 40
     expected = pitch_onset_features_to_DLNCO(f_peaks=df_to_pitch_onset_features(df),
                                              feature_rate=50, feature_sequence_length=frames)
-    got = ff.dlnco_of_chroma_onsets(ff.chroma_onsets_of_notes(onset, n.pitch, n.velocity,
-                                                              frames, 50), 50)
+    got = ff.dlnco_of_chroma_onsets(ff.chroma_onsets_of_peaks(ff.note_peaks(onset, n.pitch,
+                                                                            n.velocity), frames, 50), 50)
     assert got.max() > 0.5 and np.allclose(got, expected, rtol=0, atol=1e-12)
     audio = read_recording(recording[0])
     feats, _ = audio_features(audio, 22050)

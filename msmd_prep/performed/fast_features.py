@@ -162,17 +162,6 @@ def note_peaks(onset_s: np.ndarray, pitch: np.ndarray, velocity: np.ndarray) -> 
             for q in np.unique(p)}
 
 
-def chroma_onsets_of_notes(onset_s: np.ndarray, pitch: np.ndarray, velocity: np.ndarray,
-                           n_frames: int, feature_rate: float,
-                           gamma: float = 10000.0) -> np.ndarray:
-    """Chroma onsets of notes, as synctoolbox's ``df_to_pitch_onset_features`` then DLNCO step 1.
-
-    Each note is a peak at its onset with height ``velocity / 1e6``.
-    """
-    return chroma_onsets_of_peaks(note_peaks(onset_s, pitch, velocity), n_frames, feature_rate,
-                                  gamma)
-
-
 def dlnco_of_chroma_onsets(f_co: np.ndarray, feature_rate: float = 50,
                            maxfilter_s: float = 0.8, maxfilter_thresh: float = 0.1,
                            coefs: np.ndarray = DLNCO_COEFS) -> np.ndarray:
