@@ -52,6 +52,17 @@ RISE_BEFORE_S = 0.06
 RISE_AFTER_S = 0.04
 RISE_FLOOR = 0.3
 RISE_POWER = 0.25
+# A chord the onset peaks left (none near its path time, or out of score order) is searched
+# again between its refined neighbours' onsets, wherever its pitches' log energy rises by at
+# least MIN_RISE (a local maximum of the mean rise, on a grid of RISE_STEP_S).  In slow, free
+# playing the path is 0.4-1.5 s off where a chord follows a held chord the pianist stretches,
+# or a pause, beyond any window around it; soft high chords and low octaves there often have
+# no onset peak, but their 186 ms pitch bands do rise.  ASAP beats within 100 ms (dev seeds
+# 7 and 11, audio): 98.55 -> 98.63 % and 97.20 -> 97.45 %; noisy 98.44 -> 98.48 %, 97.03 ->
+# 97.28 %.  A second search by the onset peaks instead, ungated, was worse (98.48 / 97.07 %;
+# the notes of issue 15, sessions 7 and 8).
+MIN_RISE = 0.2
+RISE_STEP_S = 0.01
 # Least time between the onsets two successive chords are refined to (seconds): one onset
 # shows in the peak rows of several pitches, and serves one chord only.  10 ms put more ASAP
 # beats within 50 and 100 ms than 20 ms (dev seeds 7 and 11; the note of issue 15, session 5).
@@ -284,6 +295,16 @@ def rise_weights(chord: np.ndarray, pitch: np.ndarray, cand_chord: np.ndarray,
     log_pitch : np.ndarray [shape=(88, n_frames)]
         The recording's log pitch energies (:attr:`features.Features.log_pitch`).
     """
+    return (floor + chord_rise(chord, pitch, cand_chord, cand_s, log_pitch)) ** power
+
+
+def chord_rise(chord: np.ndarray, pitch: np.ndarray, cand_chord: np.ndarray,
+               cand_s: np.ndarray, log_pitch: np.ndarray) -> np.ndarray:
+    """At each candidate, the mean over its chord's pitches of their :func:`pitch_rise`
+    where positive (else 0), in the log energy's units (natural log).
+
+    Parameters are those of :func:`rise_weights`.
+    """
     pairs = np.unique(np.stack([chord, np.clip(pitch, 0, 127)], axis=1), axis=0)
     n_chords = int(chord.max()) + 1 if len(chord) else 0
     first = np.searchsorted(pairs[:, 0], np.arange(n_chords))
@@ -292,7 +313,7 @@ def rise_weights(chord: np.ndarray, pitch: np.ndarray, cand_chord: np.ndarray,
     rise = np.maximum(pitch_rise(log_pitch, pairs[pair, 1], cand_s[cand]), 0.0)
     total = np.zeros(len(cand_s))
     np.add.at(total, cand, rise)
-    return (floor + total / n_pitches[cand_chord]) ** power
+    return total / n_pitches[cand_chord]
 
 
 def increasing_choice(cand_chord: np.ndarray, cand_s: np.ndarray, cand_score: np.ndarray,
@@ -362,6 +383,89 @@ def chord_times(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, table: P
     return increasing_choice(g, t, score, len(t0_s))
 
 
+def rise_candidates(chord: np.ndarray, pitch: np.ndarray, chords: np.ndarray,
+                    lo_s: np.ndarray, hi_s: np.ndarray, log_pitch: np.ndarray,
+                    min_rise: float = MIN_RISE, step_s: float = RISE_STEP_S
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate onsets of some chords where their pitch energies rise, not where peaks are.
+
+    On a grid of ``step_s`` from ``lo_s`` to ``hi_s`` (each chord's own span,
+    seconds), every local maximum of the chord's :func:`chord_rise` that reaches
+    ``min_rise`` is a candidate.
+
+    Parameters
+    ----------
+    chord, pitch : np.ndarray [shape=(n,), dtype=int64]
+        The chord index and MIDI pitch of every score note.
+    chords, lo_s, hi_s : np.ndarray [shape=(n_searched,)]
+        The chords searched (increasing) and their spans, seconds in the recording.
+    log_pitch : np.ndarray [shape=(88, n_frames)]
+        The recording's log pitch energies (:attr:`features.Features.log_pitch`).
+
+    Returns
+    -------
+    cand_chord, cand_s, cand_rise : np.ndarray [shape=(n_candidates,)]
+        Sorted by chord, then time.
+    """
+    count = np.maximum(np.ceil((hi_s - lo_s) / step_s).astype(np.int64), 0)
+    idx, owner = _ranges(np.zeros(len(chords), np.int64), count)
+    g, t = chords[owner], lo_s[owner] + step_s * idx
+    r = chord_rise(chord, pitch, g, t, log_pitch) if len(g) else np.zeros(0)
+    # A maximum is at least its predecessor and above its successor, both in its chord's span.
+    inner = np.zeros(len(g), dtype=bool)
+    inner[1:-1] = (owner[:-2] == owner[1:-1]) & (owner[2:] == owner[1:-1])
+    peak = inner.copy()
+    peak[1:-1] &= (r[1:-1] >= r[:-2]) & (r[1:-1] > r[2:]) & (r[1:-1] >= min_rise)
+    return g[peak], t[peak], r[peak]
+
+
+def rise_search(chord: np.ndarray, pitch: np.ndarray, t_path_s: np.ndarray,
+                t_found_s: np.ndarray, refined: np.ndarray,
+                log_pitch: np.ndarray) -> np.ndarray:
+    """Onsets, by their pitch energies' rise, of the chords the onset peaks left.
+
+    Each chord that is not ``refined`` but lies between two that are is searched
+    over the whole span between their onsets (less ``MIN_CHORD_GAP_S`` each side),
+    not near its path time: its candidates are the :func:`rise_candidates`,
+    scored by their rise and a Gaussian around the path's time (clipped into the
+    span) as wide as half the span, then chosen jointly in score order
+    (:func:`increasing_choice`).
+
+    Parameters
+    ----------
+    chord, pitch : np.ndarray [shape=(n,), dtype=int64]
+        The chord index and MIDI pitch of every score note.
+    t_path_s, t_found_s : np.ndarray [shape=(n_chords,)]
+        Each chord's path time and its refined onset (seconds; NaN where none).
+    refined : np.ndarray [shape=(n_chords,), dtype=bool]
+        The chords whose ``t_found_s`` are kept (increasing in score order).
+    log_pitch : np.ndarray [shape=(88, n_frames)]
+
+    Returns
+    -------
+    t_s : np.ndarray [shape=(n_chords,)]
+        The onsets found for the searched chords, NaN elsewhere.
+    """
+    keep = np.flatnonzero(refined)
+    out = np.full(len(t_path_s), np.nan)
+    if len(keep) < 2:
+        return out
+    nxt = np.clip(np.searchsorted(keep, np.arange(len(t_path_s))), 1, len(keep) - 1)
+    lo = t_found_s[keep[nxt - 1]] + MIN_CHORD_GAP_S
+    hi = t_found_s[keep[nxt]] - MIN_CHORD_GAP_S
+    inside = ~refined & (np.arange(len(t_path_s)) > keep[0]) & (np.arange(len(t_path_s)) < keep[-1])
+    chords = np.flatnonzero(inside & (hi > lo))
+    g, t, rise = rise_candidates(chord, pitch, chords, lo[chords], hi[chords], log_pitch)
+    if not len(g):
+        return out
+    centre = np.clip(t_path_s[g], lo[g], hi[g])
+    width = np.maximum((hi[g] - lo[g]) / 2, PRIOR_WIDTH_S)
+    score = rise * np.exp(-0.5 * ((t - centre) / width) ** 2)
+    found = increasing_choice(g, t, score, len(t_path_s))
+    out[chords] = found[chords]
+    return out
+
+
 def group_medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The median of ``values`` over each group (``group``: 0 .. n_groups - 1, none empty).
 
@@ -406,6 +510,11 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
     if len(ok) >= 2:
         keep = ok[longest_increasing(t_found[ok])]
         refined[keep] = True
+        if log_pitch is not None:
+            more = rise_search(group, score.pitch, t_path, t_found, refined, log_pitch)
+            t_found = np.where(np.isfinite(more), more, t_found)
+            refined |= np.isfinite(more)
+            keep = np.flatnonzero(refined)
         # Between refined chords, move the others by the path's shape.
         offset = np.interp(keys, keys[keep], t_found[keep] - t_path[keep])
         t_out = np.where(refined, t_found, t_path + offset)
