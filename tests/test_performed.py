@@ -511,6 +511,60 @@ def test_sparse_chords_refined_where_the_path_lags_beyond_150_ms():
     assert not np.any(np.abs(t - onset[::3][g]) <= 0.025)
 
 
+def test_rise_candidates_are_the_local_maxima_of_the_chords_rise():
+    """Chord 0 (pitches 60 and 64) searched over 0.5-3.5 s: 60 steps up by 2 at 1.0 s and both
+    at 3.0 s (mean rise 1 and 2 there); a step of 0.2 in one of them (mean 0.1) is below the
+    least rise.  Chord 1 (pitch 67, nothing rises) has no candidate.  A step this sharp
+    rises as much wherever it lies between the two frames read (40 ms after, 60 ms before):
+    the maximum is within 50 ms of it."""
+    from msmd_prep.performed.audio_align import MIN_RISE, rise_candidates
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+
+    log_pitch = np.zeros((88, 250))
+    log_pitch[60 - 21, round(1.0 * FEATURE_RATE_FPS):] = 2.0
+    log_pitch[64 - 21, round(2.0 * FEATURE_RATE_FPS):] = 0.2
+    log_pitch[60 - 21, round(3.0 * FEATURE_RATE_FPS):] = 4.0
+    log_pitch[64 - 21, round(3.0 * FEATURE_RATE_FPS):] = 2.2
+    assert 0.1 < MIN_RISE
+    g, t, rise = rise_candidates(np.array([0, 0, 1]), np.array([60, 64, 67]), np.array([0, 1]),
+                                 np.array([0.5, 0.5]), np.array([3.5, 3.5]), log_pitch)
+    assert g.tolist() == [0, 0] and np.allclose(rise, [1.0, 2.0])
+    assert np.all(np.abs(t - [1.0, 3.0]) <= 0.05)
+
+
+def test_chords_the_onset_peaks_left_found_where_their_pitches_rise():
+    """A held chord the pianist stretches, then a soft high figure: the path leaves the
+    figure's first note (C7, velocity 45) 0.55 s early, in the held chord; after a pause, a
+    low octave (E1 + E2) the path puts 0.8 s late.  Near their path times no onset peak of
+    theirs is within 25 ms of their onsets, so the peaks leave both where the path has them
+    (more than 0.5 s off); searched between their refined neighbours where their pitch
+    energies rise, both are found within 30 ms, and every other note stays within 15 ms."""
+    from msmd_prep.performed.audio_align import (chord_candidates, peak_table, refine_onsets,
+                                                 search_widths)
+    from msmd_prep.performed.features import audio_features
+
+    held = [(0.5, 1.6, p, 80) for p in (48, 55, 64)]
+    figure = [(2.1, 0.12, 96, 45), (2.25, 0.12, 93, 55), (2.4, 0.12, 89, 60),
+              (2.55, 0.12, 84, 60), (2.7, 0.5, 79, 60)]
+    octave = [(4.6, 1.0, 28, 70), (4.6, 1.0, 40, 70)]
+    after = [(5.8, 0.8, p, 70) for p in (52, 59, 64)] + [(6.7, 0.8, p, 70) for p in (57, 60, 64)]
+    onset, duration, pitch, velocity = (np.array(x) for x in zip(*held + figure + octave + after))
+    notes = Notes(onset, duration, pitch, velocity)
+    features, _ = audio_features(play(notes, other_soundfont()), 22050, 0)
+    moved = np.isin(onset, [2.1, 4.6])
+    path = onset + np.where(onset == 2.1, -0.55, 0.0) + np.where(onset == 4.6, 0.8, 0.0)
+    got, refined = refine_onsets(notes, path, features.onset_peaks, features.log_pitch)
+    assert refined.all()
+    assert np.max(np.abs(got - onset)[moved]) <= 0.03
+    assert np.max(np.abs(got - onset)[~moved]) <= 0.015
+    keys, chord = np.unique(onset, return_inverse=True)
+    t_path = np.array([path[chord == c][0] for c in range(len(keys))])
+    window, prior = search_widths(t_path)
+    g, t, _ = chord_candidates(chord, pitch, t_path, peak_table(features.onset_peaks),
+                               window_s=window, prior_s=prior)
+    assert not np.any(np.isin(keys[g], [2.1, 4.6]) & (np.abs(t - keys[g]) <= 0.025))
+
+
 def test_reference_warped_where_the_score_is_far_slower_than_the_recording(pieces,
                                                                              reference_synth):
     """A score whose middle third is written four times slower than it is played (a wrong

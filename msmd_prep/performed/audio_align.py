@@ -12,7 +12,9 @@
    by how much the chord's pitch energies rise there (:func:`rise_weights`),
    the chords' peaks chosen together so that their times keep score order
    and no two chords share one (:func:`chord_times`); chords that found
-   none follow their neighbours.
+   none are searched between their refined neighbours where their pitch
+   energies rise (:func:`rise_search`), and those still without one follow
+   their neighbours.
 """
 from __future__ import annotations
 
@@ -499,8 +501,10 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
     onset_s, refined : np.ndarray [shape=(len(score),)]
         A chord's notes share one time.  Chords that found no peak, or
         whose refined times would still not keep score order (across a chord
-        without one; the longest increasing run is kept), are interpolated
-        between their refined neighbours.
+        without one; the longest increasing run is kept), are searched
+        between their refined neighbours by :func:`rise_search` (with
+        ``log_pitch``); those still without one are interpolated between
+        their refined neighbours.
     """
     keys, group = np.unique(np.round(score.onset_s, 4), return_inverse=True)
     t_path = group_medians(group, predicted_s)

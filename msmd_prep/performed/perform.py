@@ -453,7 +453,8 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
                           f"reference log pitch + DLNCO + DLNRO) against {side}, "
                           "onsets refined by onset peaks (wider windows where chords are sparse, "
                           "weighted by the rise of the chord's pitch energies), "
-                          "chosen together in score order",
+                          "chosen together in score order; chords without one searched "
+                          "between their refined neighbours where their pitch energies rise",
                 "reference": ({"kind": "notes"} if ref_synth is None else
                               {"kind": "synthesized", **ref_synth.soundfont.provenance()}),
                 "soundfont": {"name": "recording", "sha256": source_sha},
