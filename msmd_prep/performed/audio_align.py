@@ -563,10 +563,11 @@ def align_audio(score: Notes, audio: np.ndarray, sample_rate_hz: int,
             padded = Notes(score.onset_s + SCORE_PAD_S, score.duration_s, score.pitch,
                            score.velocity)
             reference = warp_reference(reference, padded, time_map)
-        # Register onsets beside the chroma onsets: features.REGISTER_SEMITONES says why.
+        # Register onsets beside the chroma onsets: features.REGISTER_SEMITONES says why;
+        # the recording's silence placed by its surroundings: dtw.with_silence_row.
         w = warp(reference, perf_features, alpha=REFERENCE_ALPHA,
                  threshold_rec=REFERENCE_THRESHOLD_REC, pitch=True, registers=True,
-                 step_weights=REFERENCE_STEP_WEIGHTS)
+                 silence=True, step_weights=REFERENCE_STEP_WEIGHTS)
         score_s = w.score_s if time_map.identity else time_map.to_reference(w.score_s)
         warping = Warping(score_s - SCORE_PAD_S, w.performance_s, w.cost, w.null_cost)
     onset_s, refined = refine_onsets(score, warping.to_performance(score.onset_s),

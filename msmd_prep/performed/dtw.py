@@ -20,6 +20,14 @@ STEP_WEIGHTS = np.array([1.5, 1.5, 2.0])
 THRESHOLD_REC = 10 ** 4
 # synctoolbox's default weight of chroma against onsets at the finest level.
 ALPHA = 0.5
+# A recording's silence row (:func:`with_silence_row`): its height, and the norm of the log
+# pitch energies (log(1 + 1000 e / max e) per pitch, :func:`features.log_pitch`) below which
+# a frame counts as silent, fully at 0, linearly less up to this norm (a sounding frame's
+# norm is 3-20).  ASAP beats beyond 100 ms in six slow, free performances (Scherzos 31 and
+# 39, Sonata 3 Largo, Ballade 4, K. 475): 283 -> 262; heights 0.01 / 0.3 / 1: 264 / 265 / 272
+# (the note of issue 15, session 8).
+SILENCE_LEVEL = 0.1
+SILENCE_NORM = 1.0
 # Silence put before and after the score, so that the silence a recording
 # starts and ends with has score silence to align to (DTW paths start at (0, 0)).
 SCORE_PAD_S = 1.0
@@ -66,6 +74,25 @@ def _unit(chroma: np.ndarray) -> np.ndarray:
     return out
 
 
+def with_silence_row(log_pitch: np.ndarray, level: float = SILENCE_LEVEL,
+                     norm: float = SILENCE_NORM) -> np.ndarray:
+    """``log_pitch`` (d x n) with one row more, ``level * max(0, 1 - |frame| / norm)``.
+
+    A recording's silent frame (no pitch energies: a note released before the
+    score's written end, a pause) becomes, once synctoolbox normalises it, the
+    row's unit vector instead of the uniform one; the other side gets a zero
+    row, so the silent frame is orthogonal to every frame of it and costs the
+    same against each (cosine distance 1).  As a uniform vector, it matched
+    the other side's brief near-silences (a note's release before a rest)
+    better than anything sounding, and the path put the recording's silence
+    there, before the chord that it follows, moving that chord by the
+    silence's length (1-1.5 s, ASAP Scherzo 39).  Sounding frames (norm above
+    ``norm``) are unchanged.
+    """
+    silent = level * np.clip(1 - np.linalg.norm(log_pitch, axis=0, keepdims=True) / norm, 0, 1)
+    return np.vstack([log_pitch, silent])
+
+
 def path_costs(score: Features, performance: Features, path: np.ndarray) -> tuple[float, float]:
     """Mean cosine distance of chroma along ``path`` (2 x n frames) and over random pairs.
 
@@ -89,7 +116,7 @@ def path_costs(score: Features, performance: Features, path: np.ndarray) -> tupl
 
 def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHOLD_REC,
          alpha: float = ALPHA, pitch: bool = False, registers: bool = False,
-         step_weights: np.ndarray = STEP_WEIGHTS) -> Warping:
+         silence: bool = False, step_weights: np.ndarray = STEP_WEIGHTS) -> Warping:
     """Align two feature sequences with chroma + DLNCO (+ DLNRO) MrMsDTW.
 
     Parameters
@@ -109,6 +136,9 @@ def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHO
     registers : bool
         Compare the sides' DLNRO register onsets beside their DLNCO at the
         finest level (one Euclidean distance over both; both sides need ``dlnro``).
+    silence : bool
+        With ``pitch``: the performance's silent frames cost the same against
+        every score frame (:func:`with_silence_row`), at every level.
     step_weights : np.ndarray [shape=(3,)]
         Weights of the steps (1, 0), (0, 1), (1, 1): the larger the first
         two against the third, the more the path keeps to the diagonal.
@@ -123,10 +153,15 @@ def warp(score: Features, performance: Features, *, threshold_rec: int = THRESHO
     onset1, onset2 = ((np.vstack([score.dlnco, score.dlnro]),
                        np.vstack([performance.dlnco, performance.dlnro])) if registers
                       else (score.dlnco, performance.dlnco))
+    chroma1 = score.log_pitch if pitch else score.chroma
+    chroma2 = performance.log_pitch if pitch else performance.chroma
+    if pitch and silence:
+        chroma1 = np.vstack([chroma1, np.zeros((1, chroma1.shape[1]))])
+        chroma2 = with_silence_row(chroma2)
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        path = sync_via_mrmsdtw(f_chroma1=score.log_pitch if pitch else score.chroma,
+        path = sync_via_mrmsdtw(f_chroma1=chroma1,
                                 f_onset1=onset1,
-                                f_chroma2=performance.log_pitch if pitch else performance.chroma,
+                                f_chroma2=chroma2,
                                 f_onset2=onset2,
                                 input_feature_rate=FEATURE_RATE_FPS, step_weights=step_weights,
                                 threshold_rec=threshold_rec, alpha=alpha, verbose=False)
