@@ -450,7 +450,8 @@ def perform_source(piece: Path, source: PerformanceSource, synths: Sequence[Synt
                 score.heads)) | {
                 "kind": KIND_AUDIO, "config_hash": config_hash, "config": cfg,
                 "method": f"audio: chroma+DLNCO MrMsDTW (synctoolbox; against a synthesized "
-                          f"reference log pitch + DLNCO + DLNRO) against {side}, "
+                          "reference log pitch + DLNCO + DLNRO, the recording's silence "
+                          f"orthogonal to the reference) against {side}, "
                           "onsets refined by onset peaks (wider windows where chords are sparse, "
                           "weighted by the rise of the chord's pitch energies), "
                           "chosen together in score order; chords without one searched "
