@@ -442,6 +442,7 @@ def rise_search(chord: np.ndarray, pitch: np.ndarray, t_path_s: np.ndarray,
     refined : np.ndarray [shape=(n_chords,), dtype=bool]
         The chords whose ``t_found_s`` are kept (increasing in score order).
     log_pitch : np.ndarray [shape=(88, n_frames)]
+        The recording's log pitch energies (:attr:`features.Features.log_pitch`).
 
     Returns
     -------
