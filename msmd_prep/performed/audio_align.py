@@ -2,7 +2,8 @@
 
 1. Chroma + DLNCO features of the recording (:func:`features.audio_features`)
    and of the score, synthesized (:mod:`.reference`; then log pitch energies
-   for chroma, and register onsets, DLNRO, beside DLNCO) or its own note list,
+   for chroma, with the recording's silence row, :func:`dtw.with_silence_row`,
+   and register onsets, DLNRO, beside DLNCO) or its own note list,
    MrMsDTW between them (synctoolbox): every score onset gets a performance
    time off the path.  A synthesized reference is first warped where its
    tempo is far from the recording's (:mod:`.tempo`).
