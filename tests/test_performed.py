@@ -532,6 +532,29 @@ def test_rise_candidates_are_the_local_maxima_of_the_chords_rise():
     assert np.all(np.abs(t - [1.0, 3.0]) <= 0.05)
 
 
+def test_a_chord_searched_by_its_rise_keeps_clear_of_its_neighbours_attack(monkeypatch):
+    """Chord 1 repeats chord 0's pitches (60, 64) 2 s after it, softly (a rise of 0.6 at
+    3.0 s), and its path time (2.5 s) is early.  Read across chord 0's attack at 1.0 s the
+    same pitches rise by 2, which outweighs chord 1's own rise even with the prior: a span
+    starting 10 ms after chord 0 puts chord 1 at 1.04 s, one starting RISE_BEFORE_S after
+    it finds 3.0 s."""
+    from msmd_prep.performed import audio_align
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+
+    log_pitch = np.zeros((88, 250))
+    for p in (60, 64):
+        log_pitch[p - 21, round(1.0 * FEATURE_RATE_FPS):] = 2.0
+        log_pitch[p - 21, round(3.0 * FEATURE_RATE_FPS):] = 2.6
+    log_pitch[67 - 21, round(4.0 * FEATURE_RATE_FPS):] = 2.0
+    args = (np.array([0, 0, 1, 1, 2]), np.array([60, 64, 60, 64, 67]),
+            np.array([1.0, 2.5, 4.0]), np.array([1.0, np.nan, 4.0]),
+            np.array([True, False, True]), log_pitch)
+    found = audio_align.rise_search(*args)
+    assert np.isnan(found[[0, 2]]).all() and abs(found[1] - 3.0) <= 0.05
+    monkeypatch.setattr(audio_align, "RISE_EDGE_SHARE", 0.0)
+    assert abs(audio_align.rise_search(*args)[1] - 1.0) <= 0.05
+
+
 def test_chords_the_onset_peaks_left_found_where_their_pitches_rise():
     """A held chord the pianist stretches, then a soft high figure: the path leaves the
     figure's first note (C7, velocity 45) 0.55 s early, in the held chord; after a pause, a
