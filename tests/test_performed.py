@@ -534,7 +534,7 @@ def test_rise_candidates_are_the_local_maxima_of_the_chords_rise():
 
 def test_a_chord_searched_by_its_rise_keeps_clear_of_its_neighbours_attack(monkeypatch):
     """Chord 1 repeats chord 0's pitches (60, 64) 2 s after it, softly (a rise of 0.6 at
-    3.0 s), and its path time (2.5 s) is early.  Read across chord 0's attack at 1.0 s the
+    3.0 s), and its path time (1.5 s) is early.  Read across chord 0's attack at 1.0 s the
     same pitches rise by 2, which outweighs chord 1's own rise even with the prior: a span
     starting 10 ms after chord 0 puts chord 1 at 1.04 s, one starting RISE_BEFORE_S after
     it finds 3.0 s."""
@@ -547,11 +547,33 @@ def test_a_chord_searched_by_its_rise_keeps_clear_of_its_neighbours_attack(monke
         log_pitch[p - 21, round(3.0 * FEATURE_RATE_FPS):] = 2.6
     log_pitch[67 - 21, round(4.0 * FEATURE_RATE_FPS):] = 2.0
     args = (np.array([0, 0, 1, 1, 2]), np.array([60, 64, 60, 64, 67]),
-            np.array([1.0, 2.5, 4.0]), np.array([1.0, np.nan, 4.0]),
+            np.array([1.0, 1.5, 4.0]), np.array([1.0, np.nan, 4.0]),
             np.array([True, False, True]), log_pitch)
     found = audio_align.rise_search(*args)
     assert np.isnan(found[[0, 2]]).all() and abs(found[1] - 3.0) <= 0.05
     monkeypatch.setattr(audio_align, "RISE_EDGE_SHARE", 0.0)
+    assert abs(audio_align.rise_search(*args)[1] - 1.0) <= 0.05
+
+
+def test_a_searched_chord_keeps_to_its_path_over_a_far_stronger_rise(monkeypatch):
+    """Chord 1, a low octave (36, 48) between chords refined at 0 and 8 s, is played softly
+    at its path time, 5.0 s (a rise of 0.4); a loud earlier note of the same pitches at
+    1.0 s (not in the score) rises by 2.  A prior half the 8 s span wide is nearly flat, and
+    the far rise wins; one at most RISE_PRIOR_MAX_S wide keeps the chord at 5.0 s."""
+    from msmd_prep.performed import audio_align
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+
+    log_pitch = np.zeros((88, 450))
+    for p in (36, 48):
+        log_pitch[p - 21, round(1.0 * FEATURE_RATE_FPS):] = 2.0
+        log_pitch[p - 21, round(5.0 * FEATURE_RATE_FPS):] = 2.4
+    log_pitch[67 - 21, round(8.0 * FEATURE_RATE_FPS):] = 2.0
+    args = (np.array([0, 1, 1, 2]), np.array([67, 36, 48, 67]),
+            np.array([0.0, 5.0, 8.0]), np.array([0.0, np.nan, 8.0]),
+            np.array([True, False, True]), log_pitch)
+    found = audio_align.rise_search(*args)
+    assert np.isnan(found[[0, 2]]).all() and abs(found[1] - 5.0) <= 0.05
+    monkeypatch.setattr(audio_align, "RISE_PRIOR_MAX_S", np.inf)
     assert abs(audio_align.rise_search(*args)[1] - 1.0) <= 0.05
 
 

@@ -74,6 +74,13 @@ RISE_STEP_S = 0.01
 # (97.76 -> 97.83 % within 100 ms; Scherzo 31 ZhangW04M 76 -> 66); dev seeds 7 and 11,
 # audio: 40 -> 40 and 121 -> 122 (the note of issue 15, session 10).
 RISE_EDGE_SHARE = 0.25
+# A searched chord's prior is at most RISE_PRIOR_MAX_S wide, however long its span: across a
+# span of several seconds a prior of half the span is nearly flat, and a low octave whose own
+# attack is weak moved seconds early to an earlier chord's stronger rise in the same pitch
+# bands (the path was right there).  ASAP beats beyond 100 ms, the benchmark's parts 0 + 1 of
+# 12: 794 -> 789; dev seeds 7 and 11, audio: 40 -> 40 and 122 -> 122 (the note of issue 15,
+# session 12).
+RISE_PRIOR_MAX_S = 0.5
 # Least time between the onsets two successive chords are refined to (seconds): one onset
 # shows in the peak rows of several pitches, and serves one chord only.  10 ms put more ASAP
 # beats within 50 and 100 ms than 20 ms (dev seeds 7 and 11; the note of issue 15, session 5).
@@ -441,7 +448,8 @@ def rise_search(chord: np.ndarray, pitch: np.ndarray, t_path_s: np.ndarray,
     of the span and at least ``MIN_CHORD_GAP_S`` each),
     not near its path time: its candidates are the :func:`rise_candidates`,
     scored by their rise and a Gaussian around the path's time (clipped into the
-    span) as wide as half the span, then chosen jointly in score order
+    span) as wide as half the span (at least ``PRIOR_WIDTH_S``, at most
+    ``RISE_PRIOR_MAX_S``), then chosen jointly in score order
     (:func:`increasing_choice`).
 
     Parameters
@@ -475,7 +483,7 @@ def rise_search(chord: np.ndarray, pitch: np.ndarray, t_path_s: np.ndarray,
     if not len(g):
         return out
     centre = np.clip(t_path_s[g], lo[g], hi[g])
-    width = np.maximum((hi[g] - lo[g]) / 2, PRIOR_WIDTH_S)
+    width = np.clip((hi[g] - lo[g]) / 2, PRIOR_WIDTH_S, max(RISE_PRIOR_MAX_S, PRIOR_WIDTH_S))
     score = rise * np.exp(-0.5 * ((t - centre) / width) ** 2)
     found = increasing_choice(g, t, score, len(t_path_s))
     out[chords] = found[chords]
