@@ -513,8 +513,8 @@ def test_sparse_chords_refined_where_the_path_lags_beyond_150_ms():
 
 def test_rise_candidates_are_the_local_maxima_of_the_chords_rise():
     """Chord 0 (pitches 60 and 64) searched over 0.5-3.5 s: 60 steps up by 2 at 1.0 s and both
-    at 3.0 s (mean rise 1 and 2 there); a step of 0.2 in one of them (mean 0.1) is below the
-    least rise.  Chord 1 (pitch 67, nothing rises) has no candidate.  A step this sharp
+    at 3.0 s (mean rise 1 and 2 there); a step of 0.06 in one of them (mean 0.03) is below
+    the least rise.  Chord 1 (pitch 67, nothing rises) has no candidate.  A step this sharp
     rises as much wherever it lies between the two frames read (40 ms after, 60 ms before):
     the maximum is within 50 ms of it."""
     from msmd_prep.performed.audio_align import MIN_RISE, rise_candidates
@@ -522,14 +522,37 @@ def test_rise_candidates_are_the_local_maxima_of_the_chords_rise():
 
     log_pitch = np.zeros((88, 250))
     log_pitch[60 - 21, round(1.0 * FEATURE_RATE_FPS):] = 2.0
-    log_pitch[64 - 21, round(2.0 * FEATURE_RATE_FPS):] = 0.2
+    log_pitch[64 - 21, round(2.0 * FEATURE_RATE_FPS):] = 0.06
     log_pitch[60 - 21, round(3.0 * FEATURE_RATE_FPS):] = 4.0
-    log_pitch[64 - 21, round(3.0 * FEATURE_RATE_FPS):] = 2.2
-    assert 0.1 < MIN_RISE
+    log_pitch[64 - 21, round(3.0 * FEATURE_RATE_FPS):] = 2.06
+    assert 0.03 < MIN_RISE
     g, t, rise = rise_candidates(np.array([0, 0, 1]), np.array([60, 64, 67]), np.array([0, 1]),
                                  np.array([0.5, 0.5]), np.array([3.5, 3.5]), log_pitch)
     assert g.tolist() == [0, 0] and np.allclose(rise, [1.0, 2.0])
     assert np.all(np.abs(t - [1.0, 3.0]) <= 0.05)
+
+
+def test_a_chord_whose_pitches_rise_weakly_is_still_searched_by_its_rise():
+    """Chord 1 (pitches 62 and 69) is played at 3.5 s, under chords that keep its pitch bands
+    loud: they rise by 0.1 there.  Its path time (2.0 s) is 1.5 s early.  Searched between
+    its refined neighbours (1.0 and 5.0 s) it is found at 3.5 s; with a least rise of 0.2
+    it would have no candidate and be interpolated at its path time."""
+    from msmd_prep.performed.audio_align import rise_candidates, rise_search
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+
+    log_pitch = np.zeros((88, 300))
+    for p in (62, 69):
+        log_pitch[p - 21, :] = 3.0
+        log_pitch[p - 21, round(3.5 * FEATURE_RATE_FPS):] = 3.1
+    log_pitch[55 - 21, round(1.0 * FEATURE_RATE_FPS):] = 2.0
+    log_pitch[57 - 21, round(5.0 * FEATURE_RATE_FPS):] = 2.0
+    chord, pitch = np.array([0, 1, 1, 2]), np.array([55, 62, 69, 57])
+    found = rise_search(chord, pitch, np.array([1.0, 2.0, 5.0]), np.array([1.0, np.nan, 5.0]),
+                        np.array([True, False, True]), log_pitch)
+    assert abs(found[1] - 3.5) <= 0.05
+    g, _, _ = rise_candidates(chord, pitch, np.array([1]), np.array([1.06]), np.array([4.96]),
+                              log_pitch, min_rise=0.2)
+    assert len(g) == 0
 
 
 def test_a_chord_searched_by_its_rise_keeps_clear_of_its_neighbours_attack(monkeypatch):
