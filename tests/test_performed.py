@@ -555,6 +555,46 @@ def test_a_chord_whose_pitches_rise_weakly_is_still_searched_by_its_rise():
     assert len(g) == 0
 
 
+def test_a_run_of_repeated_chords_put_one_chord_early_is_searched_again():
+    """A bass chord (34, 46, 64, 66) at 1.0 s, then, after a pause, four dyads (64, 66) at
+    1.6-2.5 s, 0.3 s apart, then (49, 64, 66) at 2.8 s.  The path puts the dyads one chord
+    early (1.3-2.2 s), and the dyads' rows have a peak at 1.3 s, where nothing is played and
+    their energies do not rise: refined by the peaks near the path alone, each dyad takes its
+    predecessor's onset, the first that peak.  As a run with an onset that does not rise, the
+    dyads are searched again by their rise, and each is found at its own onset."""
+    from msmd_prep.performed import audio_align
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+
+    true = np.array([1.0, 1.6, 1.9, 2.2, 2.5, 2.8])
+    path = np.array([1.0, 1.3, 1.6, 1.9, 2.2, 2.8])
+    sets = [(34, 46, 64, 66), (64, 66), (64, 66), (64, 66), (64, 66), (49, 64, 66)]
+    onset = np.array([1.0 + 0.25 * c for c, ps in enumerate(sets) for _ in ps])
+    pitch = np.array([p for ps in sets for p in ps])
+    chord = np.array([c for c, ps in enumerate(sets) for _ in ps])
+    score = Notes(onset, np.full(len(onset), 0.2), pitch, np.full(len(onset), 70))
+    log_pitch = np.zeros((88, 200))
+    peaks = {}
+    for p in np.unique(pitch):
+        times = true[np.unique(chord[pitch == p])]
+        for t in times:
+            log_pitch[p - 21, round(t * FEATURE_RATE_FPS):] += 1.0
+        shown = np.sort(np.append(times, 1.3)) if p in (64, 66) else times
+        peaks[int(p)] = np.stack([shown * 1000, np.ones(len(shown))])
+    predicted = path[chord]
+    got, refined = audio_align.refine_onsets(score, predicted, peaks, log_pitch)
+    assert refined.all()
+    # A rise is read from 60 ms before to 40 ms after: a step's is the same across 100 ms.
+    assert np.max(np.abs(got - true[chord])) <= 0.05
+    before, _ = audio_align.refine_onsets(score, predicted, peaks)
+    assert np.allclose(before[chord == 1], 1.3) and np.allclose(before[chord == 4], 2.2)
+    runs = audio_align.same_pitches_runs(chord, pitch, len(sets))
+    assert runs.tolist() == [0, 1, 1, 1, 1, 2]
+    shifted = audio_align.shifted_runs(chord, pitch, path, np.ones(6, dtype=bool), log_pitch)
+    assert shifted.tolist() == [False, True, True, True, True, False]
+    unshifted = audio_align.shifted_runs(chord, pitch, true, np.ones(6, dtype=bool), log_pitch)
+    assert not unshifted.any()
+
+
 def test_a_chord_searched_by_its_rise_keeps_clear_of_its_neighbours_attack(monkeypatch):
     """Chord 1 repeats chord 0's pitches (60, 64) 2 s after it, softly (a rise of 0.6 at
     3.0 s), and its path time (1.5 s) is early.  Read across chord 0's attack at 1.0 s the
