@@ -589,10 +589,13 @@ def test_a_run_of_repeated_chords_put_one_chord_early_is_searched_again():
     assert np.allclose(before[chord == 1], 1.3) and np.allclose(before[chord == 4], 2.2)
     runs = audio_align.same_pitches_runs(chord, pitch, len(sets))
     assert runs.tolist() == [0, 1, 1, 1, 1, 2]
-    shifted = audio_align.shifted_runs(chord, pitch, path, np.ones(6, dtype=bool), log_pitch)
+    every = np.ones(6, dtype=bool)
+    shifted = audio_align.shifted_runs(chord, pitch, path, path, every, log_pitch)
     assert shifted.tolist() == [False, True, True, True, True, False]
-    unshifted = audio_align.shifted_runs(chord, pitch, true, np.ones(6, dtype=bool), log_pitch)
-    assert not unshifted.any()
+    assert not audio_align.shifted_runs(chord, pitch, path, true, every, log_pitch).any()
+    # As close as a trill's notes on the path, one rise spans two onsets: not searched again.
+    trill = np.array([1.0, 1.3, 1.38, 1.46, 1.54, 2.8])
+    assert not audio_align.shifted_runs(chord, pitch, trill, path, every, log_pitch).any()
 
 
 def test_a_chord_searched_by_its_rise_keeps_clear_of_its_neighbours_attack(monkeypatch):

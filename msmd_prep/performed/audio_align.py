@@ -91,9 +91,10 @@ RISE_PRIOR_MAX_S = 0.5
 # the path and the peaks had put the run one chord early, its first chord on a peak where
 # nothing was played and each of the others on its predecessor's onset (Mozart K. 475
 # Huangci05M: five dyads after a pause, each about 0.3 s early; refined, the first has a rise
-# of 0 and the others 0.7-2.0).  ASAP beats beyond 100 ms, the benchmark's parts 0 + 1 of 12:
-# audio 780 -> 776, noisy 839 -> 836; dev seeds 7 and 11, audio: 40 -> 40 and 119 -> 120.
-# 0.3 gave 783 (the note of issue 15, session 12).
+# of 0 and the others 0.7-2.0).  Runs closer than one rise's span (a trill's repeated notes,
+# Bach BWV 860 Ko04M) are left alone.  ASAP beats beyond 100 ms, the benchmark's parts 0 + 1
+# of 12: audio 780 -> 775, noisy 839 -> 836; dev seeds 7 and 11, audio: 40 -> 40 and 119 ->
+# 120.  0.3 (without the span rule) gave 783 (the note of issue 15, session 12).
 SHIFTED_RUN_RISE = 0.1
 # Least time between the onsets two successive chords are refined to (seconds): one onset
 # shows in the peak rows of several pitches, and serves one chord only.  10 ms put more ASAP
@@ -531,19 +532,21 @@ def same_pitches_runs(chord: np.ndarray, pitch: np.ndarray, n_chords: int) -> np
     return np.cumsum(~same) - 1
 
 
-def shifted_runs(chord: np.ndarray, pitch: np.ndarray, t_found_s: np.ndarray,
-                 refined: np.ndarray, log_pitch: np.ndarray,
+def shifted_runs(chord: np.ndarray, pitch: np.ndarray, t_path_s: np.ndarray,
+                 t_found_s: np.ndarray, refined: np.ndarray, log_pitch: np.ndarray,
                  min_rise: float = SHIFTED_RUN_RISE) -> np.ndarray:
     """The chords of every run of at least two with the same pitches
     (:func:`same_pitches_runs`) in which a ``refined`` chord's onset has a
-    :func:`chord_rise` below ``min_rise``.
+    :func:`chord_rise` below ``min_rise``, and whose chords are at least
+    ``RISE_BEFORE_S + RISE_AFTER_S`` apart, on the path and as refined (closer,
+    as in a trill, one rise spans two onsets).
 
     Parameters
     ----------
     chord, pitch : np.ndarray [shape=(n,), dtype=int64]
         The chord index and MIDI pitch of every score note.
-    t_found_s : np.ndarray [shape=(n_chords,)]
-        Each chord's refined onset (seconds; NaN where none).
+    t_path_s, t_found_s : np.ndarray [shape=(n_chords,)]
+        Each chord's path time and its refined onset (seconds; NaN where none).
     refined : np.ndarray [shape=(n_chords,), dtype=bool]
     log_pitch : np.ndarray [shape=(88, n_frames)]
         The recording's log pitch energies (:attr:`features.Features.log_pitch`).
@@ -558,7 +561,11 @@ def shifted_runs(chord: np.ndarray, pitch: np.ndarray, t_found_s: np.ndarray,
     weak[done] = chord_rise(chord, pitch, done, t_found_s[done], log_pitch) < min_rise
     n_runs = int(run[-1]) + 1 if len(run) else 0
     long = np.bincount(run, minlength=n_runs) >= 2
-    return (long & (np.bincount(run, weights=weak, minlength=n_runs) > 0))[run]
+    gap = np.full(n_runs, np.inf)
+    inner = np.flatnonzero(run[1:] == run[:-1])
+    np.minimum.at(gap, run[inner], np.fmin(np.diff(t_path_s), np.diff(t_found_s))[inner])
+    apart = gap >= RISE_BEFORE_S + RISE_AFTER_S
+    return (long & apart & (np.bincount(run, weights=weak, minlength=n_runs) > 0))[run]
 
 
 def group_medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -609,7 +616,7 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
         keep = ok[longest_increasing(t_found[ok])]
         refined[keep] = True
         if log_pitch is not None:
-            refined &= ~shifted_runs(group, score.pitch, t_found, refined, log_pitch)
+            refined &= ~shifted_runs(group, score.pitch, t_path, t_found, refined, log_pitch)
             more = rise_search(group, score.pitch, t_path, t_found, refined, log_pitch)
             t_found = np.where(np.isfinite(more), more, t_found)
             refined |= np.isfinite(more)
