@@ -548,12 +548,16 @@ def shifted_runs(chord: np.ndarray, pitch: np.ndarray, t_path_s: np.ndarray,
     t_path_s, t_found_s : np.ndarray [shape=(n_chords,)]
         Each chord's path time and its refined onset (seconds; NaN where none).
     refined : np.ndarray [shape=(n_chords,), dtype=bool]
+        The chords whose ``t_found_s`` are kept.
     log_pitch : np.ndarray [shape=(88, n_frames)]
         The recording's log pitch energies (:attr:`features.Features.log_pitch`).
+    min_rise : float
+        In the log energy's units (natural log).
 
     Returns
     -------
     mask : np.ndarray [shape=(n_chords,), dtype=bool]
+        The chords to search again.
     """
     run = same_pitches_runs(chord, pitch, len(t_found_s))
     done = np.flatnonzero(refined)
