@@ -207,6 +207,22 @@ def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray
     return out
 
 
+def chord_pitches(chord: np.ndarray, pitch: np.ndarray,
+                  n_chords: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each chord's distinct pitches, chord by chord.
+
+    Returns
+    -------
+    pairs : np.ndarray [shape=(n_pairs, 2), dtype=int64]
+        (chord, pitch) rows, sorted, pitches clipped to 0..127.
+    first, count : np.ndarray [shape=(n_chords,), dtype=int64]
+        Chord ``c``'s rows are ``pairs[first[c]:first[c] + count[c]]``.
+    """
+    pairs = np.unique(np.stack([chord, np.clip(pitch, 0, 127)], axis=1), axis=0)
+    count = np.bincount(pairs[:, 0], minlength=n_chords)
+    return pairs, np.cumsum(count) - count, count
+
+
 def search_widths(t0_s: np.ndarray, window_s: float = SEARCH_WINDOW_S,
                   prior_s: float = PRIOR_WIDTH_S) -> tuple[np.ndarray, np.ndarray]:
     """Each chord's search window and prior width (seconds), from its path time's neighbours.
@@ -256,7 +272,7 @@ def chord_candidates(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, tab
     """
     window = np.broadcast_to(np.asarray(window_s, dtype=np.float64), t0_s.shape)
     prior = np.broadcast_to(np.asarray(prior_s, dtype=np.float64), t0_s.shape)
-    pairs = np.unique(np.stack([chord, np.clip(pitch, 0, 127)], axis=1), axis=0)
+    pairs, first, n_pitches = chord_pitches(chord, pitch, len(t0_s))
     pair_g, pair_p = pairs[:, 0], pairs[:, 1]
     lo, hi = np.zeros(len(pairs), np.int64), np.zeros(len(pairs), np.int64)
     for p in np.unique(pair_p):
@@ -267,8 +283,6 @@ def chord_candidates(chord: np.ndarray, pitch: np.ndarray, t0_s: np.ndarray, tab
     cand, cand_pair = _ranges(lo, hi)
     cand_g, cand_t = pair_g[cand_pair], table.times_s[cand]
     # Every candidate against every pitch of its chord, in pitch order.
-    first = np.searchsorted(pair_g, np.arange(len(t0_s)))
-    n_pitches = np.bincount(pair_g, minlength=len(t0_s))
     sup_pair, sup_c = _ranges(first[cand_g], first[cand_g] + n_pitches[cand_g])
     sup_p = pair_p[sup_pair]
     best = np.zeros(len(sup_pair))
@@ -338,10 +352,7 @@ def chord_rise(chord: np.ndarray, pitch: np.ndarray, cand_chord: np.ndarray,
 
     Parameters are those of :func:`rise_weights`.
     """
-    pairs = np.unique(np.stack([chord, np.clip(pitch, 0, 127)], axis=1), axis=0)
-    n_chords = int(chord.max()) + 1 if len(chord) else 0
-    first = np.searchsorted(pairs[:, 0], np.arange(n_chords))
-    n_pitches = np.bincount(pairs[:, 0], minlength=n_chords)
+    pairs, first, n_pitches = chord_pitches(chord, pitch, int(chord.max()) + 1 if len(chord) else 0)
     pair, cand = _ranges(first[cand_chord], first[cand_chord] + n_pitches[cand_chord])
     rise = np.maximum(pitch_rise(log_pitch, pairs[pair, 1], cand_s[cand]), 0.0)
     total = np.zeros(len(cand_s))
@@ -518,13 +529,10 @@ def same_pitches_runs(chord: np.ndarray, pitch: np.ndarray, n_chords: int) -> np
     run : np.ndarray [shape=(n_chords,), dtype=int64]
         Increasing from 0 in score order.
     """
-    pairs = np.unique(np.stack([chord, pitch], axis=1), axis=0)
-    count = np.bincount(pairs[:, 0], minlength=n_chords)
-    start = np.cumsum(count) - count
+    pairs, start, count = chord_pitches(chord, pitch, n_chords)
     same = np.zeros(n_chords, dtype=bool)
     # Chord c + 1's pitches follow chord c's in ``pairs``, count[c] rows later.
-    eq = count[:-1] == count[1:]
-    c = np.flatnonzero(eq)
+    c = np.flatnonzero(count[:-1] == count[1:])
     idx, owner = _ranges(start[c], start[c] + count[c])
     match = np.ones(len(c), dtype=bool)
     np.logical_and.at(match, owner, pairs[idx, 1] == pairs[idx + count[c][owner], 1])
@@ -541,18 +549,8 @@ def shifted_runs(chord: np.ndarray, pitch: np.ndarray, t_path_s: np.ndarray,
     ``RISE_BEFORE_S + RISE_AFTER_S`` apart, on the path and as refined (closer,
     as in a trill, one rise spans two onsets).
 
-    Parameters
-    ----------
-    chord, pitch : np.ndarray [shape=(n,), dtype=int64]
-        The chord index and MIDI pitch of every score note.
-    t_path_s, t_found_s : np.ndarray [shape=(n_chords,)]
-        Each chord's path time and its refined onset (seconds; NaN where none).
-    refined : np.ndarray [shape=(n_chords,), dtype=bool]
-        The chords whose ``t_found_s`` are kept.
-    log_pitch : np.ndarray [shape=(88, n_frames)]
-        The recording's log pitch energies (:attr:`features.Features.log_pitch`).
-    min_rise : float
-        In the log energy's units (natural log).
+    Parameters are those of :func:`rise_search`, and ``min_rise`` in the log
+    energy's units (natural log).
 
     Returns
     -------
