@@ -27,7 +27,7 @@ STAGE_VERSIONS: dict[str, int] = {
     "synth": 3,        # 2: stage versions; 3: rendered at 22.05 kHz (no resampling)
     "spectrogram": 2,  # 2: stage versions
     "align": 2,        # 2: energy as attacks; spectrogram and pages among the inputs
-    "perform": 16,     # 2: recordings against a synthesized reference (log pitch energies,
+    "perform": 17,     # 2: recordings against a synthesized reference (log pitch energies,
                        #    DLNCO from the note list), MrMsDTW threshold_rec 10^6;
                        # 3: MIDI: left-out notes paired between their paired neighbours;
                        # 4: recordings: reference warped where its tempo is > 1.5x off the
@@ -51,6 +51,8 @@ STAGE_VERSIONS: dict[str, int] = {
                        # 15: recordings: the rise search's least rise 0.05 (was 0.2)
                        # 16: recordings: runs of repeated chords with an onset that does not
                        #     rise searched again by their rise
+                       # 17: recordings: a chord at the median of its pitches' own rises (a lone
+                       #     pitch only when a rise's span from its peak)
     "pack": 7,         # 2: only complete and current outputs; hash splits;
                        # 3: compressed piece files and shards, excerpts at pixel boundaries;
                        # 4: sheet rescale by whole-score steps (sheet_scale_steps);

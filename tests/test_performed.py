@@ -598,6 +598,32 @@ def test_a_run_of_repeated_chords_put_one_chord_early_is_searched_again():
     assert not audio_align.shifted_runs(chord, pitch, trill, path, every, log_pitch).any()
 
 
+def test_a_lone_note_moves_to_its_own_rise_only_when_a_rise_span_from_its_peak(monkeypatch):
+    """Single notes C4, E4, G4 at 1.0, 1.5 and 2.0 s; the path puts E4 at 1.33 s, where its
+    row has a peak (another note's onset leaking into it) but its energy does not rise: the
+    peaks take it, 0.15 s early.  Its own rise is more than 100 ms from there, so it moves
+    to it (within 50 ms); G4's rise is within 100 ms of its peak, so it keeps the peak's
+    time exactly."""
+    from msmd_prep.performed import audio_align
+    from msmd_prep.performed.features import FEATURE_RATE_FPS
+
+    true = np.array([1.0, 1.5, 2.0])
+    pitch = np.array([60, 64, 67])
+    score = Notes(np.array([1.0, 1.5, 2.0]), np.full(3, 0.4), pitch, np.full(3, 70))
+    log_pitch = np.zeros((88, 150))
+    peaks = {}
+    for p, t in zip(pitch, true):
+        log_pitch[p - 21, round(t * FEATURE_RATE_FPS):] += 1.0
+        shown = np.array([1.35, t]) if p == 64 else np.array([t])
+        peaks[int(p)] = np.stack([shown * 1000, np.ones(len(shown))])
+    path = np.array([1.0, 1.33, 2.0])
+    got, refined = audio_align.refine_onsets(score, path, peaks, log_pitch)
+    assert refined.all()
+    assert abs(got[1] - 1.5) <= 0.05 and got[0] == 1.0 and got[2] == 2.0
+    monkeypatch.setattr(audio_align, "LONE_PITCH_SHIFT_S", np.inf)
+    assert audio_align.refine_onsets(score, path, peaks, log_pitch)[0][1] == 1.35
+
+
 def test_a_chord_searched_by_its_rise_keeps_clear_of_its_neighbours_attack(monkeypatch):
     """Chord 1 repeats chord 0's pitches (60, 64) 2 s after it, softly (a rise of 0.6 at
     3.0 s), and its path time (1.5 s) is early.  Read across chord 0's attack at 1.0 s the
@@ -674,6 +700,68 @@ def test_chords_the_onset_peaks_left_found_where_their_pitches_rise():
     g, t, _ = chord_candidates(chord, pitch, t_path, peak_table(features.onset_peaks),
                                window_s=window, prior_s=prior)
     assert not np.any(np.isin(keys[g], [2.1, 4.6]) & (np.abs(t - keys[g]) <= 0.025))
+
+
+def test_a_spread_chord_is_placed_where_most_of_its_pitches_sound(monkeypatch):
+    """Eight chords 0.8 s apart, each a loud melody note over three soft lower notes
+    (velocity 45); in every other chord the pianist plays the melody 0.14 s before the
+    rest.  The path is on the melody.  Placed by the onset peaks, as one chord, the spread
+    chords sit on the melody, about 0.14 s before most of their notes; each pitch placed
+    where its own energy rises, their median is within 25 ms of the lower notes' onset,
+    and the unspread chords stay within 25 ms of theirs."""
+    from msmd_prep.performed import audio_align
+    from msmd_prep.performed.features import audio_features
+
+    # The truth is the rendering's: FluidR3's soft low notes rise too little to be placed.
+    if load_manifest()["musescore_general"].locate() is None:
+        pytest.skip("MuseScore_General not installed (make soundfonts)")
+    melody = [76, 79, 77, 74, 76, 72, 74, 71]
+    lower = [[48, 55, 60], [47, 55, 62], [48, 53, 57], [47, 53, 55],
+             [48, 55, 60], [45, 52, 57], [43, 50, 55], [43, 47, 50]]
+    written = 0.5 + 0.8 * np.arange(8)
+    late = np.where(np.arange(8) % 2, 0.14, 0.0)
+    rows = [(t, 0.7, m, 90) for t, m in zip(written, melody)]
+    rows += [(t + d, 0.7 - d, p, 45) for t, d, ps in zip(written, late, lower) for p in ps]
+    onset, duration, pitch, velocity = (np.array(x) for x in zip(*rows))
+    features, _ = audio_features(play(Notes(onset, duration, pitch, velocity),
+                                      "musescore_general"), 22050, 0)
+    chord = np.concatenate([np.arange(8), np.repeat(np.arange(8), 3)])
+    score = Notes(written[chord], duration, pitch, velocity)
+    first = np.unique(chord, return_index=True)[1]
+    got, refined = audio_align.refine_onsets(score, written[chord], features.onset_peaks,
+                                             features.log_pitch)
+    assert refined.all()
+    assert np.max(np.abs(got[first] - (written + late))) <= 0.025
+
+    def chord_onsets_only(chord, pitch, t_s, log_pitch):
+        pairs = audio_align.chord_pitches(chord, pitch, len(t_s))[0]
+        return pairs, t_s[pairs[:, 0]]
+
+    monkeypatch.setattr(audio_align, "pitch_onsets", chord_onsets_only)
+    as_chords, _ = audio_align.refine_onsets(score, written[chord], features.onset_peaks,
+                                             features.log_pitch)
+    assert np.all(np.abs(as_chords[first] - (written + late))[late > 0] > 0.1)
+
+
+def test_pitch_onsets_take_each_pitchs_own_rise_within_the_window():
+    """Two chords of two pitches, 1 s apart, on log pitch energies made by hand: C4 rises
+    at each chord's onset, G4 0.15 s after the first and 0.4 s after the second (beyond the
+    window); a pitch that does not rise keeps its chord's onset, as does G4 in the second.
+    (A step's rise is flat for RISE_BEFORE_S + RISE_AFTER_S; the grid takes its last point.)"""
+    from msmd_prep.performed.audio_align import PITCH_WINDOW_S, pitch_onsets
+    from msmd_prep.performed.features import FEATURE_RATE_FPS, MIDI_MIN
+
+    log_pitch = np.zeros((88, int(4 * FEATURE_RATE_FPS)))
+    for p, t in ((60, 1.0), (67, 1.15), (60, 2.0), (67, 2.4)):
+        log_pitch[p - MIDI_MIN, int(t * FEATURE_RATE_FPS):] += 3.0
+    assert 0.15 < PITCH_WINDOW_S < 0.4
+    pairs, onset_s = pitch_onsets(np.array([0, 0, 1, 1]), np.array([60, 67, 60, 67]),
+                                  np.array([1.0, 2.0]), log_pitch)
+    assert pairs.tolist() == [[0, 60], [0, 67], [1, 60], [1, 67]]
+    assert np.allclose(onset_s[:3], [1.0, 1.15, 2.0], atol=0.05) and onset_s[3] == 2.0
+    flat = np.zeros_like(log_pitch)
+    assert np.allclose(pitch_onsets(np.array([0, 0, 1, 1]), np.array([60, 67, 60, 67]),
+                                    np.array([1.0, 2.0]), flat)[1], [1.0, 1.0, 2.0, 2.0])
 
 
 def test_reference_warped_where_the_score_is_far_slower_than_the_recording(pieces,

@@ -15,7 +15,9 @@
    and no two chords share one (:func:`chord_times`); chords that found
    none are searched between their refined neighbours where their pitch
    energies rise (:func:`rise_search`), and those still without one follow
-   their neighbours.
+   their neighbours.  Last, a chord moves to the median of its pitches' own
+   onsets, where each pitch's energy rises (:func:`pitch_onsets`): a spread
+   chord sounds where most of its notes do.
 """
 from __future__ import annotations
 
@@ -96,6 +98,25 @@ RISE_PRIOR_MAX_S = 0.5
 # of 12: audio 780 -> 775, noisy 839 -> 836; dev seeds 7 and 11, audio: 40 -> 40 and 119 ->
 # 120.  0.3 (without the span rule) gave 783 (the note of issue 15, session 12).
 SHIFTED_RUN_RISE = 0.1
+# Where a pianist spreads a chord (the melody before the rest, an arpeggio), the onset peaks
+# put the whole chord on its first or loudest note, and the beats around it follow.  Each
+# pitch of a chord of two or more pitches is therefore placed at its own onset: the local
+# maximum of its pitch_rise, reaching PITCH_MIN_RISE, within PITCH_WINDOW_S of the chord's
+# onset and between its neighbours', nearest by a Gaussian of PITCH_PRIOR_S; the chord's
+# onset is the median over its pitches (a pitch with none keeps the chord's).  Soft inner
+# voices often have no onset peak at all, but their pitch bands rise (Scherzo 31 LuoJ12M,
+# chord 1122: the melody 0.15 s before three softer notes, none of which had a peak).  ASAP
+# beats beyond 100 / 50 ms, the benchmark's parts 0 + 1 of 12, audio: 775 -> 716 and 1680 ->
+# 1404 (windows of 0.15 / 0.2 / 0.3 s: 748 / 730 / 717; the onset peaks first, the rise only
+# where a pitch has none: 747; the note of issue 15, session 13).
+PITCH_WINDOW_S = 0.25
+PITCH_PRIOR_S = 0.1
+PITCH_MIN_RISE = 0.1
+# A chord of one pitch moves to its own onset only when that is at least a rise's span from
+# the onset peak it took: nearer, the peak is more exact (46 ms frames against 186 ms); this
+# far, the peak was a neighbour's onset leaking into its rows.  Beats beyond 100 / 50 ms as
+# above: 716 -> 708 and 1404 -> 1396 (always: 709 and 1428; 50 ms: 708 and 1423; never: 716).
+LONE_PITCH_SHIFT_S = RISE_BEFORE_S + RISE_AFTER_S
 # Least time between the onsets two successive chords are refined to (seconds): one onset
 # shows in the peak rows of several pitches, and serves one chord only.  10 ms put more ASAP
 # beats within 50 and 100 ms than 20 ms (dev seeds 7 and 11; the note of issue 15, session 5).
@@ -570,6 +591,60 @@ def shifted_runs(chord: np.ndarray, pitch: np.ndarray, t_path_s: np.ndarray,
     return (long & apart & (np.bincount(run, weights=weak, minlength=n_runs) > 0))[run]
 
 
+def pitch_onsets(chord: np.ndarray, pitch: np.ndarray, t_s: np.ndarray, log_pitch: np.ndarray,
+                 window_s: float = PITCH_WINDOW_S, prior_s: float = PITCH_PRIOR_S,
+                 min_rise: float = PITCH_MIN_RISE, step_s: float = RISE_STEP_S
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each chord pitch's own onset near its chord's, by where that pitch's energy rises.
+
+    On a grid of ``step_s`` within ``window_s`` of the chord's onset, and more
+    than ``MIN_CHORD_GAP_S`` after the previous chord's and before the next
+    chord's, the local maxima of the pitch's :func:`pitch_rise` that reach
+    ``min_rise`` are its candidates, scored by the rise times a Gaussian of
+    width ``prior_s`` around the chord's onset; a pitch without one keeps the
+    chord's onset.
+
+    Parameters
+    ----------
+    chord, pitch : np.ndarray [shape=(n,), dtype=int64]
+        The chord index (0 .. n_chords - 1) and MIDI pitch of every score note.
+    t_s : np.ndarray [shape=(n_chords,)]
+        Each chord's onset, seconds in the recording, non-decreasing.
+    log_pitch : np.ndarray [shape=(88, n_frames)]
+        The recording's log pitch energies (:attr:`features.Features.log_pitch`).
+
+    Returns
+    -------
+    pairs : np.ndarray [shape=(n_pairs, 2), dtype=int64]
+        (chord, pitch) rows, as :func:`chord_pitches` returns them.
+    onset_s : np.ndarray [shape=(n_pairs,)]
+        Each row's onset, seconds.
+    """
+    pairs, _, _ = chord_pitches(chord, pitch, len(t_s))
+    g = pairs[:, 0]
+    prev_s = np.concatenate([[-np.inf], t_s[:-1]])[g]
+    next_s = np.concatenate([t_s[1:], [np.inf]])[g]
+    lo = np.maximum(t_s[g] - window_s, prev_s + MIN_CHORD_GAP_S)
+    hi = np.minimum(t_s[g] + window_s, next_s - MIN_CHORD_GAP_S)
+    count = np.maximum(np.ceil((hi - lo) / step_s).astype(np.int64), 0)
+    idx, owner = _ranges(np.zeros(len(pairs), np.int64), count)
+    t = lo[owner] + step_s * idx
+    r = pitch_rise(log_pitch, pairs[owner, 1], t)
+    # A maximum is at least its predecessor and above its successor, both in its row's grid.
+    peak = np.zeros(len(t), dtype=bool)
+    peak[1:-1] = ((owner[:-2] == owner[1:-1]) & (owner[2:] == owner[1:-1])
+                  & (r[1:-1] >= r[:-2]) & (r[1:-1] > r[2:]) & (r[1:-1] >= min_rise))
+    onset_s = t_s[g].astype(np.float64)
+    cand, own = t[peak], owner[peak]
+    score = r[peak] * np.exp(-0.5 * ((cand - t_s[g][own]) / prior_s) ** 2)
+    order = np.lexsort((score, own))
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = own[order][1:] != own[order][:-1]
+    best = order[last]
+    onset_s[own[best]] = cand[best]
+    return pairs, onset_s
+
+
 def group_medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The median of ``values`` over each group (``group``: 0 .. n_groups - 1, none empty).
 
@@ -607,7 +682,10 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
         :func:`shifted_runs` (with ``log_pitch``), are searched
         between their refined neighbours by :func:`rise_search` (with
         ``log_pitch``); those still without one are interpolated between
-        their refined neighbours.
+        their refined neighbours.  With ``log_pitch``, a refined chord of
+        two or more pitches then moves to the median of its
+        :func:`pitch_onsets`, a refined chord of one pitch to its pitch's
+        onset when that is at least ``LONE_PITCH_SHIFT_S`` away.
     """
     keys, group = np.unique(np.round(score.onset_s, 4), return_inverse=True)
     t_path = group_medians(group, predicted_s)
@@ -629,6 +707,15 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
     else:
         t_out = t_path
     t_out = np.maximum.accumulate(t_out)
+    if log_pitch is not None and len(keys):
+        pairs, pitch_s = pitch_onsets(group, score.pitch, t_out, log_pitch)
+        moved = group_medians(pairs[:, 0], pitch_s)
+        # A lone pitch's rise maximum is less exact than its onset peak (186 ms frames
+        # against 46 ms): it moves only when a rise's span away, where the peak it took is
+        # another note's (LONE_PITCH_SHIFT_S says what that gains).
+        take = ((np.bincount(pairs[:, 0], minlength=len(keys)) >= 2)
+                | (np.abs(moved - t_out) >= LONE_PITCH_SHIFT_S))
+        t_out = np.maximum.accumulate(np.where(refined & take, moved, t_out))
     return t_out[group], refined[group]
 
 
