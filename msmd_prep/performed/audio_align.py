@@ -710,9 +710,7 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
     if log_pitch is not None and len(keys):
         pairs, pitch_s = pitch_onsets(group, score.pitch, t_out, log_pitch)
         moved = group_medians(pairs[:, 0], pitch_s)
-        # A lone pitch's rise maximum is less exact than its onset peak (186 ms frames
-        # against 46 ms): it moves only when a rise's span away, where the peak it took is
-        # another note's (LONE_PITCH_SHIFT_S says what that gains).
+        # A lone pitch's rise is less exact than its peak: LONE_PITCH_SHIFT_S says why.
         take = ((np.bincount(pairs[:, 0], minlength=len(keys)) >= 2)
                 | (np.abs(moved - t_out) >= LONE_PITCH_SHIFT_S))
         t_out = np.maximum.accumulate(np.where(refined & take, moved, t_out))
