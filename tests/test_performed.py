@@ -744,24 +744,25 @@ def test_a_spread_chord_is_placed_where_most_of_its_pitches_sound(monkeypatch):
 
 
 def test_pitch_onsets_take_each_pitchs_own_rise_within_the_window():
-    """Two chords of two pitches, 1 s apart, on log pitch energies made by hand: C4 rises
-    at each chord's onset, G4 0.15 s after the first and 0.4 s after the second (beyond the
-    window); a pitch that does not rise keeps its chord's onset, as does G4 in the second.
-    (A step's rise is flat for RISE_BEFORE_S + RISE_AFTER_S; the grid takes its last point.)"""
+    """Two chords of two pitches, 1 s apart, on log pitch energies made by hand (each
+    onset a rise of 3 over about 0.2 s, symmetric about it, as a frame's energy is): C4
+    rises at each chord's onset, G4 0.15 s after the first and 0.4 s after the second
+    (beyond the window).  Each pitch gets its own onset within 12 ms (half a frame), G4
+    in the second keeps its chord's, and pitches that do not rise keep their chords'."""
     from msmd_prep.performed.audio_align import PITCH_WINDOW_S, pitch_onsets
     from msmd_prep.performed.features import FEATURE_RATE_FPS, MIDI_MIN
 
-    log_pitch = np.zeros((88, int(4 * FEATURE_RATE_FPS)))
+    frame_s = np.arange(int(4 * FEATURE_RATE_FPS)) / FEATURE_RATE_FPS
+    log_pitch = np.zeros((88, len(frame_s)))
     for p, t in ((60, 1.0), (67, 1.15), (60, 2.0), (67, 2.4)):
-        log_pitch[p - MIDI_MIN, int(t * FEATURE_RATE_FPS):] += 3.0
+        log_pitch[p - MIDI_MIN] += 3.0 / (1 + np.exp(-(frame_s - t) / 0.03))
     assert 0.15 < PITCH_WINDOW_S < 0.4
-    pairs, onset_s = pitch_onsets(np.array([0, 0, 1, 1]), np.array([60, 67, 60, 67]),
-                                  np.array([1.0, 2.0]), log_pitch)
+    chord, pitch, t_s = np.array([0, 0, 1, 1]), np.array([60, 67, 60, 67]), np.array([1.0, 2.0])
+    pairs, onset_s = pitch_onsets(chord, pitch, t_s, log_pitch)
     assert pairs.tolist() == [[0, 60], [0, 67], [1, 60], [1, 67]]
-    assert np.allclose(onset_s[:3], [1.0, 1.15, 2.0], atol=0.05) and onset_s[3] == 2.0
+    assert np.allclose(onset_s[:3], [1.0, 1.15, 2.0], atol=0.012) and onset_s[3] == 2.0
     flat = np.zeros_like(log_pitch)
-    assert np.allclose(pitch_onsets(np.array([0, 0, 1, 1]), np.array([60, 67, 60, 67]),
-                                    np.array([1.0, 2.0]), flat)[1], [1.0, 1.0, 2.0, 2.0])
+    assert pitch_onsets(chord, pitch, t_s, flat)[1].tolist() == [1.0, 1.0, 2.0, 2.0]
 
 
 def test_reference_warped_where_the_score_is_far_slower_than_the_recording(pieces,
