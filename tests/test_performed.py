@@ -598,6 +598,20 @@ def test_a_run_of_repeated_chords_put_one_chord_early_is_searched_again():
     assert not audio_align.shifted_runs(chord, pitch, trill, path, every, log_pitch).any()
 
 
+def test_nearest_peaks_move_a_time_to_its_own_pitchs_peak_within_half_an_onset_frame():
+    """C4 has peaks at 1.0 and 2.0 s, its octave C5 one at 1.5 s: a time 15 ms from a C4
+    peak takes it, one 40 ms away does not, and C5's peak is not C4's."""
+    from msmd_prep.performed.audio_align import PITCH_PEAK_SNAP_S, nearest_peaks, peak_table
+
+    peaks = {60: np.array([[1000.0, 2000.0], [1.0, 1.0]]), 72: np.array([[1500.0], [1.0]])}
+    assert 0.015 < PITCH_PEAK_SNAP_S < 0.04
+    got = nearest_peaks(np.array([60, 60, 60, 64]), np.array([1.015, 1.96, 1.5, 1.0]),
+                        peak_table(peaks, octave=False))
+    assert got.tolist() == [1.0, 1.96, 1.5, 1.0]
+    with_octave = peak_table(peaks)
+    assert nearest_peaks(np.array([60]), np.array([1.49]), with_octave).tolist() == [1.5]
+
+
 def test_a_lone_note_moves_to_its_own_rise_only_when_a_rise_span_from_its_peak(monkeypatch):
     """Single notes C4, E4, G4 at 1.0, 1.5 and 2.0 s; the path puts E4 at 1.33 s, where its
     row has a peak (another note's onset leaking into it) but its energy does not rise: the

@@ -117,6 +117,12 @@ PITCH_MIN_RISE = 0.1
 # far, the peak was a neighbour's onset leaking into its rows.  Beats beyond 100 / 50 ms as
 # above: 716 -> 708 and 1404 -> 1396 (always: 709 and 1428; 50 ms: 708 and 1423; never: 716).
 LONE_PITCH_SHIFT_S = RISE_BEFORE_S + RISE_AFTER_S
+# A pitch's onset by its rise then takes the time of its own onset peak within half an onset
+# frame (1024 samples at 22.05 kHz, 23 ms) of it, the more exact of the two.  Beats as above,
+# median / beyond 50 / 100 ms: audio 8.2 / 1379 / 707 -> 4.7 / 1379 / 711 (15 ms: 6.5 / 1377 /
+# 711; 25 ms: 4.4 / 1380 / 711; 30 ms: 4.3 / 1391 / 713), noisy 8.1 / 1500 / 772 -> 5.1 /
+# 1522 / 771.
+PITCH_PEAK_SNAP_S = 0.023
 # Least time between the onsets two successive chords are refined to (seconds): one onset
 # shows in the peak rows of several pitches, and serves one chord only.  10 ms put more ASAP
 # beats within 50 and 100 ms than 20 ms (dev seeds 7 and 11; the note of issue 15, session 5).
@@ -188,16 +194,18 @@ class PeakTable:
         return a + np.searchsorted(self.times_s[a:b], t_s, side=side)
 
 
-def peak_table(peaks: dict) -> PeakTable:
+def peak_table(peaks: dict, octave: bool = True) -> PeakTable:
     """The :class:`PeakTable` of onset peaks ``{pitch: [[ms...], [height...]]}``.
 
-    A pitch's entries are its own peaks and those of the octave above (a
-    piano note's second harmonic), so that a chord pitch is supported by either.
+    A pitch's entries are its own peaks and, with ``octave``, those of the
+    octave above (a piano note's second harmonic), so that a chord pitch is
+    supported by either.
     """
     times, heights, start, stop = [], [], np.zeros(128, np.int64), np.zeros(128, np.int64)
     n = 0
     for pitch in range(128):
-        rows = [peaks[p] for p in (pitch, pitch + 12) if p in peaks and peaks[p].shape[1]]
+        rows = [peaks[p] for p in ((pitch, pitch + 12) if octave else (pitch,))
+                if p in peaks and peaks[p].shape[1]]
         start[pitch] = n
         if rows:
             both = np.concatenate(rows, axis=1)
@@ -650,6 +658,31 @@ def pitch_onsets(chord: np.ndarray, pitch: np.ndarray, t_s: np.ndarray, log_pitc
     return pairs, onset_s
 
 
+def nearest_peaks(pitch: np.ndarray, t_s: np.ndarray, table: PeakTable,
+                  within_s: float = PITCH_PEAK_SNAP_S) -> np.ndarray:
+    """Each time moved to its pitch's nearest onset peak, where one is within ``within_s``.
+
+    Parameters
+    ----------
+    pitch, t_s : np.ndarray [shape=(n,)]
+        MIDI pitch (0..127) and time (seconds) of each query.
+    table : PeakTable
+        The peaks looked up, as :func:`peak_table` makes them.
+    """
+    out = t_s.astype(np.float64)
+    for p in np.unique(pitch):
+        r = np.flatnonzero(pitch == p)
+        a, b = table.start[p], table.stop[p]
+        if a == b:
+            continue
+        i = table.search(p, t_s[r])
+        after = table.times_s[np.minimum(i, b - 1)]
+        before = table.times_s[np.maximum(i - 1, a)]
+        near = np.where(np.abs(after - t_s[r]) < np.abs(before - t_s[r]), after, before)
+        out[r] = np.where(np.abs(near - t_s[r]) <= within_s, near, t_s[r])
+    return out
+
+
 def group_medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The median of ``values`` over each group (``group``: 0 .. n_groups - 1, none empty).
 
@@ -689,8 +722,9 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
         ``log_pitch``); those still without one are interpolated between
         their refined neighbours.  With ``log_pitch``, a refined chord of
         two or more pitches then moves to the median of its
-        :func:`pitch_onsets`, a refined chord of one pitch to its pitch's
-        onset when that is at least ``LONE_PITCH_SHIFT_S`` away.
+        :func:`pitch_onsets` (each moved to its :func:`nearest_peaks`), a
+        refined chord of one pitch to its pitch's onset when that is at
+        least ``LONE_PITCH_SHIFT_S`` away.
     """
     keys, group = np.unique(np.round(score.onset_s, 4), return_inverse=True)
     t_path = group_medians(group, predicted_s)
@@ -714,6 +748,7 @@ def refine_onsets(score: Notes, predicted_s: np.ndarray, peaks: dict,
     t_out = np.maximum.accumulate(t_out)
     if log_pitch is not None and len(keys):
         pairs, pitch_s = pitch_onsets(group, score.pitch, t_out, log_pitch)
+        pitch_s = nearest_peaks(pairs[:, 1], pitch_s, peak_table(peaks, octave=False))
         moved = group_medians(pairs[:, 0], pitch_s)
         # A lone pitch's rise is less exact than its peak: LONE_PITCH_SHIFT_S says why.
         take = ((np.bincount(pairs[:, 0], minlength=len(keys)) >= 2)
