@@ -29,8 +29,8 @@ from .score import NoteHead, read_heads_csv, read_systems_csv
 from .spectrogram import SpectrogramConfig, fft_frequencies, last_frame_before, time_to_frames
 from .synth import ONSETS_NAME, read_onsets_csv
 from .unroll import Unrolled, UnrollConfig, unroll
-from .workdir import (PieceResult, performance_dirs, read_json, rendered_pieces, sha256_file,
-                      sha256_json, write_atomic, write_json_atomic)
+from .workdir import (PieceResult, load_npy, performance_dirs, read_json, rendered_pieces,
+                      sha256_file, sha256_json, write_atomic, write_json_atomic)
 
 ALIGNMENT_NAME = "alignment.csv"
 ALIGNMENT_JSON = "alignment.json"
@@ -208,7 +208,7 @@ def onset_energy_check(perf_dir: Path, preset: str, rows: Sequence[AlignmentRow]
     """:func:`~msmd_prep.checks.check_onset_energy` on one performance's spectrogram."""
     meta = read_json(perf_dir / f"spec-{preset}.json") or {}
     cfg = SpectrogramConfig.from_mapping(meta.get("config", {}))
-    spec = np.load(perf_dir / f"spec-{preset}.npy")
+    spec = load_npy(perf_dir / f"spec-{preset}.npy")
     bands = pitch_bands(np.array([r.pitch for r in rows]), cfg.filterbank(),
                         fft_frequencies(sample_rate_hz=cfg.sample_rate_hz,
                                         frame_size_samples=cfg.frame_size_samples))

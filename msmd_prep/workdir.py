@@ -15,11 +15,14 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import OutputError
 
@@ -96,6 +99,19 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+# np.load parses a file's header with ast.literal_eval, and CPython 3.11's AST constructor
+# is not safe in two threads at once: "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905), seen when a Dask worker's two threads packed together.
+_NPY_HEADER_LOCK = threading.Lock()
+
+
+def load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """``np.load(path, mmap_mode=mmap_mode)``, one thread at a time (the header only
+    when memory-mapped: the data is read after the lock, on access)."""
+    with _NPY_HEADER_LOCK:
+        return np.load(path, mmap_mode=mmap_mode)
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:

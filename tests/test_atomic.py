@@ -70,3 +70,23 @@ def test_a_second_pack_into_one_dataset_is_refused_and_stale_staging_is_cleared(
         assert stale.is_dir()
     pack_workdir(work, out, PackConfig(seed=6))
     assert not stale.exists() and other.is_dir()
+
+
+def test_npy_files_load_from_many_threads_at_once(tmp_path):
+    """Spectrogram files read by many threads at once (a Dask worker's threads packing),
+    memory-mapped or whole: every read gives the saved array (np.load's header parse is
+    serialized: CPython 3.11's AST constructor is not thread-safe)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from msmd_prep.workdir import load_npy
+
+    arrays = [np.arange(136 * (k + 1), dtype=np.float32).reshape(136, -1) for k in range(8)]
+    for k, a in enumerate(arrays):
+        np.save(tmp_path / f"spec-{k}.npy", a)
+    jobs = [(k % 8, "r" if k % 2 else None) for k in range(400)]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda j: np.array(load_npy(tmp_path / f"spec-{j[0]}.npy", j[1])),
+                            jobs))
+    assert all(np.array_equal(g, arrays[k]) for g, (k, _) in zip(got, jobs))

@@ -46,7 +46,7 @@ from .schedule import iter_costly_first
 from ..parallel import map_pieces
 from ..stage_versions import stage_version
 from .currency import LeftOut, performance_state, piece_hashes_or_reason, piece_state
-from ..workdir import (ensure_room, make_temp_dir, performance_dirs, sha256_file,
+from ..workdir import (ensure_room, load_npy, make_temp_dir, performance_dirs, sha256_file,
                        stale_temp_dirs, write_json_atomic)
 
 SPLITS = ("train", "valid", "test")
@@ -601,7 +601,7 @@ def load_spec(perf: PerformanceInput, spectrogram_preset: str, *, n_bins: int,
     """
     path = perf.perf_dir / f"spec-{spectrogram_preset}.npy"
     try:
-        spec = np.load(path)
+        spec = load_npy(path)
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: unreadable spectrogram ({e})") from e
     if spec.ndim != 2 or spec.shape[0] != n_bins:

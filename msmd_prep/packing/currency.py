@@ -29,7 +29,7 @@ from ..errors import MsmdPrepError
 from ..spectrogram import SpectrogramConfig, spectrogram_config_hash
 from ..stage_versions import stage_version
 from ..synth import ONSETS_NAME, PERFORMANCE_JSON
-from ..workdir import read_json, sha256_file, sha256_json
+from ..workdir import load_npy, read_json, sha256_file, sha256_json
 
 REASONS = ("failed", "missing", "stale", "unreadable", "flagged")
 RENDER = "run `msmd-prep render` again"
@@ -140,7 +140,7 @@ def performance_state(piece: Path, perf_dir: Path, spectrogram_preset: str, *,
                                             + _spectrogram(spectrogram_preset))
     npy = perf_dir / f"spec-{spectrogram_preset}.npy"
     try:
-        array = np.load(npy, mmap_mode="r")
+        array = load_npy(npy, mmap_mode="r")
     except (OSError, ValueError) as e:
         return None, None, LeftOut("unreadable", f"{npy}: {e}")
     if array.ndim != 2 or list(array.shape) != list(spec.get("shape", [])):
