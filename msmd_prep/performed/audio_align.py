@@ -236,6 +236,25 @@ def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray
     return out
 
 
+def _grid(lo_s: np.ndarray, hi_s: np.ndarray,
+          step_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """For spans ``[lo_s[k], hi_s[k])``: every point ``lo_s[k] + j * step_s`` in one
+    (seconds), and its ``k``."""
+    count = np.maximum(np.ceil((hi_s - lo_s) / step_s).astype(np.int64), 0)
+    idx, owner = _ranges(np.zeros(len(lo_s), np.int64), count)
+    return lo_s[owner] + step_s * idx, owner
+
+
+def _grid_maxima(values: np.ndarray, owner: np.ndarray, least: float) -> np.ndarray:
+    """Where ``values`` (on a :func:`_grid`) has a local maximum of at least ``least``: at
+    least its predecessor and above its successor, both in the same span."""
+    peak = np.zeros(len(values), dtype=bool)
+    peak[1:-1] = ((owner[:-2] == owner[1:-1]) & (owner[2:] == owner[1:-1])
+                  & (values[1:-1] >= values[:-2]) & (values[1:-1] > values[2:])
+                  & (values[1:-1] >= least))
+    return peak
+
+
 def chord_pitches(chord: np.ndarray, pitch: np.ndarray,
                   n_chords: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each chord's distinct pitches, chord by chord.
@@ -480,15 +499,10 @@ def rise_candidates(chord: np.ndarray, pitch: np.ndarray, chords: np.ndarray,
     cand_chord, cand_s, cand_rise : np.ndarray [shape=(n_candidates,)]
         Sorted by chord, then time.
     """
-    count = np.maximum(np.ceil((hi_s - lo_s) / step_s).astype(np.int64), 0)
-    idx, owner = _ranges(np.zeros(len(chords), np.int64), count)
-    g, t = chords[owner], lo_s[owner] + step_s * idx
+    t, owner = _grid(lo_s, hi_s, step_s)
+    g = chords[owner]
     r = chord_rise(chord, pitch, g, t, log_pitch) if len(g) else np.zeros(0)
-    # A maximum is at least its predecessor and above its successor, both in its chord's span.
-    inner = np.zeros(len(g), dtype=bool)
-    inner[1:-1] = (owner[:-2] == owner[1:-1]) & (owner[2:] == owner[1:-1])
-    peak = inner.copy()
-    peak[1:-1] &= (r[1:-1] >= r[:-2]) & (r[1:-1] > r[2:]) & (r[1:-1] >= min_rise)
+    peak = _grid_maxima(r, owner, min_rise)
     return g[peak], t[peak], r[peak]
 
 
@@ -635,14 +649,9 @@ def pitch_onsets(chord: np.ndarray, pitch: np.ndarray, t_s: np.ndarray, log_pitc
     next_s = np.concatenate([t_s[1:], [np.inf]])[g]
     lo = np.maximum(t_s[g] - window_s, prev_s + MIN_CHORD_GAP_S)
     hi = np.minimum(t_s[g] + window_s, next_s - MIN_CHORD_GAP_S)
-    count = np.maximum(np.ceil((hi - lo) / step_s).astype(np.int64), 0)
-    idx, owner = _ranges(np.zeros(len(pairs), np.int64), count)
-    t = lo[owner] + step_s * idx
+    t, owner = _grid(lo, hi, step_s)
     r = pitch_rise(log_pitch, pairs[owner, 1], t)
-    # A maximum is at least its predecessor and above its successor, both in its row's grid.
-    peak = np.zeros(len(t), dtype=bool)
-    peak[1:-1] = ((owner[:-2] == owner[1:-1]) & (owner[2:] == owner[1:-1])
-                  & (r[1:-1] >= r[:-2]) & (r[1:-1] > r[2:]) & (r[1:-1] >= min_rise))
+    peak = _grid_maxima(r, owner, min_rise)
     onset_s = t_s[g].astype(np.float64)
     cand, own = t[peak], owner[peak]
     score = r[peak] * np.exp(-0.5 * ((cand - t_s[g][own]) / prior_s) ** 2)
